@@ -1,0 +1,3 @@
+from kibitz.cli import app
+
+app()

@@ -1,0 +1,90 @@
+"""The `kibitz` command: up (all-in-one), serve (one service), migrate, simulate-llm."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+import uvloop
+from rich.console import Console
+
+from kibitz.kit.observability import configure_logging
+from kibitz.kit.platform import Platform
+from kibitz.kit.settings import PlatformSettings
+from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
+from kibitz.runtime.server import run_all_in_one, serve_one
+
+app = typer.Typer(help="kibitz: a multi-tenant AI agent chat platform.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> PlatformSettings:
+    settings = PlatformSettings()
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    return settings
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the gateway and web UI.")] = 8000,
+) -> None:
+    """Run every service in this process (SQLite files under KIBITZ_DATA_DIR, in-process bus)."""
+    settings = _settings(migrate_on_start=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with run_all_in_one(settings=settings, host=host, port=port) as stack:
+            console.print(f"[bold green]kibitz is up[/] on {stack.gateway_url}  (Ctrl+C stops it)")
+            await stop.wait()
+        console.print("kibitz stopped")
+
+    uvloop.run(main())
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODULE_PATHS)}.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run one service (distributed mode: addresses of the others from KIBITZ_<SERVICE>_URL)."""
+    modules = available_modules([service]) if service in MODULE_PATHS else {}
+    if service not in modules:
+        console.print(f"[red]unknown service[/] {service!r}; choose from {', '.join(MODULE_PATHS)}")
+        raise typer.Exit(2)
+    settings = _settings()
+    uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port))
+
+
+@app.command()
+def migrate(
+    service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+) -> None:
+    """Apply pending database migrations for every service (or one)."""
+    names = [service] if service else SERVICE_NAMES
+    unknown = [name for name in names if name not in SERVICE_NAMES]
+    if unknown:
+        console.print(f"[red]unknown service[/] {unknown[0]!r}; choose from {', '.join(SERVICE_NAMES)}")
+        raise typer.Exit(2)
+    settings = _settings()
+    platform = Platform(settings=settings)
+
+    async def main() -> None:
+        for name, module in available_modules(names).items():
+            if module.migrate is not None:
+                await module.migrate(platform)
+                console.print(f"migrated [bold]{name}[/]")
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""What crosses service boundaries: event payloads and internal request/response shapes."""

@@ -1,0 +1,1 @@
+"""Generic building blocks shared by every kibitz service. Imports nothing from kibitz."""

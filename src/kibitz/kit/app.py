@@ -1,0 +1,82 @@
+"""The app every service is built on: problem+json errors, request ids, metrics and probes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from kibitz.kit.errors import install_problem_handlers, problem_responses
+from kibitz.kit.observability import RequestContextMiddleware, metrics_endpoint
+from kibitz.kit.platform import Platform
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# 2 s: a readiness probe must answer well inside a typical 5 s probe timeout.
+_READINESS_TIMEOUT_SECONDS = 2.0
+
+
+@asynccontextmanager
+async def _no_lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def create_service_app(
+    *,
+    name: str,
+    platform: Platform,
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan | None = None,
+    readiness_checks: dict[str, ReadinessCheck] | None = None,
+    description: str = "",
+    version: str = "0.1.0",
+) -> FastAPI:
+    """A FastAPI app with kibitz's conventions; routers carry the service's own routes."""
+    app = FastAPI(
+        title=f"kibitz {name}",
+        description=description,
+        version=version,
+        lifespan=lifespan or _no_lifespan,
+        responses=problem_responses(422, 500),
+        openapi_url=f"/{name}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service_name = name
+    app.state.platform = platform
+    app.state.internal_token = platform.internal_token
+    app.state.token_verifier = platform.token_verifier()
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=name)
+    for router in routers:
+        app.include_router(router)
+    checks = readiness_checks or {}
+
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    async def readyz() -> Response:
+        results = await asyncio.gather(
+            *(asyncio.wait_for(check(), _READINESS_TIMEOUT_SECONDS) for check in checks.values()),
+            return_exceptions=True,
+        )
+        status = {
+            check: "ok" if not isinstance(result, BaseException) else "unavailable"
+            for check, result in zip(checks, results, strict=True)
+        }
+        ready = all(value == "ok" for value in status.values())
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": status}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        return await metrics_endpoint(request)
+
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["probes"], summary="Alive")
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["probes"], summary="Ready")
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    return app

@@ -1,0 +1,231 @@
+"""RFC 9457 problem+json: domain errors carry their status and type; one set of handlers renders them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE_URI = "https://kibitz.dev/problems/"
+
+logger = structlog.get_logger("kibitz.errors")
+
+
+class ProblemError(Exception):
+    """An error a client may see: status, a problem type slug, a title and a detail."""
+
+    status: int = 500
+    problem_type: str = "internal-error"
+    title: str = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        problem_type: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.status = status or self.status
+        self.problem_type = problem_type or self.problem_type
+        self.title = title or self.title
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        super().__init__(self.detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem document."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE_URI + self.problem_type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ProblemError):
+    status, problem_type, title = 400, "bad-request", "Bad Request"
+
+
+class Unauthorized(ProblemError):
+    status, problem_type, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(ProblemError):
+    status, problem_type, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, problem_type, title = 404, "not-found", "Not Found"
+
+
+class Conflict(ProblemError):
+    status, problem_type, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status, problem_type, title = 413, "payload-too-large", "Payload Too Large"
+
+
+class Unprocessable(ProblemError):
+    status, problem_type, title = 422, "validation-error", "Unprocessable Content"
+
+
+class TooManyRequests(ProblemError):
+    status, problem_type, title = 429, "rate-limited", "Too Many Requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        headers = {"Retry-After": str(max(1, retry_after)), **kwargs.pop("headers", {})}
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class BadGateway(ProblemError):
+    status, problem_type, title = 502, "bad-gateway", "Bad Gateway"
+
+
+class ServiceUnavailable(ProblemError):
+    status, problem_type, title = 503, "service-unavailable", "Service Unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
+        headers = {"Retry-After": str(retry_after), **kwargs.pop("headers", {})}
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class GatewayTimeout(ProblemError):
+    status, problem_type, title = 504, "gateway-timeout", "Gateway Timeout"
+
+
+def problem_response(error: ProblemError) -> JSONResponse:
+    """Render a problem as an `application/problem+json` response."""
+    return JSONResponse(
+        error.to_dict(),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+_STATUS_PROBLEMS: dict[int, type[ProblemError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        errors.append({"field": ".".join(location) or "body", "message": str(error.get("msg"))})
+    return errors
+
+
+async def _handle_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc)
+
+
+async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    problem_class = _STATUS_PROBLEMS.get(exc.status_code, ProblemError)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    error = problem_class(detail, status=exc.status_code, headers=exc.headers)
+    if exc.status_code == 405:
+        error.problem_type, error.title = "method-not-allowed", "Method Not Allowed"
+    if problem_class is ProblemError and exc.status_code != 405:
+        error.problem_type, error.title = f"http-{exc.status_code}", detail or "Error"
+    return problem_response(error)
+
+
+async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500]
+    return problem_response(Unprocessable(detail or "Invalid request", extra={"errors": errors}))
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The trace goes to the log only: a client sees a bare 500.
+    logger.error("unhandled_exception", path=request.url.path, exc_info=exc)
+    return problem_response(ProblemError("An unexpected error occurred."))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error path of `app` answer problem+json."""
+    app.add_exception_handler(ProblemError, _handle_problem)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(Exception, _handle_unexpected)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem+json answers for the given statuses."""
+    titles = {
+        400: "Bad Request",
+        401: "Missing or invalid access token",
+        403: "Authenticated but not allowed",
+        404: "Not found, or not yours",
+        409: "Conflict",
+        413: "Payload too large",
+        422: "Validation error",
+        429: "Limit reached (see Retry-After)",
+        500: "Unexpected error",
+        502: "Upstream answered badly",
+        503: "Upstream unavailable (see Retry-After)",
+        504: "Upstream timed out",
+    }
+    return {
+        status: {
+            "description": titles.get(status, "Error"),
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": PROBLEM_SCHEMA,
+                    "example": {
+                        "type": PROBLEM_BASE_URI + "example",
+                        "title": titles.get(status, "Error"),
+                        "status": status,
+                        "detail": "A sentence that says what went wrong.",
+                    },
+                }
+            },
+        }
+        for status in statuses
+    }

@@ -1,0 +1,71 @@
+"""Alembic per service: each service has its own history and its own version table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from kibitz.kit.db import create_engine
+
+
+def alembic_config(*, database_url: str, script_location: Path, version_table: str) -> Config:
+    """An Alembic config for one service's migrations."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["version_table"] = version_table
+    return config
+
+
+def upgrade_to_head(*, database_url: str, script_location: Path, version_table: str) -> None:
+    """Apply every pending migration (blocking; call from a thread inside an event loop)."""
+    config = alembic_config(
+        database_url=database_url, script_location=script_location, version_table=version_table
+    )
+    command.upgrade(config, "head")
+
+
+async def upgrade_to_head_async(
+    *, database_url: str, script_location: Path, version_table: str
+) -> None:
+    """Apply every pending migration without blocking the running event loop."""
+    await asyncio.to_thread(
+        upgrade_to_head,
+        database_url=database_url,
+        script_location=script_location,
+        version_table=version_table,
+    )
+
+
+def run_migrations_in_env(target_metadata: MetaData) -> None:
+    """Body of every service's `migrations/env.py` (online mode, async engine)."""
+    config = context.config
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url must be set"
+    version_table = str(config.attributes.get("version_table", "alembic_version"))
+
+    def run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(run)
+                await connection.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_async())

@@ -1,0 +1,65 @@
+"""What the runtime hands every service: shared settings, addresses of the others, the bus.
+
+A service's `module.py` builds its app from a `Platform`; the runtime decides whether the
+addresses point into the same process (all-in-one) or at other machines (distributed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from kibitz.kit.errors import ServiceUnavailable
+from kibitz.kit.events import EventBus, InProcessBus
+from kibitz.kit.http import ServiceClient
+from kibitz.kit.jwt import TokenVerifier
+from kibitz.kit.settings import PlatformSettings
+
+
+@dataclass
+class Platform:
+    """Shared settings, service addresses and the event bus, as wired by the runtime."""
+
+    settings: PlatformSettings = field(default_factory=PlatformSettings)
+    service_urls: dict[str, list[str]] = field(default_factory=dict)
+    bus: EventBus = field(default_factory=InProcessBus)
+    internal_token: str = ""
+
+    def has_service(self, name: str) -> bool:
+        """Whether this deployment runs the named service."""
+        return bool(self.service_urls.get(name))
+
+    def client(self, name: str) -> ServiceClient:
+        """A client for the named service (503 problem when the deployment lacks it)."""
+        urls = self.service_urls.get(name)
+        if not urls:
+            raise ServiceUnavailable(f"The {name} service is not part of this deployment.")
+        return ServiceClient(name, urls, internal_token=self.internal_token or None)
+
+    def token_verifier(self) -> TokenVerifier:
+        """A verifier that fetches the auth service's JWKS over HTTP."""
+        auth: ServiceClient | None = None
+
+        async def fetch_jwks() -> dict[str, Any]:
+            nonlocal auth
+            auth = auth or self.client("auth")
+            response = await auth.request("GET", "/auth/jwks")
+            response.raise_for_status()
+            document: dict[str, Any] = response.json()
+            return document
+
+        return TokenVerifier(fetch_jwks)
+
+
+@dataclass(frozen=True)
+class Module:
+    """One runnable target: a name, what it needs running first, and how to build its app."""
+
+    name: str
+    create_app: Callable[[Platform], FastAPI]
+    depends_on: tuple[str, ...] = ()
+    # Applies the module's migrations (None when it has no database).
+    migrate: Callable[[Platform], Awaitable[None]] | None = None

@@ -1,0 +1,55 @@
+"""Settings: one `KIBITZ_` prefix, one database URL per service, SQLite under the data dir by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KIBITZ_"
+
+
+class PlatformSettings(BaseSettings):
+    """What every process shares, whichever service it runs."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    data_dir: Path = Path("./data")
+    # Unset: rate limits and stream fan-out stay in memory (all-in-one).
+    redis_url: str | None = None
+    # "memory" (in-process), "redis://…" (Redis Streams) or "nats://…" (NATS JetStream).
+    bus_url: str = "memory"
+    # Shared secret services present to each other on internal routes; generated all-in-one.
+    internal_token: SecretStr | None = None
+    migrate_on_start: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's own settings (`KIBITZ_<SERVICE>_…`)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str | None = None
+
+    def resolved_database_url(self, *, data_dir: Path, service: str) -> str:
+        """The configured URL, or a SQLite file named after the service under the data dir."""
+        if self.database_url:
+            return self.database_url
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{(data_dir / f'{service}.db').resolve()}"
+
+
+def service_urls_from_env(names: list[str]) -> dict[str, list[str]]:
+    """Read `KIBITZ_<NAME>_URL` (comma-separated replicas) for every named service that has one."""
+    import os
+
+    urls: dict[str, list[str]] = {}
+    for name in names:
+        raw = os.environ.get(f"{ENV_PREFIX}{name.upper()}_URL", "")
+        replicas = [url.strip().rstrip("/") for url in raw.split(",") if url.strip()]
+        if replicas:
+            urls[name] = replicas
+    return urls

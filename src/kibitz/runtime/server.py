@@ -1,0 +1,144 @@
+"""Running apps with uvicorn: several in one event loop (all-in-one) or one per process."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from kibitz.kit.events import create_bus
+from kibitz.kit.platform import Module, Platform
+from kibitz.kit.settings import PlatformSettings, service_urls_from_env
+from kibitz.runtime.registry import SERVICE_NAMES, available_modules
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to whoever runs the event loop."""
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def server_config(app: FastAPI) -> uvicorn.Config:
+    """uvicorn settings shared by every kibitz app."""
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        timeout_keep_alive=30,
+        proxy_headers=False,
+    )
+
+
+@dataclass
+class RunningStack:
+    """Every module of an all-in-one stack, with the address it listens on."""
+
+    platform: Platform
+    urls: dict[str, str]
+    apps: dict[str, FastAPI]
+
+    @property
+    def gateway_url(self) -> str:
+        """The public entry point."""
+        return self.urls["gateway"]
+
+
+@asynccontextmanager
+async def run_all_in_one(
+    *,
+    settings: PlatformSettings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    modules: list[str] | None = None,
+) -> AsyncIterator[RunningStack]:
+    """Start every module in this event loop: services on loopback ports, the gateway on host:port."""
+    selected = available_modules(modules)
+    token = settings.internal_token.get_secret_value() if settings.internal_token else ""
+    sockets = {
+        name: bind_socket(host, port) if name == "gateway" else bind_socket("127.0.0.1", 0)
+        for name in selected
+    }
+    urls = {name: _url_of(sock) for name, sock in sockets.items()}
+    platform = Platform(
+        settings=settings,
+        service_urls={name: [url] for name, url in urls.items() if name != "gateway"},
+        bus=create_bus(settings.bus_url),
+        internal_token=token or secrets.token_urlsafe(32),
+    )
+    await platform.bus.start()
+    apps = {name: module.create_app(platform) for name, module in selected.items()}
+    servers: list[tuple[EmbeddedServer, asyncio.Task[None]]] = []
+    try:
+        for name, app in apps.items():
+            server = EmbeddedServer(server_config(app))
+            task = asyncio.create_task(server.serve(sockets=[sockets[name]]))
+            servers.append((server, task))
+            await _wait_started(server, task, name)
+        yield RunningStack(platform=platform, urls=urls, apps=apps)
+    finally:
+        for server, _ in reversed(servers):
+            server.should_exit = True
+        await asyncio.gather(*(task for _, task in servers), return_exceptions=True)
+        await platform.bus.close()
+        for sock in sockets.values():
+            sock.close()
+
+
+async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None], name: str) -> None:
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"{name} stopped during start-up")
+        await asyncio.sleep(0.01)
+
+
+def _url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def distributed_platform(settings: PlatformSettings) -> Platform:
+    """A platform whose service addresses come from `KIBITZ_<SERVICE>_URL` variables."""
+    if settings.internal_token is None:
+        raise RuntimeError("KIBITZ_INTERNAL_TOKEN must be set when services run apart")
+    return Platform(
+        settings=settings,
+        service_urls=service_urls_from_env(SERVICE_NAMES),
+        bus=create_bus(settings.bus_url),
+        internal_token=settings.internal_token.get_secret_value(),
+    )
+
+
+async def serve_one(module: Module, *, settings: PlatformSettings, host: str, port: int) -> None:
+    """Run one module in this process until a signal stops it."""
+    platform = distributed_platform(settings)
+    await platform.bus.start()
+    try:
+        config = server_config(module.create_app(platform))
+        config.host, config.port = host, port
+        await uvicorn.Server(config).serve()
+    finally:
+        await platform.bus.close()

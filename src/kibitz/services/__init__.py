@@ -1,0 +1,1 @@
+"""One package per domain; services never import each other."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: see tests/fixtures/stack.py for the real-stack helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.stack import Stack, start_stack
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest) -> str:
+    """Each test that uses it runs on SQLite and on the machine's PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def auth_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """The auth service alone, on SQLite."""
+    async with start_stack(["auth"], data_dir=tmp_path) as stack:
+        yield stack
