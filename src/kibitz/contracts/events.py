@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from kibitz.kit.events import Event
 
@@ -20,3 +20,31 @@ class UserRegistered(Event):
     full_name: str | None = None
     role: str
     tenant_name: str | None = None
+
+
+class PlanChanged(Event):
+    """A tenant's plan (or its limits) changed; caches of plan limits must refresh."""
+
+    name: ClassVar[str] = "tenants.plan_changed"
+    version: ClassVar[int] = 1
+
+    tenant_id: uuid.UUID
+    plan: str
+    limits: dict[str, Any]
+    features: list[str]
+
+
+class MessageCompleted(Event):
+    """An agent reply finished (completed, failed or stopped); carries token usage for metering."""
+
+    name: ClassVar[str] = "chat.message_completed"
+    version: ClassVar[int] = 1
+
+    message_id: uuid.UUID
+    chat_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    agent_id: uuid.UUID | None = None
+    status: str
+    input_tokens: int = 0
+    output_tokens: int = 0

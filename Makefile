@@ -1,0 +1,54 @@
+# Two commands on a fresh machine:  `make run`  (kibitz all-in-one on http://localhost:8000)
+#                                   `make test` (the whole test suite; .ci/run calls it)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install web web-check lint pytest chromium bench clean
+
+run: install web
+	$(BIN)/kibitz up --host 127.0.0.1 --port 8000
+
+test: install web chromium
+	bash scripts/test.sh
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+	cd web && npm run --silent build
+
+web-check: $(WEB_STAMP)
+	cd web && npm run --silent typecheck && npm run --silent lint
+
+# Debian's Chromium drives the browser tests (Playwright cannot download its own here).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-liberation >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: install
+	$(BIN)/pytest
+
+bench: install
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) web/node_modules web/dist data

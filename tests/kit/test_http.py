@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from kibitz.kit.errors import ServiceUnavailable
+from kibitz.kit.http import INTERNAL_TOKEN_HEADER, ServiceClient, UpstreamPool
+from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+
+
+def test_round_robin_visits_every_replica_in_turn() -> None:
+    pool = UpstreamPool(["http://a", "http://b", "http://c"])
+    firsts = [pool.candidates()[0] for _ in range(6)]
+    assert firsts == ["http://a", "http://b", "http://c"] * 2
+
+
+def test_a_failed_replica_is_tried_last_during_its_cooldown() -> None:
+    pool = UpstreamPool(["http://a", "http://b"], cooldown_seconds=60)
+    pool.mark_failed("http://a")
+    assert [pool.candidates()[0] for _ in range(4)] == ["http://b"] * 4
+    pool.mark_ok("http://a")
+    assert {pool.candidates()[0] for _ in range(2)} == {"http://a", "http://b"}
+
+
+def test_an_empty_pool_is_refused() -> None:
+    with pytest.raises(ValueError):
+        UpstreamPool([])
+
+
+async def test_service_client_skips_a_dead_replica_and_sends_the_credential() -> None:
+    app = FastAPI()
+
+    @app.get("/echo")
+    async def echo(request: Request) -> dict[str, str | None]:
+        return {"token": request.headers.get(INTERNAL_TOKEN_HEADER)}
+
+    sock = bind_socket("127.0.0.1", 0)
+    dead = bind_socket("127.0.0.1", 0)
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens there any more: connection refused
+    server = EmbeddedServer(server_config(app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    live_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    client = ServiceClient("echo", [f"http://127.0.0.1:{dead_port}", live_url], internal_token="s3")
+    try:
+        for _ in range(3):
+            response = await client.request("GET", "/echo")
+            assert response.json() == {"token": "s3"}
+    finally:
+        await client.aclose()
+        server.should_exit = True
+        await task
+
+
+async def test_service_client_with_no_live_replica_raises_unavailable() -> None:
+    dead = bind_socket("127.0.0.1", 0)
+    port = dead.getsockname()[1]
+    dead.close()
+    client = ServiceClient("ghost", [f"http://127.0.0.1:{port}"])
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client.request("GET", "/")
+    assert caught.value.status == 503
+    assert "Retry-After" in caught.value.headers
+    await client.aclose()
+
+
+def test_uvicorn_config_keeps_our_logging() -> None:
+    config = server_config(FastAPI())
+    assert isinstance(config, uvicorn.Config)
+    assert config.log_config is None

@@ -1,0 +1,22 @@
+import react from "@vitejs/plugin-react";
+import { fileURLToPath, URL } from "node:url";
+import { defineConfig } from "vite";
+
+// The gateway (kibitz up) answers every API route; in `vite dev` we forward them to it.
+const gateway = process.env.KIBITZ_GATEWAY_URL ?? "http://127.0.0.1:8000";
+const apiPrefixes = ["/auth", "/users", "/tenants", "/chat", "/agents", "/healthz"];
+
+export default defineConfig({
+  plugins: [react()],
+  resolve: {
+    alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
+  },
+  server: {
+    proxy: Object.fromEntries(apiPrefixes.map((prefix) => [prefix, { target: gateway, changeOrigin: false }])),
+  },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    sourcemap: false,
+  },
+});
