@@ -166,7 +166,12 @@ async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The trace goes to the log only: a client sees a bare 500.
     logger.error("unhandled_exception", path=request.url.path, exc_info=exc)
-    return problem_response(ProblemError("An unexpected error occurred."))
+    error = ProblemError("An unexpected error occurred.")
+    # This answer leaves through ServerErrorMiddleware, outside the request-id middleware.
+    request_id = getattr(request.state, "request_id", None)
+    if isinstance(request_id, str):
+        error.headers["X-Request-ID"] = request_id
+    return problem_response(error)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

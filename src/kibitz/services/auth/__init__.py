@@ -1,0 +1,1 @@
+"""The auth service: credentials, refresh tokens and signing keys."""

@@ -1,0 +1,20 @@
+"""What the auth service publishes (through its outbox) and consumes (nothing yet)."""
+
+from __future__ import annotations
+
+from kibitz.contracts.events import UserRegistered
+from kibitz.services.auth.models import User
+
+PUBLISHES = (UserRegistered.name,)
+
+
+def user_registered(user: User, *, tenant_name: str | None) -> UserRegistered:
+    """The event of a new user, with the tenant they joined or created."""
+    return UserRegistered(
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        tenant_name=tenant_name,
+    )

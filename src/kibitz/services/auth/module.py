@@ -1,0 +1,101 @@
+"""The auth module: how the runtime builds, migrates and starts the auth service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from kibitz.kit.app import create_service_app
+from kibitz.kit.db import Database
+from kibitz.kit.jwt import TokenVerifier
+from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.outbox import Outbox
+from kibitz.kit.platform import Module, Platform
+from kibitz.services.auth.api import router
+from kibitz.services.auth.config import AuthSettings
+from kibitz.services.auth.models import outbox_table
+from kibitz.services.auth.service import AuthService, KeyRing, LoginThrottle
+
+NAME = "auth"
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "auth_alembic_version"
+
+
+def _database_url(platform: Platform, settings: AuthSettings) -> str:
+    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+
+
+async def migrate(platform: Platform) -> None:
+    """Apply the auth service's pending migrations."""
+    await upgrade_to_head_async(
+        database_url=_database_url(platform, AuthSettings()),
+        script_location=MIGRATIONS,
+        version_table=VERSION_TABLE,
+    )
+
+
+def _throttle_storage_url(platform: Platform) -> str:
+    redis_url = platform.settings.redis_url
+    # Shared by every auth replica through Redis; per process otherwise.
+    return f"async+{redis_url}" if redis_url else "async+memory://"
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The auth service's app."""
+    settings = AuthSettings()
+    database = Database(_database_url(platform, settings))
+    keys = KeyRing(database)
+    outbox = Outbox(outbox_table)
+    tenants = platform.client("tenants") if platform.has_service("tenants") else None
+    auth = AuthService(
+        database=database,
+        keys=keys,
+        outbox=outbox,
+        throttle=LoginThrottle(
+            storage_url=_throttle_storage_url(platform),
+            per_account=settings.login_failures_per_account,
+            per_ip=settings.login_failures_per_ip,
+            window_seconds=settings.login_failure_window_seconds,
+        ),
+        refresh_token_seconds=settings.refresh_token_seconds,
+        tenants=tenants,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if platform.settings.migrate_on_start:
+            await migrate(platform)
+        await keys.load()
+        relay = asyncio.create_task(outbox.run_relay(database, platform.bus))
+        try:
+            yield
+        finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            if tenants is not None:
+                await tenants.aclose()
+            await database.dispose()
+
+    app = create_service_app(
+        name=NAME,
+        platform=platform,
+        routers=[router],
+        lifespan=lifespan,
+        readiness_checks={"database": database.ping},
+        description="Accounts, sessions (access and refresh tokens) and the public signing keys.",
+    )
+    app.state.database = database
+    app.state.auth_settings = settings
+    app.state.auth_service = auth
+    # Verify against our own keys, without an HTTP call to ourselves.
+    app.state.token_verifier = TokenVerifier(keys.jwks)
+    return app
+
+
+module = Module(name=NAME, create_app=create_app, migrate=migrate)

@@ -1,0 +1,103 @@
+"""Every query of the auth service; lookups are scoped by user id or by a secret's hash."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kibitz.services.auth.models import (
+    RefreshToken,
+    RefreshTokenFamily,
+    SigningKeyRecord,
+    User,
+)
+
+
+async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
+    """The user with this id."""
+    return await session.get(User, user_id)
+
+
+async def get_user_by_email(session: AsyncSession, *, email: str) -> User | None:
+    """The user with this (normalised) email."""
+    result = await session.execute(select(User).where(User.email == email))
+    return result.scalar_one_or_none()
+
+
+async def email_taken(session: AsyncSession, *, email: str) -> bool:
+    """Whether a user already has this (normalised) email."""
+    result = await session.execute(select(User.id).where(User.email == email))
+    return result.first() is not None
+
+
+async def add_user(session: AsyncSession, user: User) -> None:
+    """Insert the user (flushes, so a duplicate email raises here)."""
+    session.add(user)
+    await session.flush()
+
+
+async def add_refresh_token_family(session: AsyncSession, family: RefreshTokenFamily) -> None:
+    """Insert a family of refresh tokens (one login)."""
+    session.add(family)
+    await session.flush()
+
+
+async def add_refresh_token(session: AsyncSession, token: RefreshToken) -> None:
+    """Insert a refresh token."""
+    session.add(token)
+    await session.flush()
+
+
+async def get_refresh_token(
+    session: AsyncSession, *, token_hash: str
+) -> tuple[RefreshToken, RefreshTokenFamily] | None:
+    """The refresh token with this hash and its family."""
+    result = await session.execute(
+        select(RefreshToken, RefreshTokenFamily)
+        .join(RefreshTokenFamily, RefreshTokenFamily.id == RefreshToken.family_id)
+        .where(RefreshToken.token_hash == token_hash)
+    )
+    row = result.first()
+    return (row[0], row[1]) if row else None
+
+
+async def spend_refresh_token(session: AsyncSession, *, token_id: uuid.UUID, now: datetime) -> bool:
+    """Mark the token spent; False when it already was (a concurrent rotation won)."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.spent_at.is_(None))
+        .values(spent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def revoke_refresh_token_family(
+    session: AsyncSession, *, family_id: uuid.UUID, now: datetime, reason: str
+) -> None:
+    """Stop every token of the family from working."""
+    await session.execute(
+        update(RefreshTokenFamily)
+        .where(RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def list_published_signing_keys(session: AsyncSession) -> list[SigningKeyRecord]:
+    """Every signing key not retired, oldest first."""
+    result = await session.execute(
+        select(SigningKeyRecord)
+        .where(SigningKeyRecord.retired_at.is_(None))
+        .order_by(SigningKeyRecord.created_at, SigningKeyRecord.kid)
+    )
+    return list(result.scalars())
+
+
+async def add_signing_key(session: AsyncSession, record: SigningKeyRecord) -> None:
+    """Insert a signing key."""
+    session.add(record)
+    await session.flush()

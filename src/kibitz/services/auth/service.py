@@ -1,0 +1,475 @@
+"""Business rules of the auth service: accounts, token pairs, signing keys, login throttling.
+
+Register, login, refresh and logout open their own short transactions instead of one per
+request: argon2 takes tens of milliseconds and the tenants call is a network round trip, and
+neither may run while a transaction holds SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import structlog
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kibitz.kit.db import Database
+from kibitz.kit.errors import GatewayTimeout, ServiceUnavailable
+from kibitz.kit.http import ServiceClient
+from kibitz.kit.ids import new_id
+from kibitz.kit.jwt import ACCESS_TOKEN_SECONDS, SigningKey
+from kibitz.kit.outbox import Outbox
+from kibitz.kit.passwords import hash_password, verify_password
+from kibitz.services.auth import repository
+from kibitz.services.auth.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InviteRejectedError,
+    InvitesNeedTenants,
+    TenantsUnavailable,
+    TooManyLoginAttempts,
+    UnknownUser,
+    UserNotFound,
+    WeakPassword,
+)
+from kibitz.services.auth.events import user_registered
+from kibitz.services.auth.models import (
+    RefreshToken,
+    RefreshTokenFamily,
+    SigningKeyRecord,
+    User,
+)
+from kibitz.services.auth.schemas import as_utc
+
+logger = structlog.get_logger("kibitz.auth")
+
+LOGINS = Counter("kibitz_auth_logins_total", "Login attempts by outcome", ["outcome"])
+REFRESH_REUSES = Counter(
+    "kibitz_auth_refresh_token_reuses_total", "Spent refresh tokens presented again"
+)
+
+ROLE_OWNER = "owner"
+# 10 s: keys change only on rotation; a replica's new key shows up in JWKS this soon.
+_JWKS_CACHE_SECONDS = 10.0
+_ROLES = frozenset({"owner", "admin", "member"})
+
+
+# --- passwords ------------------------------------------------------------------------------
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list of the most common passwords (lower-case)."""
+    text = resources.files("kibitz.services.auth").joinpath("common_passwords.txt").read_text()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def check_password_policy(password: str, *, email: str) -> None:
+    """ASVS 5.0: length is checked by the schema; refuse common and obvious passwords."""
+    lowered = password.lower()
+    if lowered in common_passwords():
+        raise WeakPassword("This password is too common; choose a less predictable one.")
+    if lowered in (email, email.split("@", 1)[0]):
+        raise WeakPassword("The password must not be your email address.")
+
+
+# --- signing keys ---------------------------------------------------------------------------
+
+
+class KeyRing:
+    """The signing keys in the auth database: the oldest active one signs, all unretired verify."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._signing: SigningKey | None = None
+        self._jwks: dict[str, Any] | None = None
+        self._jwks_loaded_at = 0.0
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The key new access tokens are signed with."""
+        if self._signing is None:
+            raise RuntimeError("signing keys are not loaded yet")
+        return self._signing
+
+    async def load(self) -> None:
+        """Load the signing key, generating and storing one on the very first start."""
+        async with self._database.transaction() as session:
+            records = await repository.list_published_signing_keys(session)
+            if not any(record.active for record in records):
+                key = SigningKey.generate()
+                await repository.add_signing_key(
+                    session,
+                    SigningKeyRecord(
+                        kid=key.kid,
+                        private_pem=key.to_pem().decode(),
+                        created_at=datetime.now(UTC),
+                        active=True,
+                    ),
+                )
+                logger.info("signing_key_generated", kid=key.kid)
+        # Read again after commit: replicas racing on a first start all pick the oldest key.
+        async with self._database.transaction() as session:
+            records = await repository.list_published_signing_keys(session)
+        active = next(record for record in records if record.active)
+        self._signing = SigningKey.from_pem(active.private_pem.encode(), active.kid)
+
+    async def jwks(self) -> dict[str, Any]:
+        """Every published (not retired) public key, as a JWKS document."""
+        if self._jwks and time.monotonic() - self._jwks_loaded_at < _JWKS_CACHE_SECONDS:
+            return self._jwks
+        async with self._database.transaction() as session:
+            records = await repository.list_published_signing_keys(session)
+        self._jwks = {
+            "keys": [
+                SigningKey.from_pem(record.private_pem.encode(), record.kid).public_jwk()
+                for record in records
+            ]
+        }
+        self._jwks_loaded_at = time.monotonic()
+        return self._jwks
+
+
+# --- brute force ----------------------------------------------------------------------------
+
+
+class LoginThrottle:
+    """Failed-login counters per account and per client address, in tiers so the delay grows."""
+
+    def __init__(
+        self, *, storage_url: str, per_account: int, per_ip: int, window_seconds: int
+    ) -> None:
+        # redis-py is installed (coredis, limits' default async client, is not).
+        options = {"implementation": "redispy"} if "redis" in storage_url.split("://")[0] else {}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
+
+        # n per window, then 2n per 4 windows, then 4n per day: each tier locks out longer.
+        def tiers(amount: int) -> list[RateLimitItem]:
+            return [
+                RateLimitItemPerSecond(amount, window_seconds),
+                RateLimitItemPerSecond(amount * 2, window_seconds * 4),
+                RateLimitItemPerSecond(amount * 4, max(window_seconds * 16, 24 * 60 * 60)),
+            ]
+
+        self._account_tiers = tiers(per_account)
+        self._ip_tiers = tiers(per_ip)
+
+    @staticmethod
+    def _account_key(email: str) -> str:
+        # Hashed: the shared store (Redis) never holds email addresses.
+        return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+    def _limits(self, *, email: str, ip: str) -> list[tuple[RateLimitItem, str, str]]:
+        account = self._account_key(email)
+        return [(item, "auth-login-account", account) for item in self._account_tiers] + [
+            (item, "auth-login-ip", ip) for item in self._ip_tiers
+        ]
+
+    async def check(self, *, email: str, ip: str) -> None:
+        """429 while the account or the address has used up its failures."""
+        retry_after = 0.0
+        try:
+            for item, scope, key in self._limits(email=email, ip=ip):
+                if not await self._limiter.test(item, scope, key):
+                    stats = await self._limiter.get_window_stats(item, scope, key)
+                    retry_after = max(retry_after, stats.reset_time - time.time())
+        except Exception:
+            # Fail open: a broken counter store must not lock every user out.
+            logger.warning("login_throttle_unavailable", exc_info=True)
+            return
+        if retry_after > 0:
+            raise TooManyLoginAttempts(retry_after=math.ceil(retry_after))
+
+    async def record_failure(self, *, email: str, ip: str) -> None:
+        """Count one failed login against the account and the address."""
+        try:
+            for item, scope, key in self._limits(email=email, ip=ip):
+                await self._limiter.hit(item, scope, key)
+        except Exception:
+            logger.warning("login_throttle_unavailable", exc_info=True)
+
+    async def record_success(self, *, email: str) -> None:
+        """A correct password clears the account's failures (not the address's)."""
+        account = self._account_key(email)
+        try:
+            for item in self._account_tiers:
+                await self._limiter.clear(item, "auth-login-account", account)
+        except Exception:
+            logger.warning("login_throttle_unavailable", exc_info=True)
+
+
+# --- accounts and tokens --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    """A user with a fresh access token and refresh token."""
+
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int = ACCESS_TOKEN_SECONDS
+
+
+@dataclass(frozen=True)
+class TenantMembership:
+    """The tenant a new user belongs to and their role in it."""
+
+    tenant_id: uuid.UUID
+    role: str
+    tenant_name: str | None
+
+
+def hash_refresh_token(token: str) -> str:
+    """SHA-256 of a refresh token: enough for 256 random bits, and a constant-cost lookup."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuthService:
+    """Accounts and sessions: register, login, refresh with rotation, logout."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keys: KeyRing,
+        outbox: Outbox,
+        throttle: LoginThrottle,
+        refresh_token_seconds: int,
+        tenants: ServiceClient | None,
+    ) -> None:
+        self.database = database
+        self.keys = keys
+        self.outbox = outbox
+        self.throttle = throttle
+        self.refresh_token_seconds = refresh_token_seconds
+        self.tenants = tenants
+
+    async def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        full_name: str | None,
+        tenant_name: str | None,
+        invite_code: str | None,
+    ) -> IssuedSession:
+        """Create the account (and its tenant, or join one by invite) and open a session."""
+        check_password_policy(password, email=email)
+        if invite_code and self.tenants is None:
+            raise InvitesNeedTenants()
+        async with self.database.transaction() as session:
+            if await repository.email_taken(session, email=email):
+                raise EmailTaken()
+        password_hash = await hash_password(password)
+        user_id = new_id()
+        membership = await self._join_tenant(
+            user_id=user_id, email=email, tenant_name=tenant_name, invite_code=invite_code
+        )
+        user = User(
+            id=user_id,
+            email=email,
+            password_hash=password_hash,
+            full_name=full_name,
+            tenant_id=membership.tenant_id,
+            role=membership.role,
+            created_at=datetime.now(UTC),
+        )
+        async with self.database.transaction() as session:
+            try:
+                await repository.add_user(session, user)
+            except IntegrityError as exc:
+                raise EmailTaken() from exc
+            await self.outbox.add(
+                session, user_registered(user, tenant_name=membership.tenant_name or tenant_name)
+            )
+            refresh_token = await self._start_family(session, user_id=user.id)
+        logger.info("user_registered", user_id=str(user.id), tenant_id=str(user.tenant_id))
+        return self._issue(user, refresh_token)
+
+    async def _join_tenant(
+        self,
+        *,
+        user_id: uuid.UUID,
+        email: str,
+        tenant_name: str | None,
+        invite_code: str | None,
+    ) -> TenantMembership:
+        if self.tenants is None:
+            # No tenants service: auth mints the tenant id; tenants takes over when deployed.
+            return TenantMembership(tenant_id=new_id(), role=ROLE_OWNER, tenant_name=tenant_name)
+        body: dict[str, Any] = {"user_id": str(user_id), "email": email}
+        if tenant_name:
+            body["tenant_name"] = tenant_name
+        if invite_code:
+            body["invite_code"] = invite_code
+        try:
+            response = await self.tenants.request("POST", "/tenants/internal/tenants", json=body)
+        except (ServiceUnavailable, GatewayTimeout) as exc:
+            raise TenantsUnavailable() from exc
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403):
+            raise _invite_problem(response.status_code, _json_or_empty(response))
+        if response.status_code not in (200, 201):
+            logger.warning("tenants_register_failed", status=response.status_code)
+            raise TenantsUnavailable()
+        answer = _json_or_empty(response)
+        try:
+            tenant_id = uuid.UUID(str(answer["tenant_id"]))
+            role = str(answer["role"])
+        except (KeyError, ValueError) as exc:
+            logger.warning("tenants_register_bad_answer")
+            raise TenantsUnavailable() from exc
+        if role not in _ROLES:
+            raise TenantsUnavailable()
+        name = answer.get("tenant_name")
+        return TenantMembership(
+            tenant_id=tenant_id, role=role, tenant_name=name if isinstance(name, str) else None
+        )
+
+    async def login(self, *, email: str, password: str, client_ip: str) -> IssuedSession:
+        """Check the credentials (throttled per account and address) and open a session."""
+        try:
+            await self.throttle.check(email=email, ip=client_ip)
+        except TooManyLoginAttempts:
+            LOGINS.labels("throttled").inc()
+            raise
+        async with self.database.transaction() as session:
+            user = await repository.get_user_by_email(session, email=email)
+        # Unknown emails are verified against a dummy hash: the same time, the same answer.
+        valid = await verify_password(user.password_hash if user else None, password)
+        if user is None or not valid:
+            await self.throttle.record_failure(email=email, ip=client_ip)
+            LOGINS.labels("failed").inc()
+            raise InvalidCredentials()
+        await self.throttle.record_success(email=email)
+        LOGINS.labels("succeeded").inc()
+        async with self.database.transaction() as session:
+            refresh_token = await self._start_family(session, user_id=user.id)
+        return self._issue(user, refresh_token)
+
+    async def refresh(self, *, refresh_token: str) -> IssuedSession:
+        """Spend the refresh token for a new pair; reusing a spent one revokes its family."""
+        now = datetime.now(UTC)
+        user: User | None = None
+        async with self.database.transaction() as session:
+            found = await repository.get_refresh_token(
+                session, token_hash=hash_refresh_token(refresh_token)
+            )
+            if found is None:
+                raise InvalidRefreshToken()
+            token, family = found
+            if family.revoked_at is not None:
+                raise InvalidRefreshToken()
+            if token.spent_at is None and as_utc(token.expires_at) <= now:
+                raise InvalidRefreshToken()
+            if token.spent_at is None and await repository.spend_refresh_token(
+                session, token_id=token.id, now=now
+            ):
+                user = await repository.get_user(session, user_id=family.user_id)
+                if user is None:
+                    raise InvalidRefreshToken()
+                new_token = await self._add_token(session, family_id=family.id, now=now)
+            else:
+                # A spent token came back: it leaked. End the whole session, newest token too.
+                await repository.revoke_refresh_token_family(
+                    session, family_id=family.id, now=now, reason="reuse"
+                )
+        # Raised after the block so the revocation commits.
+        if user is None:
+            logger.warning("refresh_token_reused", family_id=str(family.id))
+            REFRESH_REUSES.inc()
+            raise InvalidRefreshToken()
+        return self._issue(user, new_token)
+
+    async def logout(self, *, refresh_token: str) -> None:
+        """Revoke the refresh token's family; unknown tokens are ignored (logout is idempotent)."""
+        async with self.database.transaction() as session:
+            found = await repository.get_refresh_token(
+                session, token_hash=hash_refresh_token(refresh_token)
+            )
+            if found is not None:
+                await repository.revoke_refresh_token_family(
+                    session, family_id=found[1].id, now=datetime.now(UTC), reason="logout"
+                )
+
+    async def get_user(self, session: AsyncSession, *, user_id: uuid.UUID) -> User:
+        """The user an access token names (401 when the account is gone)."""
+        user = await repository.get_user(session, user_id=user_id)
+        if user is None:
+            raise UnknownUser()
+        return user
+
+    async def find_user(self, session: AsyncSession, *, user_id: uuid.UUID) -> User:
+        """The user with this id (404 when there is none)."""
+        user = await repository.get_user(session, user_id=user_id)
+        if user is None:
+            raise UserNotFound()
+        return user
+
+    async def _start_family(self, session: AsyncSession, *, user_id: uuid.UUID) -> str:
+        now = datetime.now(UTC)
+        family = RefreshTokenFamily(id=new_id(), user_id=user_id, created_at=now)
+        await repository.add_refresh_token_family(session, family)
+        return await self._add_token(session, family_id=family.id, now=now)
+
+    async def _add_token(
+        self, session: AsyncSession, *, family_id: uuid.UUID, now: datetime
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        await repository.add_refresh_token(
+            session,
+            RefreshToken(
+                id=new_id(),
+                family_id=family_id,
+                token_hash=hash_refresh_token(token),
+                created_at=now,
+                expires_at=now + timedelta(seconds=self.refresh_token_seconds),
+            ),
+        )
+        return token
+
+    def _issue(self, user: User, refresh_token: str) -> IssuedSession:
+        access_token = self.keys.signing_key.issue_access_token(
+            user_id=user.id, tenant_id=user.tenant_id, role=user.role
+        )
+        return IssuedSession(user=user, access_token=access_token, refresh_token=refresh_token)
+
+
+def _json_or_empty(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _invite_problem(status: int, problem: dict[str, Any]) -> InviteRejectedError:
+    defaults = {
+        404: "The invite code is not valid.",
+        409: "The invite code has already been used.",
+        410: "The invite code has expired.",
+    }
+    upstream_detail = problem.get("detail")
+    detail = upstream_detail if isinstance(upstream_detail, str) and upstream_detail else None
+    extra = {"errors": problem["errors"]} if isinstance(problem.get("errors"), list) else None
+    return InviteRejectedError(
+        status=status,
+        detail=detail or defaults.get(status, "The tenants service refused the registration."),
+        extra=extra,
+    )

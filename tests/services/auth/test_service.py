@@ -1,0 +1,273 @@
+"""Auth business rules: login throttling, tenants, rotation races, password policy."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kibitz.kit.platform import Platform
+from kibitz.kit.settings import PlatformSettings
+from kibitz.runtime.registry import load_module
+from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from kibitz.services.auth.errors import WeakPassword
+from kibitz.services.auth.module import create_app
+from kibitz.services.auth.service import check_password_policy, common_passwords
+from tests.fixtures.stack import DEFAULT_PASSWORD, Stack, environment, start_stack
+
+
+def new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@pytest.fixture
+async def fresh_auth(tmp_path: Path, database: str) -> AsyncIterator[Stack]:
+    """An auth service of its own (fresh login counters), on SQLite and PostgreSQL."""
+    async with start_stack(["auth"], data_dir=tmp_path, database=database) as stack:
+        yield stack
+
+
+async def _login(
+    stack: Stack, email: str, password: str, *, ip: str = "198.51.100.1"
+) -> httpx.Response:
+    # The test client connects over loopback, a trusted proxy, so X-Forwarded-For counts.
+    return await stack.http.post(
+        f"{stack.url('auth')}/auth/login",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": ip},
+    )
+
+
+# --- brute force ------------------------------------------------------------------------------
+
+
+async def test_the_sixth_failed_login_on_an_account_answers_429(fresh_auth: Stack) -> None:
+    account = await fresh_auth.register()
+    for attempt in range(5):
+        response = await _login(fresh_auth, account.email, "wrong password", ip=f"10.0.0.{attempt}")
+        assert response.status_code == 401
+    blocked = await _login(fresh_auth, account.email, "wrong password", ip="10.0.1.1")
+    assert blocked.status_code == 429
+    assert blocked.headers["content-type"].startswith("application/problem+json")
+    assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60
+    # Even the right password waits: the lock is on the account.
+    right = await _login(fresh_auth, account.email, account.password, ip="10.0.1.2")
+    assert right.status_code == 429
+    # Another account from the same addresses is not affected.
+    other = await fresh_auth.register()
+    assert (await _login(fresh_auth, other.email, other.password, ip="10.0.0.1")).status_code == 200
+
+
+async def test_unknown_emails_are_throttled_like_known_ones(fresh_auth: Stack) -> None:
+    email = new_email()
+    for _ in range(5):
+        assert (await _login(fresh_auth, email, "whatever it is")).status_code == 401
+    assert (await _login(fresh_auth, email, "whatever it is")).status_code == 429
+
+
+async def test_the_twenty_first_failed_login_from_an_address_answers_429(
+    fresh_auth: Stack,
+) -> None:
+    account = await fresh_auth.register()
+    for _ in range(20):
+        response = await _login(fresh_auth, new_email(), "wrong password", ip="203.0.113.9")
+        assert response.status_code == 401
+    blocked = await _login(fresh_auth, account.email, account.password, ip="203.0.113.9")
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    elsewhere = await _login(fresh_auth, account.email, account.password, ip="203.0.113.10")
+    assert elsewhere.status_code == 200
+
+
+async def test_a_successful_login_clears_the_accounts_failures(fresh_auth: Stack) -> None:
+    account = await fresh_auth.register()
+    for _ in range(4):
+        assert (await _login(fresh_auth, account.email, "wrong password")).status_code == 401
+    assert (await _login(fresh_auth, account.email, account.password)).status_code == 200
+    for _ in range(4):
+        assert (await _login(fresh_auth, account.email, "wrong password")).status_code == 401
+    assert (await _login(fresh_auth, account.email, account.password)).status_code == 200
+
+
+async def test_the_wait_grows_with_further_failures(tmp_path: Path) -> None:
+    env = {"KIBITZ_AUTH_LOGIN_FAILURE_WINDOW_SECONDS": "2"}
+    async with start_stack(["auth"], data_dir=tmp_path, env=env) as stack:
+        account = await stack.register()
+        for _ in range(5):
+            assert (await _login(stack, account.email, "wrong password")).status_code == 401
+        first = await _login(stack, account.email, "wrong password")
+        assert first.status_code == 429
+        first_wait = int(first.headers["retry-after"])
+        await asyncio.sleep(first_wait + 0.2)
+        for _ in range(5):
+            assert (await _login(stack, account.email, "wrong password")).status_code == 401
+        second = await _login(stack, account.email, "wrong password")
+        assert second.status_code == 429
+        assert int(second.headers["retry-after"]) > first_wait
+
+
+@pytest.mark.redis
+async def test_login_counters_live_in_redis_when_configured(tmp_path: Path) -> None:
+    email = new_email()
+    env = {"KIBITZ_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    async with start_stack(["auth"], data_dir=tmp_path / "one", env=env) as first:
+        for _ in range(5):
+            assert (await _login(first, email, "wrong password")).status_code == 401
+    # A second auth process (same Redis) sees the same counters.
+    async with start_stack(["auth"], data_dir=tmp_path / "two", env=env) as second:
+        blocked = await _login(second, email, "wrong password")
+        assert blocked.status_code == 429
+        assert int(blocked.headers["retry-after"]) > 0
+
+
+# --- refresh races ----------------------------------------------------------------------------
+
+
+async def test_concurrent_refreshes_of_one_token_let_at_most_one_through(
+    fresh_auth: Stack,
+) -> None:
+    account = await fresh_auth.register()
+    url = f"{fresh_auth.url('auth')}/auth/refresh"
+    answers = await asyncio.gather(
+        *(
+            fresh_auth.http.post(url, json={"refresh_token": account.refresh_token})
+            for _ in range(5)
+        )
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(200) <= 1
+    assert set(statuses) <= {200, 401}
+    assert all(status < 500 for status in statuses)
+
+
+async def test_concurrent_registrations_of_one_email_create_one_account(
+    fresh_auth: Stack,
+) -> None:
+    email = new_email()
+    url = f"{fresh_auth.url('auth')}/auth/register"
+    answers = await asyncio.gather(
+        *(
+            fresh_auth.http.post(
+                url, json={"email": email if n % 2 else email.upper(), "password": DEFAULT_PASSWORD}
+            )
+            for n in range(6)
+        )
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201, 409, 409, 409, 409, 409]
+
+
+async def test_passwords_with_control_characters_work(fresh_auth: Stack) -> None:
+    account = await fresh_auth.register(password="tab\there\x00nul and more")
+    assert (await _login(fresh_auth, account.email, account.password)).status_code == 200
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+
+async def _serve(platform: Platform) -> AsyncIterator[str]:
+    app = create_app(platform)
+    sock = bind_socket("127.0.0.1", 0)
+    server = EmbeddedServer(server_config(app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not task.done()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def test_register_answers_503_and_keeps_no_user_when_tenants_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    closed = bind_socket("127.0.0.1", 0)
+    dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    platform = Platform(
+        settings=PlatformSettings(data_dir=tmp_path, migrate_on_start=True),
+        service_urls={"tenants": [dead_url]},
+        internal_token="secret",
+    )
+    with environment({"KIBITZ_AUTH_DATABASE_URL": ""}):
+        async for url in _serve(platform):
+            async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
+                email = new_email()
+                response = await client.post(
+                    "/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
+                )
+                assert response.status_code == 503
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert "Retry-After" in response.headers
+                login = await client.post(
+                    "/auth/login", json={"email": email, "password": DEFAULT_PASSWORD}
+                )
+                assert login.status_code == 401
+
+
+@pytest.mark.skipif(load_module("tenants") is None, reason="the tenants service is not built yet")
+async def test_register_joins_the_tenant_the_tenants_service_names(
+    tmp_path: Path, database: str
+) -> None:
+    async with start_stack(["tenants", "auth"], data_dir=tmp_path, database=database) as stack:
+        auth_url = stack.url("auth")
+        owner = await stack.register(tenant_name="Acme")
+        assert owner.user["role"] == "owner"
+        invite = await stack.http.post(
+            f"{stack.url('tenants')}/tenants/invites", json={}, headers=owner.headers
+        )
+        assert invite.status_code == 201, invite.text
+        code = invite.json()["code"]
+
+        member = await stack.register(invite_code=code)
+        assert member.user["tenant_id"] == owner.tenant_id
+        assert member.user["role"] == invite.json()["role"]
+        me = await stack.http.get(f"{auth_url}/auth/me", headers=member.headers)
+        assert (me.json()["tenant_id"], me.json()["role"]) == (owner.tenant_id, member.user["role"])
+
+        # The code was single-use; an unknown one is refused too. Neither leaves a user behind.
+        for bad_code in (code, "no-such-invite"):
+            email = new_email()
+            refused = await stack.http.post(
+                f"{auth_url}/auth/register",
+                json={"email": email, "password": DEFAULT_PASSWORD, "invite_code": bad_code},
+            )
+            assert refused.status_code in (404, 409, 410), refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["detail"]
+            login = await stack.http.post(
+                f"{auth_url}/auth/login", json={"email": email, "password": DEFAULT_PASSWORD}
+            )
+            assert login.status_code == 401
+
+
+# --- password policy --------------------------------------------------------------------------
+
+
+def test_the_bundled_common_password_list_is_large_and_lower_case() -> None:
+    passwords = common_passwords()
+    assert len(passwords) > 10_000
+    assert {"password", "12345678", "iloveyou", "sunshine"} <= passwords
+    assert all(password == password.lower() for password in passwords)
+
+
+@pytest.mark.parametrize("password", ["PASSWORD", "Sunshine1", "baseball"])
+def test_common_passwords_are_refused_whatever_their_case(password: str) -> None:
+    with pytest.raises(WeakPassword):
+        check_password_policy(password, email="ada@example.com")
+
+
+def test_the_email_is_not_a_password() -> None:
+    with pytest.raises(WeakPassword):
+        check_password_policy("Ada.Lovelace@example.com", email="ada.lovelace@example.com")
+
+
+def test_an_uncommon_passphrase_passes() -> None:
+    check_password_policy("correct horse battery staple", email="ada@example.com")
