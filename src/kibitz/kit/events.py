@@ -1,24 +1,49 @@
 """The event bus: one small interface, backends chosen by configuration.
 
-Delivery is at-least-once; consumers must be idempotent (see `outbox.py` for the inbox that
-remembers handled event ids).
+Delivery is at-least-once on every backend. A consumer group receives each event once across
+its replicas; a failing handler is retried with backoff and, after `max_attempts`, parked with
+the group's dead-letter sink (see `inbox.py`, which also skips duplicates by event id).
+
+Backends: `memory` (in-process, all-in-one), `redis://…` (Redis Streams, `bus_redis.py`) and
+`nats://…` (NATS JetStream, `bus_nats.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import structlog
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kibitz.kit.ids import new_id
 
 logger = structlog.get_logger("kibitz.events")
+
+EVENTS_PUBLISHED = Counter(
+    "kibitz_events_published_total", "Events handed to the bus", ["backend", "event"]
+)
+EVENTS_HANDLED = Counter(
+    "kibitz_events_handled_total",
+    "Event deliveries by outcome (ok, retry, dead_letter)",
+    ["group", "event", "outcome"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "kibitz_events_dead_lettered_total", "Events parked after their last try", ["group", "event"]
+)
+
+# Tries before an event is parked, and the backoff between them (s, doubling, capped).
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_RETRY_BASE_SECONDS = 0.1
+_RETRY_CAP_SECONDS = 5.0
 
 
 class Event(BaseModel):
@@ -44,8 +69,26 @@ class EventEnvelope(BaseModel):
         """Put an event payload into an envelope."""
         return cls(name=event.name, version=event.version, payload=event.model_dump(mode="json"))
 
+    def to_bytes(self) -> bytes:
+        """The wire form (JSON)."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> EventEnvelope:
+        """Parse the wire form."""
+        return cls.model_validate_json(data)
+
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
+# Called with (group, envelope, error text, attempts) once a handler has given up.
+DeadLetterSink = Callable[[str, EventEnvelope, str, int], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    """A running subscription of one replica; cancel it when the service stops."""
+
+    async def cancel(self) -> None:
+        """Stop receiving; events not yet acknowledged go to another replica of the group."""
 
 
 class EventBus(Protocol):
@@ -54,8 +97,22 @@ class EventBus(Protocol):
     async def publish(self, envelope: EventEnvelope) -> None:
         """Hand one event to the broker (returns once the broker has it)."""
 
-    async def subscribe(self, names: list[str], *, group: str, handler: EventHandler) -> None:
-        """Deliver every event named in `names` to one member of `group`."""
+    async def subscribe(
+        self,
+        names: list[str],
+        *,
+        group: str,
+        handler: EventHandler,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> Subscription:
+        """Deliver every event named in `names` to one replica of `group`."""
+
+    async def listen(self, names: list[str], *, handler: EventHandler) -> Subscription:
+        """Deliver to THIS replica every event named in `names` published from now on.
+
+        For per-process state such as caches: no consumer group, no history, no dead letters
+        (a failing handler is retried a few times, then the event is dropped and logged).
+        """
 
     async def start(self) -> None:
         """Connect and start delivering to subscribers."""
@@ -64,44 +121,255 @@ class EventBus(Protocol):
         """Stop delivering and disconnect."""
 
 
-class InProcessBus:
-    """All-in-one bus: each group's handler runs in this process, in a task of its own."""
+async def _log_dead_letter(group: str, envelope: EventEnvelope, error: str, attempts: int) -> None:
+    logger.error(
+        "event_dead_lettered_without_sink",
+        group=group,
+        event_name=envelope.name,
+        event_id=str(envelope.id),
+        attempts=attempts,
+        error=error,
+    )
 
-    def __init__(self) -> None:
-        self._groups: dict[str, list[tuple[str, EventHandler]]] = defaultdict(list)
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def publish(self, envelope: EventEnvelope) -> None:
-        """Schedule every subscribed group's handler for the event."""
-        for group, handler in self._groups.get(envelope.name, []):
-            task = asyncio.create_task(self._deliver(group, handler, envelope))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+@dataclass
+class RetryPolicy:
+    """How often and how patiently a failing handler is retried before its event is parked."""
 
-    async def _deliver(self, group: str, handler: EventHandler, envelope: EventEnvelope) -> None:
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    base_seconds: float = DEFAULT_RETRY_BASE_SECONDS
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after the given failed attempt (1-based)."""
+        return float(min(self.base_seconds * 2 ** (attempt - 1), _RETRY_CAP_SECONDS))
+
+
+async def deliver_with_retry(
+    envelope: EventEnvelope,
+    *,
+    group: str,
+    handler: EventHandler,
+    dead_letter: DeadLetterSink | None,
+    policy: RetryPolicy,
+) -> None:
+    """Run the handler until it succeeds or `max_attempts` tries failed; then park the event.
+
+    Returns normally in both cases, so the caller acknowledges the event; it raises only if
+    parking itself failed (then the broker redelivers later).
+    """
+    error = ""
+    for attempt in range(1, policy.max_attempts + 1):
         try:
             await handler(envelope)
-        except Exception:
-            logger.exception("event_handler_failed", group=group, event=envelope.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            logger.warning(
+                "event_handler_failed",
+                group=group,
+                event_name=envelope.name,
+                event_id=str(envelope.id),
+                attempt=attempt,
+                error=error,
+            )
+            if attempt < policy.max_attempts:
+                EVENTS_HANDLED.labels(group, envelope.name, "retry").inc()
+                await asyncio.sleep(policy.delay(attempt))
+            continue
+        EVENTS_HANDLED.labels(group, envelope.name, "ok").inc()
+        return
+    sink = dead_letter or _log_dead_letter
+    await sink(group, envelope, error, policy.max_attempts)
+    EVENTS_HANDLED.labels(group, envelope.name, "dead_letter").inc()
+    EVENTS_DEAD_LETTERED.labels(group, envelope.name).inc()
+    logger.error(
+        "event_dead_lettered",
+        group=group,
+        event_name=envelope.name,
+        event_id=str(envelope.id),
+        attempts=policy.max_attempts,
+        error=error,
+    )
 
-    async def subscribe(self, names: list[str], *, group: str, handler: EventHandler) -> None:
-        """Register the group's handler (one per group per name in one process)."""
-        for name in names:
-            entries = self._groups[name]
-            entries[:] = [(g, h) for g, h in entries if g != group]
-            entries.append((group, handler))
+
+class _InProcessSubscription:
+    def __init__(
+        self,
+        bus: InProcessBus,
+        tasks: list[asyncio.Task[None]],
+        private_queues: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self._bus = bus
+        self._tasks = tasks
+        self._private_queues = private_queues or []
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            self._bus._tasks.discard(task)
+        for key in self._private_queues:
+            self._bus._queues.pop(key, None)
+
+
+class InProcessBus:
+    """All-in-one bus with broker semantics: groups, one replica per event, retries, dead letters.
+
+    Like a stream, it keeps recent events (`history` of them) so a group that subscribes
+    after an event was published still receives it (start-up order does not lose events).
+    """
+
+    def __init__(self, *, retry: RetryPolicy | None = None, history: int = 10_000) -> None:
+        self.retry = retry or RetryPolicy()
+        self._log: dict[str, deque[EventEnvelope]] = defaultdict(lambda: deque(maxlen=history))
+        # One queue per (group, event name), shared by the group's replicas.
+        self._queues: dict[tuple[str, str], asyncio.Queue[EventEnvelope]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._workers: dict[tuple[str, str], set[asyncio.Task[None]]] = defaultdict(set)
+
+    async def publish(self, envelope: EventEnvelope) -> None:
+        """Append the event to its log and queue it for every group subscribed to its name."""
+        self._log[envelope.name].append(envelope)
+        EVENTS_PUBLISHED.labels("memory", envelope.name).inc()
+        for (_, name), queue in self._queues.items():
+            if name == envelope.name:
+                queue.put_nowait(envelope)
+
+    async def subscribe(
+        self,
+        names: list[str],
+        *,
+        group: str,
+        handler: EventHandler,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> Subscription:
+        """Add a replica to the group; a new group first receives the events already logged."""
+        tasks = []
+        for name in dict.fromkeys(names):
+            queue = self._queues.get((group, name))
+            if queue is None:
+                queue = self._queues[(group, name)] = asyncio.Queue()
+                for envelope in self._log.get(name, ()):
+                    queue.put_nowait(envelope)
+            task = asyncio.create_task(self._work(group, queue, handler, dead_letter))
+            self._tasks.add(task)
+            self._workers[(group, name)].add(task)
+            task.add_done_callback(self._workers[(group, name)].discard)
+            tasks.append(task)
+        return _InProcessSubscription(self, tasks)
+
+    async def listen(self, names: list[str], *, handler: EventHandler) -> Subscription:
+        """A private queue per name that receives events published from now on."""
+        group = f"listener-{next(_replica_counter)}"
+        tasks = []
+        for name in dict.fromkeys(names):
+            queue: asyncio.Queue[EventEnvelope] = asyncio.Queue()
+            self._queues[(group, name)] = queue
+            task = asyncio.create_task(self._work(group, queue, handler, None))
+            self._tasks.add(task)
+            self._workers[(group, name)].add(task)
+            task.add_done_callback(self._workers[(group, name)].discard)
+            tasks.append(task)
+        return _InProcessSubscription(self, tasks, [(group, name) for name in names])
+
+    async def _work(
+        self,
+        group: str,
+        queue: asyncio.Queue[EventEnvelope],
+        handler: EventHandler,
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        while True:
+            envelope = await queue.get()
+            try:
+                await deliver_with_retry(
+                    envelope,
+                    group=group,
+                    handler=handler,
+                    dead_letter=dead_letter,
+                    policy=self.retry,
+                )
+            except asyncio.CancelledError:
+                # Not handled: give it back to another replica of the group.
+                queue.put_nowait(envelope)
+                raise
+            except Exception:
+                logger.exception("event_delivery_failed", group=group, event_name=envelope.name)
+            finally:
+                queue.task_done()
+
+    async def drain(self, within_seconds: float = 5.0) -> None:
+        """Wait (up to `within_seconds`) until every queued event has been handled."""
+        served = [queue for key, queue in self._queues.items() if self._workers[key]]
+        if not served:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(queue.join() for queue in served)), timeout=within_seconds
+            )
+        except TimeoutError:
+            logger.warning("in_process_bus_drain_timed_out")
 
     async def start(self) -> None:
         """Nothing to connect."""
 
     async def close(self) -> None:
-        """Wait for handlers in flight."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Let queued events finish (briefly), then stop every replica."""
+        await self.drain()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
 
 
-def create_bus(url: str) -> EventBus:
-    """The bus backend the URL names."""
+_replica_counter = itertools.count(1)
+
+
+def raise_if_cancelling(exc: BaseException | None) -> None:
+    """Re-raise cancellation that a client library turned into another error while we stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
+def replica_name(group: str) -> str:
+    """A consumer name unique to this process and subscription."""
+    import os
+    import socket
+
+    return f"{group}-{socket.gethostname()}-{os.getpid()}-{next(_replica_counter)}"
+
+
+def split_bus_url(url: str, *keys: str) -> tuple[str, dict[str, str]]:
+    """The URL without kibitz's own query options, and those options (e.g. `prefix`)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    options = {key: query.pop(key)[-1] for key in keys if key in query}
+    rest = urlencode({k: v[-1] for k, v in query.items()})
+    return urlunsplit(parts._replace(query=rest)), options
+
+
+def create_bus(
+    url: str, *, prefix: str | None = None, retry: RetryPolicy | None = None
+) -> EventBus:
+    """The bus backend the URL names: `memory`, `redis://…` or `nats://…`.
+
+    `prefix` (or `?prefix=` in the URL) namespaces streams/subjects, e.g. per test.
+    """
     if url in ("", "memory"):
-        return InProcessBus()
-    raise ValueError(f"unsupported event bus URL scheme: {url.split(':', 1)[0]}")
+        return InProcessBus(retry=retry)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("redis", "rediss"):
+        from kibitz.kit.bus_redis import RedisStreamsBus
+
+        clean, options = split_bus_url(url, "prefix")
+        return RedisStreamsBus(clean, prefix=prefix or options.get("prefix"), retry=retry)
+    if scheme in ("nats", "tls"):
+        from kibitz.kit.bus_nats import NatsJetStreamBus
+
+        clean, options = split_bus_url(url, "prefix")
+        return NatsJetStreamBus(clean, prefix=prefix or options.get("prefix"), retry=retry)
+    raise ValueError(f"unsupported event bus URL scheme: {scheme}")

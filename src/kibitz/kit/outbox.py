@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Uuid, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Row,
+    Select,
+    String,
+    Table,
+    Uuid,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.kit.db import Database
@@ -17,6 +33,8 @@ logger = structlog.get_logger("kibitz.outbox")
 # 0.2 s: how long a relay waits for new rows when it was not woken by a commit.
 _POLL_SECONDS = 0.2
 _BATCH = 100
+# 5 s: the longest pause between relay attempts while the broker is down.
+_MAX_BACKOFF_SECONDS = 5.0
 
 
 def define_outbox_table(metadata: MetaData) -> Table:
@@ -58,44 +76,84 @@ class Outbox:
         return envelope
 
     async def relay_pending(self, database: Database, bus: EventBus) -> int:
-        """Publish unsent rows, oldest first, and mark them sent; returns how many were sent."""
+        """Publish unsent rows, oldest first, and mark them sent; returns how many were sent.
+
+        Raises `RelayStalledError` when the broker refused an event (the rest wait their turn).
+        On PostgreSQL the rows are locked (`SKIP LOCKED`) so replicas relay disjoint batches.
+        """
+        if database.engine.dialect.name == "postgresql":
+            return await self._relay_locked(database, bus)
         async with database.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(self.table)
-                    .where(self.table.c.sent_at.is_(None))
-                    .order_by(self.table.c.occurred_at, self.table.c.id)
-                    .limit(_BATCH)
-                )
-            ).all()
+            rows = (await session.execute(self._pending_query())).all()
         sent = 0
         for row in rows:
-            envelope = EventEnvelope(
-                id=row.id,
-                name=row.name,
-                version=row.version,
-                occurred_at=row.occurred_at,
-                payload=row.payload,
-            )
             try:
-                await bus.publish(envelope)
-            except Exception:
-                logger.warning("outbox_publish_failed", event=row.name, event_id=str(row.id))
+                await bus.publish(self._envelope(row))
+            except Exception as exc:
                 async with database.transaction() as session:
-                    await session.execute(
-                        update(self.table)
-                        .where(self.table.c.id == row.id)
-                        .values(attempts=self.table.c.attempts + 1)
-                    )
-                break
+                    await self._count_attempt(session, row)
+                raise RelayStalledError(row.name, row.id) from exc
             async with database.transaction() as session:
-                await session.execute(
-                    update(self.table)
-                    .where(self.table.c.id == row.id)
-                    .values(sent_at=datetime.now(UTC))
-                )
+                await self._mark_sent(session, row)
             sent += 1
         return sent
+
+    async def _relay_locked(self, database: Database, bus: EventBus) -> int:
+        sent = 0
+        failure: RelayStalledError | None = None
+        async with database.transaction() as session:
+            query = self._pending_query().with_for_update(skip_locked=True)
+            for row in (await session.execute(query)).all():
+                try:
+                    await bus.publish(self._envelope(row))
+                except Exception as exc:
+                    await self._count_attempt(session, row)
+                    failure = RelayStalledError(row.name, row.id)
+                    failure.__cause__ = exc
+                    break
+                await self._mark_sent(session, row)
+                sent += 1
+        if failure is not None:
+            raise failure
+        return sent
+
+    def _pending_query(self) -> Select[Any]:
+        return (
+            select(self.table)
+            .where(self.table.c.sent_at.is_(None))
+            .order_by(self.table.c.occurred_at, self.table.c.id)
+            .limit(_BATCH)
+        )
+
+    @staticmethod
+    def _envelope(row: Row[Any]) -> EventEnvelope:
+        return EventEnvelope(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            occurred_at=row.occurred_at,
+            payload=row.payload,
+        )
+
+    async def _count_attempt(self, session: AsyncSession, row: Row[Any]) -> None:
+        await session.execute(
+            update(self.table)
+            .where(self.table.c.id == row.id)
+            .values(attempts=self.table.c.attempts + 1)
+        )
+
+    async def _mark_sent(self, session: AsyncSession, row: Row[Any]) -> None:
+        await session.execute(
+            update(self.table).where(self.table.c.id == row.id).values(sent_at=datetime.now(UTC))
+        )
+
+    async def pending_count(self, database: Database) -> int:
+        """How many events wait to be relayed."""
+        async with database.transaction() as session:
+            rows = await session.execute(
+                select(self.table.c.id).where(self.table.c.sent_at.is_(None))
+            )
+            return len(rows.all())
 
     async def run_relay(self, database: Database, bus: EventBus) -> None:
         """Relay forever: woken by new events, polling otherwise, backing off on broker errors."""
@@ -104,14 +162,30 @@ class Outbox:
             try:
                 sent = await self.relay_pending(database, bus)
                 backoff = _POLL_SECONDS
+            except RelayStalledError as exc:
+                logger.warning(
+                    "outbox_publish_failed",
+                    event_name=exc.event_name,
+                    event_id=str(exc.event_id),
+                    error=repr(exc.__cause__),
+                )
+                sent = 0
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
             except Exception:
                 logger.exception("outbox_relay_failed")
                 sent = 0
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
             if sent >= _BATCH:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
+
+
+class RelayStalledError(Exception):
+    """The broker did not take an event; relaying resumes with it on the next try."""
+
+    def __init__(self, event_name: str, event_id: uuid.UUID) -> None:
+        super().__init__(f"could not publish {event_name} {event_id}")
+        self.event_name = event_name
+        self.event_id = event_id

@@ -1,0 +1,250 @@
+"""NATS JetStream backend: one stream for every event subject, a durable pull consumer per group.
+
+Subjects are `<prefix>.<event name>`; the stream (created when missing) captures `<prefix>.>`.
+Replicas of a group pull from the same durable consumer, so each event goes to one of them.
+Publishing sets `Nats-Msg-Id` to the event id: a re-publish by the outbox relay after a lost
+acknowledgement is dropped by the server's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from kibitz.kit.events import (
+    EVENTS_PUBLISHED,
+    DeadLetterSink,
+    EventEnvelope,
+    EventHandler,
+    RetryPolicy,
+    Subscription,
+    deliver_with_retry,
+    raise_if_cancelling,
+)
+
+logger = structlog.get_logger("kibitz.bus.nats")
+
+DEFAULT_PREFIX = "kibitz.events"
+_BATCH = 20
+# 1 s: how long one fetch waits for new events.
+_FETCH_SECONDS = 1.0
+# 3 s: how long a publish waits for the server's acknowledgement.
+_PUBLISH_TIMEOUT_SECONDS = 3.0
+_MAX_BACKOFF_SECONDS = 5.0
+# 5 min: a listener's ephemeral consumer outlives short outages, then the server drops it.
+_LISTENER_IDLE_SECONDS = 300.0
+
+
+def _token(value: str) -> str:
+    """A stream or consumer name: letters, digits, `-` and `_` only."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", value)
+
+
+class _NatsSubscription:
+    def __init__(self, bus: NatsJetStreamBus, tasks: list[asyncio.Task[None]]) -> None:
+        self._bus = bus
+        self._tasks = tasks
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            self._bus._tasks.discard(task)
+
+
+class NatsJetStreamBus:
+    """The event bus on NATS JetStream (nats-py)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str | None = None,
+        retry: RetryPolicy | None = None,
+        ack_wait_seconds: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix or DEFAULT_PREFIX
+        self.stream = _token(self.prefix).upper()
+        self.retry = retry or RetryPolicy()
+        self.ack_wait_seconds = ack_wait_seconds
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._stream_ready = False
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def subject_of(self, name: str) -> str:
+        """The subject that carries events of this name."""
+        return f"{self.prefix}.{name}"
+
+    async def _jetstream(self) -> JetStreamContext:
+        async with self._lock:
+            if self._nc is None or self._nc.is_closed:
+                self._nc = await nats.connect(
+                    servers=[self.url],
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=self._on_error,
+                )
+                self._js = self._nc.jetstream(timeout=_PUBLISH_TIMEOUT_SECONDS)
+                self._stream_ready = False
+            assert self._js is not None
+            if not self._stream_ready:
+                await self._ensure_stream(self._js)
+                self._stream_ready = True
+            return self._js
+
+    async def _on_error(self, exc: Exception) -> None:
+        logger.debug("nats_client_error", error=repr(exc))
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(
+                name=self.stream,
+                subjects=[f"{self.prefix}.>"],
+                # 2 min: a relay's re-publish of the same event id within this is dropped.
+                duplicate_window=120.0,
+            )
+
+    async def publish(self, envelope: EventEnvelope) -> None:
+        """Publish and wait for JetStream's acknowledgement (raises while NATS is unreachable)."""
+        js = await self._jetstream()
+        await js.publish(
+            self.subject_of(envelope.name),
+            envelope.to_bytes(),
+            headers={"Nats-Msg-Id": str(envelope.id)},
+        )
+        EVENTS_PUBLISHED.labels("nats", envelope.name).inc()
+
+    async def subscribe(
+        self,
+        names: list[str],
+        *,
+        group: str,
+        handler: EventHandler,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> Subscription:
+        """Start a replica of `group`: one pull loop per event name on the group's durables."""
+        tasks = []
+        for name in dict.fromkeys(names):
+            task = asyncio.create_task(self._consume(name, group, handler, dead_letter))
+            self._tasks.add(task)
+            tasks.append(task)
+        return _NatsSubscription(self, tasks)
+
+    async def listen(self, names: list[str], *, handler: EventHandler) -> Subscription:
+        """An ephemeral consumer per name from now on (every replica gets every event)."""
+        tasks = []
+        for name in dict.fromkeys(names):
+            task = asyncio.create_task(self._consume(name, None, handler, None))
+            self._tasks.add(task)
+            tasks.append(task)
+        return _NatsSubscription(self, tasks)
+
+    async def _pull_subscription(self, name: str, group: str | None) -> Any:
+        js = await self._jetstream()
+        if group is None:
+            # A listener: ephemeral, new events only, removed by the server once idle.
+            ephemeral = ConsumerConfig(
+                deliver_policy=DeliverPolicy.NEW,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self.ack_wait_seconds,
+                inactive_threshold=_LISTENER_IDLE_SECONDS,
+            )
+            return await js.pull_subscribe(
+                self.subject_of(name), stream=self.stream, config=ephemeral
+            )
+        durable = _token(f"{group}__{name}")
+        config = ConsumerConfig(
+            durable_name=durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_seconds,
+            max_deliver=-1,
+        )
+        return await js.pull_subscribe(
+            self.subject_of(name), durable=durable, stream=self.stream, config=config
+        )
+
+    async def _consume(
+        self,
+        name: str,
+        group: str | None,
+        handler: EventHandler,
+        dead_letter: DeadLetterSink | None,
+    ) -> None:
+        backoff = 0.1
+        subscription: Any = None
+        while True:
+            # Some client calls swallow a cancellation that lands mid-read: stop anyway.
+            raise_if_cancelling(None)
+            try:
+                if subscription is None:
+                    subscription = await self._pull_subscription(name, group)
+                try:
+                    messages = await subscription.fetch(batch=_BATCH, timeout=_FETCH_SECONDS)
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                for message in messages:
+                    await self._handle(message, group or "listener", handler, dead_letter)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                if subscription is not None:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+                raise
+            except Exception as exc:
+                raise_if_cancelling(exc)
+                logger.warning("nats_consume_failed", group=group, event_name=name, error=repr(exc))
+                if isinstance(exc, NotFoundError):
+                    # The stream or consumer was removed: build both again.
+                    self._stream_ready = False
+                    subscription = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+
+    async def _handle(
+        self, message: Any, group: str, handler: EventHandler, dead_letter: DeadLetterSink | None
+    ) -> None:
+        try:
+            envelope = EventEnvelope.from_bytes(message.data)
+        except Exception:
+            logger.error("nats_event_unreadable", group=group, subject=message.subject)
+            await message.term()
+            return
+        await deliver_with_retry(
+            envelope, group=group, handler=handler, dead_letter=dead_letter, policy=self.retry
+        )
+        await message.ack()
+
+    async def start(self) -> None:
+        """Nothing to do up front: the connection opens lazily and reconnects on its own."""
+
+    async def close(self) -> None:
+        """Stop every replica and drain the connection."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        # 5 s: a shutdown must not hang on a connection stuck mid-read.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
+        self._tasks.clear()
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 5.0)

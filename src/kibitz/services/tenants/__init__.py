@@ -1,0 +1,1 @@
+"""The tenants service: tenants, plans, memberships, invites and usage counters."""

@@ -1,0 +1,94 @@
+"""Domain errors of the tenants service, each with its status and problem type."""
+
+from __future__ import annotations
+
+from kibitz.kit.errors import Conflict, Forbidden, NotFound, ProblemError, TooManyRequests
+
+
+class TenantNotFound(NotFound):
+    problem_type = "tenant-not-found"
+
+    def __init__(self) -> None:
+        super().__init__("No such tenant.")
+
+
+class RoleRequired(Forbidden):
+    problem_type = "role-required"
+
+    def __init__(self, *roles: str) -> None:
+        super().__init__(f"This action needs the {' or '.join(roles)} role.")
+
+
+class UnknownPlanError(ProblemError):
+    status, problem_type, title = 422, "unknown-plan", "Unprocessable Content"
+
+    def __init__(self, plan: str, known: list[str]) -> None:
+        super().__init__(
+            f"There is no plan {plan!r}.",
+            extra={"errors": [{"field": "plan", "message": f"must be one of {', '.join(known)}"}]},
+        )
+
+
+class DowngradeRefused(Conflict):
+    problem_type = "downgrade-refused"
+
+    def __init__(self, plan: str, exceeded: list[dict[str, object]]) -> None:
+        names = ", ".join(str(item["limit"]) for item in exceeded)
+        super().__init__(
+            f"The {plan} plan is too small for this tenant's current usage ({names}).",
+            extra={"plan": plan, "exceeded": exceeded},
+        )
+
+
+class InviteNotFound(NotFound):
+    problem_type = "invite-not-found"
+
+    def __init__(self) -> None:
+        super().__init__("The invite code is not valid.")
+
+
+class InviteUsed(Conflict):
+    problem_type = "invite-used"
+
+    def __init__(self) -> None:
+        super().__init__("The invite code has already been used.")
+
+
+class InviteExpiredError(ProblemError):
+    status, problem_type, title = 410, "invite-expired", "Gone"
+
+    def __init__(self) -> None:
+        super().__init__("The invite code has expired.")
+
+
+class AlreadyMember(Conflict):
+    problem_type = "already-member"
+
+    def __init__(self) -> None:
+        super().__init__("This user already belongs to another tenant.")
+
+
+class QuotaExceeded(TooManyRequests):
+    problem_type = "quota-exceeded"
+
+    def __init__(
+        self,
+        *,
+        limit_name: str,
+        limit: int,
+        used: int,
+        plan: str,
+        upgrade_to: str | None,
+        retry_after: int,
+    ) -> None:
+        super().__init__(
+            f"The {plan} plan allows {limit} {limit_name.replace('_', ' ')}; {used} are used.",
+            retry_after=retry_after,
+            extra={
+                "limit": limit_name,
+                "limit_value": limit,
+                "used": used,
+                "plan": plan,
+                "upgrade_to": upgrade_to,
+            },
+        )

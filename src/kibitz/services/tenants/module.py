@@ -1,0 +1,86 @@
+"""The tenants module: how the runtime builds, migrates and starts the tenants service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from kibitz.kit.app import create_service_app
+from kibitz.kit.db import Database
+from kibitz.kit.inbox import Inbox
+from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.outbox import Outbox
+from kibitz.kit.platform import Module, Platform
+from kibitz.services.tenants import events
+from kibitz.services.tenants.api import internal, router
+from kibitz.services.tenants.catalogue import load_catalogue
+from kibitz.services.tenants.config import TenantsSettings
+from kibitz.services.tenants.models import dead_letter_table, inbox_table, outbox_table
+from kibitz.services.tenants.service import TenantsService
+
+NAME = "tenants"
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "tenants_alembic_version"
+
+
+def _database_url(platform: Platform, settings: TenantsSettings) -> str:
+    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+
+
+async def migrate(platform: Platform) -> None:
+    """Apply the tenants service's pending migrations."""
+    await upgrade_to_head_async(
+        database_url=_database_url(platform, TenantsSettings()),
+        script_location=MIGRATIONS,
+        version_table=VERSION_TABLE,
+    )
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The tenants service's app."""
+    settings = TenantsSettings()
+    database = Database(_database_url(platform, settings))
+    outbox = Outbox(outbox_table)
+    inbox = Inbox(database, inbox_table, dead_letter_table)
+    tenants = TenantsService(
+        catalogue=load_catalogue(settings.plans_file),
+        outbox=outbox,
+        invite_ttl_hours=settings.invite_ttl_hours,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if platform.settings.migrate_on_start:
+            await migrate(platform)
+        relay = asyncio.create_task(outbox.run_relay(database, platform.bus))
+        subscription = await events.subscribe(platform.bus, inbox=inbox, tenants=tenants)
+        try:
+            yield
+        finally:
+            await subscription.cancel()
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            await database.dispose()
+
+    app = create_service_app(
+        name=NAME,
+        platform=platform,
+        routers=[router, internal],
+        lifespan=lifespan,
+        readiness_checks={"database": database.ping},
+        description="Tenants, plans, memberships, invites and usage metering.",
+    )
+    app.state.database = database
+    app.state.tenants_service = tenants
+    app.state.inbox = inbox
+    app.state.outbox = outbox
+    return app
+
+
+module = Module(name=NAME, create_app=create_app, migrate=migrate)

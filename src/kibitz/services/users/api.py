@@ -1,0 +1,53 @@
+"""Routes of the users service: thin handlers over `UsersService`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from kibitz.kit.errors import problem_responses
+from kibitz.kit.security import CurrentPrincipal
+from kibitz.services.users.dependencies import BodyLimit, SessionDep, UsersServiceDep
+from kibitz.services.users.models import Profile
+from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
+from kibitz.services.users.service import UsersService
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+async def _read(users: UsersService, profile: Profile) -> dict[str, Any]:
+    return {
+        "id": profile.id,
+        "auth_user_id": profile.auth_user_id,
+        "email": profile.email,
+        "full_name": profile.full_name,
+        "avatar_url": profile.avatar_url,
+        "preferences": profile.preferences or {},
+        "subscription": await users.subscription(tenant_id=profile.tenant_id),
+    }
+
+
+@router.get("/me", response_model=ProfileRead, responses=problem_responses(401, 404, 503))
+async def read_me(
+    principal: CurrentPrincipal, session: SessionDep, users: UsersServiceDep
+) -> dict[str, Any]:
+    """The caller's profile, preferences and subscription."""
+    return await _read(users, await users.profile(session, principal=principal))
+
+
+@router.patch(
+    "/me",
+    response_model=ProfileRead,
+    dependencies=[BodyLimit],
+    responses=problem_responses(401, 404, 413, 503),
+)
+async def update_me(
+    changes: ProfileUpdate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    users: UsersServiceDep,
+) -> dict[str, Any]:
+    """Change the name, avatar or preferences (preference keys are merged)."""
+    profile = await users.update(session, principal=principal, changes=changes)
+    return await _read(users, profile)

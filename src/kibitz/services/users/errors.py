@@ -1,0 +1,26 @@
+"""Domain errors of the users service, each with its status and problem type."""
+
+from __future__ import annotations
+
+from kibitz.kit.errors import NotFound, PayloadTooLarge, ServiceUnavailable
+
+
+class ProfileNotFound(NotFound):
+    problem_type = "profile-not-found"
+
+    def __init__(self) -> None:
+        super().__init__("No account exists for this token's user.")
+
+
+class AuthUnavailable(ServiceUnavailable):
+    problem_type = "auth-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The profile cannot be created right now; try again shortly.")
+
+
+class BodyTooLarge(PayloadTooLarge):
+    problem_type = "body-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body must be at most {limit} bytes.")

@@ -1,0 +1,79 @@
+"""The users module: how the runtime builds, migrates and starts the users service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from kibitz.kit.app import create_service_app
+from kibitz.kit.db import Database
+from kibitz.kit.inbox import Inbox
+from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.platform import Module, Platform
+from kibitz.services.users import events
+from kibitz.services.users.api import router
+from kibitz.services.users.config import UsersSettings
+from kibitz.services.users.directory import AuthAccounts, Subscriptions
+from kibitz.services.users.models import dead_letter_table, inbox_table
+from kibitz.services.users.service import UsersService
+
+NAME = "users"
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "users_alembic_version"
+
+
+def _database_url(platform: Platform, settings: UsersSettings) -> str:
+    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+
+
+async def migrate(platform: Platform) -> None:
+    """Apply the users service's pending migrations."""
+    await upgrade_to_head_async(
+        database_url=_database_url(platform, UsersSettings()),
+        script_location=MIGRATIONS,
+        version_table=VERSION_TABLE,
+    )
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The users service's app."""
+    settings = UsersSettings()
+    database = Database(_database_url(platform, settings))
+    inbox = Inbox(database, inbox_table, dead_letter_table)
+    users = UsersService(
+        accounts=AuthAccounts(platform),
+        subscriptions=Subscriptions(platform, ttl_seconds=settings.subscription_cache_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if platform.settings.migrate_on_start:
+            await migrate(platform)
+        subscriptions = await events.subscribe(platform.bus, inbox=inbox, users=users)
+        try:
+            yield
+        finally:
+            for subscription in subscriptions:
+                await subscription.cancel()
+            await users.accounts.aclose()
+            await users.subscriptions.aclose()
+            await database.dispose()
+
+    app = create_service_app(
+        name=NAME,
+        platform=platform,
+        routers=[router],
+        lifespan=lifespan,
+        readiness_checks={"database": database.ping},
+        description="Profiles and preferences.",
+    )
+    app.state.database = database
+    app.state.users_service = users
+    app.state.inbox = inbox
+    return app
+
+
+module = Module(name=NAME, create_app=create_app, migrate=migrate)

@@ -1,0 +1,145 @@
+"""The transactional outbox: written with the change, relayed after commit, never lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table
+
+from kibitz.kit.db import Database
+from kibitz.kit.events import Event, EventEnvelope, InProcessBus
+from kibitz.kit.outbox import Outbox, RelayStalledError, define_outbox_table
+from tests.fixtures.stack import postgres_databases
+
+metadata = MetaData()
+outbox_table = define_outbox_table(metadata)
+changes = Table("changes", metadata, Column("id", Integer, primary_key=True))
+
+
+class Changed(Event):
+    name: ClassVar[str] = "tests.changed"
+    number: int
+
+
+class RecordingBus(InProcessBus):
+    """An in-process bus that records what it was handed and can be made to refuse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[EventEnvelope] = []
+        self.down = False
+
+    async def publish(self, envelope: EventEnvelope) -> None:
+        if self.down:
+            raise ConnectionError("broker down")
+        await asyncio.sleep(0)
+        self.published.append(envelope)
+
+
+@pytest.fixture
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    kind = getattr(request, "param", "sqlite")
+    if kind == "postgres":
+        async with postgres_databases(["outbox"]) as urls:
+            db = Database(urls["outbox"])
+            async with db.engine.begin() as connection:
+                await connection.run_sync(metadata.create_all)
+            yield db
+            await db.dispose()
+        return
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+    async with db.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    yield db
+    await db.dispose()
+
+
+BOTH = pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+async def write(db: Database, outbox: Outbox, number: int) -> None:
+    async with db.transaction() as session:
+        await session.execute(changes.insert().values(id=number))
+        await outbox.add(session, Changed(number=number))
+
+
+@BOTH
+async def test_events_are_relayed_in_order_and_marked_sent(database: Database) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    for number in range(5):
+        await write(database, outbox, number)
+    assert await outbox.pending_count(database) == 5
+    assert await outbox.relay_pending(database, bus) == 5
+    assert [e.payload["number"] for e in bus.published] == [0, 1, 2, 3, 4]
+    assert all(e.name == "tests.changed" for e in bus.published)
+    assert await outbox.pending_count(database) == 0
+    assert await outbox.relay_pending(database, bus) == 0
+
+
+@BOTH
+async def test_an_event_whose_transaction_rolls_back_is_never_sent(database: Database) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as session:
+            await outbox.add(session, Changed(number=1))
+            raise RuntimeError("the change failed")
+    assert await outbox.relay_pending(database, bus) == 0
+    assert bus.published == []
+
+
+@BOTH
+async def test_a_broker_refusal_keeps_the_event_for_the_next_try(database: Database) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    await write(database, outbox, 1)
+    await write(database, outbox, 2)
+    bus.down = True
+    with pytest.raises(RelayStalledError):
+        await outbox.relay_pending(database, bus)
+    assert await outbox.pending_count(database) == 2
+    bus.down = False
+    assert await outbox.relay_pending(database, bus) == 2
+    assert [e.payload["number"] for e in bus.published] == [1, 2]
+
+
+@BOTH
+async def test_the_relay_loop_delivers_what_was_written_during_an_outage(
+    database: Database,
+) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    bus.down = True
+    relay = asyncio.create_task(outbox.run_relay(database, bus))
+    try:
+        for number in range(10):
+            await write(database, outbox, number)
+        await asyncio.sleep(0.3)
+        bus.down = False
+        for _ in range(400):
+            if len(bus.published) >= 10:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+    assert sorted(e.payload["number"] for e in bus.published) == list(range(10))
+
+
+@pytest.mark.parametrize(
+    "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_two_relays_on_postgresql_publish_each_event_once(database: Database) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    for number in range(60):
+        await write(database, outbox, number)
+    await asyncio.gather(*(outbox.relay_pending(database, bus) for _ in range(4)))
+    while await outbox.pending_count(database):
+        await outbox.relay_pending(database, bus)
+    counts = Counter(e.payload["number"] for e in bus.published)
+    assert sorted(counts) == list(range(60))
+    assert set(counts.values()) == {1}
