@@ -69,6 +69,20 @@ async def test_register_answers_the_user_and_a_token_pair(auth: Stack, auth_url:
     assert response.headers["cache-control"] == "no-store"
 
 
+async def test_register_treats_blank_names_as_absent(auth: Stack, auth_url: str) -> None:
+    response = await auth.http.post(
+        f"{auth_url}/auth/register",
+        json={
+            "email": new_email(),
+            "password": DEFAULT_PASSWORD,
+            "full_name": "   ",
+            "tenant_name": " ",
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["user"]["full_name"] is None
+
+
 async def test_register_refuses_an_email_taken_in_any_case(auth: Stack, auth_url: str) -> None:
     account = await auth.register()
     response = await auth.http.post(

@@ -25,9 +25,9 @@ def _strip_or_none(value: object) -> object:
     return value
 
 
-def _printable(value: str | None) -> str | None:
+def _printable(value: str) -> str:
     # Control characters (NUL above all, which PostgreSQL cannot store) are never a name.
-    if value is not None and not value.isprintable():
+    if not value.isprintable():
         raise ValueError("must not contain control characters")
     return value
 
@@ -43,23 +43,18 @@ Email = Annotated[
 ]
 # ASVS 5.0: at least 8 and at most 128 characters, any Unicode, no composition rules.
 Password = Annotated[str, Field(min_length=8, max_length=128)]
+# Blank means absent; the length cap applies to the text, never to None.
 FullName = Annotated[
-    str | None,
+    Annotated[str, Field(max_length=200), AfterValidator(_printable)] | None,
     BeforeValidator(_strip_or_none),
-    Field(max_length=200),
-    AfterValidator(_printable),
 ]
 TenantName = Annotated[
-    str | None,
+    Annotated[str, Field(max_length=100), AfterValidator(_printable)] | None,
     BeforeValidator(_strip_or_none),
-    Field(max_length=100),
-    AfterValidator(_printable),
 ]
 InviteCode = Annotated[
-    str | None,
+    Annotated[str, Field(max_length=128), AfterValidator(_printable)] | None,
     BeforeValidator(_strip_or_none),
-    Field(max_length=128),
-    AfterValidator(_printable),
 ]
 # token_urlsafe(32) is 43 characters; anything much longer is not ours.
 RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=256)]
