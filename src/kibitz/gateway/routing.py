@@ -1,0 +1,57 @@
+"""The routing table: which service a public path belongs to, and which paths need no token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Public prefixes, each owned by the service of the same name.
+ROUTED_SERVICES: frozenset[str] = frozenset({"auth", "users", "tenants", "chat", "agents"})
+
+# (method, path) pairs anyone may call without an access token.
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/auth/register"),
+        ("POST", "/auth/login"),
+        ("POST", "/auth/refresh"),
+        ("POST", "/auth/logout"),
+        ("GET", "/auth/jwks"),
+        ("HEAD", "/auth/jwks"),
+    }
+)
+# The credential routes a client IP may call only so often (brute force, sign-up floods).
+IP_LIMITED_ROUTES: frozenset[str] = frozenset(
+    {"/auth/register", "/auth/login", "/auth/refresh", "/auth/logout"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one public request goes and what it needs first."""
+
+    service: str
+    public: bool
+    ip_limited: bool
+
+
+def is_never_routed(path: str) -> bool:
+    """Metrics, internal routes and dot segments never reach a service from the public side.
+
+    `path` is the percent-decoded path, so `%2e%2e` and `internal%2F` are caught too.
+    """
+    padded = f"{path}/"
+    return path == "/metrics" or "/internal/" in padded or "/../" in padded or "/./" in padded
+
+
+def route_for(method: str, path: str) -> Route | None:
+    """The service that owns `path`, or None when it is not an API path."""
+    _, _, rest = path.partition("/")
+    service, _, tail = rest.partition("/")
+    if service not in ROUTED_SERVICES:
+        return None
+    if tail == "openapi.json":
+        return Route(service=service, public=method in ("GET", "HEAD"), ip_limited=False)
+    normalised = path.rstrip("/") or "/"
+    public = (method, normalised) in PUBLIC_ROUTES
+    return Route(
+        service=service, public=public, ip_limited=public and normalised in IP_LIMITED_ROUTES
+    )

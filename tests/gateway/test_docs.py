@@ -1,0 +1,25 @@
+"""The API reference: each service's OpenAPI document, and one page listing them all."""
+
+from __future__ import annotations
+
+from tests.gateway.conftest import Harness
+
+
+async def test_each_services_openapi_document_is_public(harness: Harness) -> None:
+    response = await harness.http.get("/users/openapi.json")
+    assert response.status_code == 200
+    assert "/users/things/{thing_id}" in response.json()["paths"]
+
+
+async def test_the_reference_page_lists_every_service_and_its_routes(harness: Harness) -> None:
+    response = await harness.http.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "/users/things/{thing_id}" in page
+    assert "Read one thing" in page
+    for service in ("auth", "users", "tenants", "agents", "chat"):
+        assert f'id="{service}"' in page
+    assert "The tenants service is not part of this deployment." in page
+    # Self-contained: no scripts from anywhere.
+    assert "<script" not in page

@@ -1,0 +1,229 @@
+"""Rate limits: exact per-tenant and per-IP counting, headers, shared counters through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from kibitz.gateway.rate_limits import RateLimits, storage_for
+from tests.gateway.conftest import start_harness
+
+REPO = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("KIBITZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _rejections(scope: str) -> float:
+    return REGISTRY.get_sample_value("kibitz_rate_limit_rejections_total", {"scope": scope}) or 0.0
+
+
+async def test_with_a_limit_of_n_exactly_n_of_2n_concurrent_requests_pass(tmp_path: Path) -> None:
+    env = {"KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "7", "KIBITZ_WEB_DIST": str(tmp_path)}
+    async with start_harness(services=("auth", "users"), env=env) as running:
+        before = _rejections("tenant")
+        headers = running.auth()
+        responses = await asyncio.gather(
+            *(running.http.get("/users/echo", headers=headers) for _ in range(14))
+        )
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses == [200] * 7 + [429] * 7
+        assert _rejections("tenant") - before == 7
+        refused = next(r for r in responses if r.status_code == 429)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["ratelimit-limit"] == "7"
+        assert refused.headers["ratelimit-remaining"] == "0"
+        assert 0 < int(refused.headers["ratelimit-reset"]) <= 60
+        passed = [r for r in responses if r.status_code == 200]
+        assert all(r.headers["ratelimit-limit"] == "7" for r in passed)
+        assert sorted(int(r.headers["ratelimit-remaining"]) for r in passed)[0] == 0
+
+
+async def test_each_tenant_has_its_own_counter(tmp_path: Path) -> None:
+    env = {"KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "2", "KIBITZ_WEB_DIST": str(tmp_path)}
+    async with start_harness(services=("auth", "users"), env=env) as running:
+        first, second = uuid.uuid4(), uuid.uuid4()
+        for _ in range(2):
+            assert (
+                await running.http.get("/users/echo", headers=running.auth(tenant_id=first))
+            ).status_code == 200
+        assert (
+            await running.http.get("/users/echo", headers=running.auth(tenant_id=first))
+        ).status_code == 429
+        assert (
+            await running.http.get("/users/echo", headers=running.auth(tenant_id=second))
+        ).status_code == 200
+
+
+async def test_credential_routes_are_limited_per_client_ip(tmp_path: Path) -> None:
+    env = {"KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "3", "KIBITZ_WEB_DIST": str(tmp_path)}
+    async with start_harness(services=("auth",), env=env) as running:
+        before = _rejections("ip")
+        responses = await asyncio.gather(
+            *(
+                running.http.post("/auth/login", json={"email": "a@b.c", "password": "x"})
+                for _ in range(6)
+            )
+        )
+        # The echo upstream has no /auth/login: 404 means "let through".
+        assert sorted(r.status_code for r in responses) == [404] * 3 + [429] * 3
+        assert _rejections("ip") - before == 3
+        # The JWKS and authenticated auth routes are not counted against the address.
+        assert (await running.http.get("/auth/jwks")).status_code == 200
+        assert (await running.http.get("/auth/echo", headers=running.auth())).status_code == 200
+
+
+@pytest.mark.redis
+async def test_redis_counters_are_exact_under_concurrency() -> None:
+    prefix = f"kibitz-test-{uuid.uuid4().hex[:8]}"
+    limits = RateLimits(storage_for(REDIS_URL, key_prefix=prefix))
+    try:
+        results = await asyncio.gather(
+            *(limits.hit("tenant", "t", per_minute=10) for _ in range(20))
+        )
+        assert sum(1 for result in results if result is not None and result.allowed) == 10
+    finally:
+        await limits.reset()
+
+
+async def test_an_unreachable_redis_lets_requests_through(tmp_path: Path) -> None:
+    env = {"KIBITZ_WEB_DIST": str(tmp_path)}
+    async with start_harness(
+        services=("auth", "users"), env=env, redis_url=f"redis://127.0.0.1:{_free_port()}/0"
+    ) as running:
+        response = await running.http.get("/users/echo", headers=running.auth())
+        assert response.status_code == 200
+        assert "ratelimit-limit" not in response.headers
+        ready = await running.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"rate_limit_storage": "unavailable"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _gateway_processes(count: int, env: dict[str, str]) -> Iterator[list[str]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    urls = []
+    try:
+        for _ in range(count):
+            port = _free_port()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kibitz",
+                        "serve",
+                        "gateway",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    cwd=REPO,
+                    env={**os.environ, **env},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=15)
+
+
+async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get(f"{url}/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"gateway at {url} did not start")
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_two_gateway_processes_share_the_limit_through_redis(tmp_path: Path) -> None:
+    prefix = f"kibitz-test-{uuid.uuid4().hex[:8]}"
+    async with start_harness(
+        services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
+    ) as running:
+        env = {
+            "KIBITZ_INTERNAL_TOKEN": "test-internal-token",
+            "KIBITZ_REDIS_URL": REDIS_URL,
+            "KIBITZ_AUTH_URL": running.platform.service_urls["auth"][0],
+            "KIBITZ_USERS_URL": running.platform.service_urls["users"][0],
+            "KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "6",
+            "KIBITZ_GATEWAY_RATE_LIMIT_KEY_PREFIX": prefix,
+            "KIBITZ_WEB_DIST": str(tmp_path),
+        }
+        with _gateway_processes(2, env) as gateways:
+            async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
+                for url in gateways:
+                    await _wait_healthy(http, url)
+                ready = await http.get(f"{gateways[0]}/readyz")
+                assert ready.json()["checks"] == {"rate_limit_storage": "ok"}
+                headers = running.auth()
+                try:
+                    responses = await asyncio.gather(
+                        *(
+                            http.get(f"{gateways[i % 2]}/users/echo", headers=headers)
+                            for i in range(12)
+                        )
+                    )
+                    statuses = sorted(response.status_code for response in responses)
+                    assert statuses == [200] * 6 + [429] * 6
+                    per_gateway = {
+                        gateway: sum(
+                            1
+                            for i, r in enumerate(responses)
+                            if gateways[i % 2] == gateway and r.status_code == 200
+                        )
+                        for gateway in gateways
+                    }
+                    assert sum(per_gateway.values()) == 6
+                finally:
+                    await RateLimits(storage_for(REDIS_URL, key_prefix=prefix)).reset()
+
+
+async def test_behind_a_trusted_balancer_the_ip_limit_counts_the_real_client(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "1",
+        "KIBITZ_GATEWAY_TRUST_FORWARDED_FOR": "true",
+        "KIBITZ_WEB_DIST": str(tmp_path),
+    }
+    async with start_harness(services=("auth",), env=env) as running:
+
+        async def login_from(address: str) -> int:
+            response = await running.http.post(
+                "/auth/login", json={}, headers={"X-Forwarded-For": f"10.0.0.1, {address}"}
+            )
+            return response.status_code
+
+        assert await login_from("198.51.100.1") == 404
+        assert await login_from("198.51.100.2") == 404
+        assert await login_from("198.51.100.1") == 429

@@ -1,0 +1,70 @@
+"""The routing table."""
+
+from __future__ import annotations
+
+import pytest
+
+from kibitz.gateway.routing import is_never_routed, route_for
+
+
+@pytest.mark.parametrize("service", ["auth", "users", "tenants", "chat", "agents"])
+def test_each_public_prefix_routes_to_its_service(service: str) -> None:
+    route = route_for("GET", f"/{service}/anything/here")
+    assert route is not None and route.service == service
+
+
+@pytest.mark.parametrize("path", ["/", "/assets/app.js", "/login", "/authx/me", "/docs"])
+def test_paths_outside_the_service_prefixes_are_not_api_routes(path: str) -> None:
+    assert route_for("GET", path) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/auth/register"),
+        ("POST", "/auth/login"),
+        ("POST", "/auth/refresh"),
+        ("POST", "/auth/logout"),
+        ("GET", "/auth/jwks"),
+        ("GET", "/chat/openapi.json"),
+        ("GET", "/auth/openapi.json"),
+    ],
+)
+def test_public_routes_need_no_token(method: str, path: str) -> None:
+    route = route_for(method, path)
+    assert route is not None and route.public
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/auth/me"), ("GET", "/auth/login"), ("POST", "/auth/jwks"), ("GET", "/users/me")],
+)
+def test_everything_else_needs_a_token(method: str, path: str) -> None:
+    route = route_for(method, path)
+    assert route is not None and not route.public
+
+
+def test_only_the_credential_routes_are_limited_per_ip() -> None:
+    assert route_for("POST", "/auth/login").ip_limited  # type: ignore[union-attr]
+    assert not route_for("GET", "/auth/jwks").ip_limited  # type: ignore[union-attr]
+    assert not route_for("GET", "/auth/me").ip_limited  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/metrics",
+        "/auth/internal/users/1",
+        "/tenants/internal/tenants/x/plan",
+        "/chat/internal",
+        "/auth/../metrics",
+        "/auth/./internal/x",
+    ],
+)
+def test_metrics_internal_routes_and_dot_segments_are_never_routed(path: str) -> None:
+    assert is_never_routed(path)
+
+
+def test_ordinary_paths_are_routed() -> None:
+    assert not is_never_routed("/auth/me")
+    assert not is_never_routed("/chat/internals-of-chat")

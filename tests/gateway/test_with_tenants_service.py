@@ -1,0 +1,47 @@
+"""The gateway with the real tenants service: the plan sets the limit; a change applies at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.fixtures.stack import start_stack
+
+
+async def test_subscribing_to_a_plan_changes_the_limit_on_the_next_request(tmp_path: Path) -> None:
+    async with start_stack(["auth", "tenants", "gateway"], data_dir=tmp_path) as stack:
+        account = await stack.register()
+        before = await stack.http.get(f"{stack.entry}/auth/me", headers=account.headers)
+        assert before.headers["ratelimit-limit"] == "60"
+
+        changed = await stack.http.post(
+            f"{stack.entry}/tenants/subscribe", json={"plan": "gold"}, headers=account.headers
+        )
+        assert changed.status_code == 200, changed.text
+        after = await stack.http.get(f"{stack.entry}/auth/me", headers=account.headers)
+        assert after.headers["ratelimit-limit"] == "1200"
+
+
+async def test_a_plan_change_made_elsewhere_reaches_the_gateway_through_the_event(
+    tmp_path: Path,
+) -> None:
+    async with start_stack(["auth", "tenants", "gateway"], data_dir=tmp_path) as stack:
+        account = await stack.register()
+        assert (await stack.http.get(f"{stack.entry}/auth/me", headers=account.headers)).headers[
+            "ratelimit-limit"
+        ] == "60"
+        # Straight to the tenants service: the gateway does not see this request.
+        changed = await stack.http.post(
+            f"{stack.url('tenants')}/tenants/subscribe",
+            json={"plan": "premium"},
+            headers=account.headers,
+        )
+        assert changed.status_code == 200, changed.text
+        limit = ""
+        for _ in range(50):
+            response = await stack.http.get(f"{stack.entry}/auth/me", headers=account.headers)
+            limit = response.headers["ratelimit-limit"]
+            if limit == "300":
+                break
+            await asyncio.sleep(0.1)
+        assert limit == "300"
