@@ -73,7 +73,9 @@ def test_compose_points_every_service_url_at_a_compose_service() -> None:
 
 
 def test_deploy_files_only_set_variables_kibitz_reads() -> None:
-    compose_vars = set(_compose()["x-kibitz"]["environment"])
+    compose = _compose()
+    compose_vars = set(compose["x-kibitz"]["environment"])
+    compose_vars |= set(compose["services"]["gateway"]["environment"])
     kube_vars: set[str] = set()
     for _, document in _kubernetes_documents():
         kube_vars |= set(document.get("data", {})) | set(document.get("stringData", {}))
@@ -90,5 +92,10 @@ def test_dockerfile_copies_files_that_exist() -> None:
 
 def test_prometheus_scrapes_every_module() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    names = config["scrape_configs"][0]["dns_sd_configs"][0]["names"]
-    assert set(names) == set(MODULE_PATHS)
+    names = [
+        name
+        for job in config["scrape_configs"]
+        for discovery in job["dns_sd_configs"]
+        for name in discovery["names"]
+    ]
+    assert sorted(names) == sorted(MODULE_PATHS)

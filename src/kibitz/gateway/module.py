@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -65,11 +64,10 @@ def create_app(platform: Platform) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # A group of its own per replica: every gateway replica caches plans, so each must hear.
-        subscription = await platform.bus.subscribe(
-            [PlanChanged.name],
-            group=f"gateway-{uuid.uuid4().hex[:12]}",
-            handler=pipeline.plans.on_plan_changed,
+        # listen, not subscribe: every gateway replica caches plans, so each must hear, and a
+        # durable consumer group per replica would pile up on the broker across restarts.
+        subscription = await platform.bus.listen(
+            [PlanChanged.name], handler=pipeline.plans.on_plan_changed
         )
         try:
             yield
