@@ -72,7 +72,9 @@ def migrate(
     names = [service] if service else SERVICE_NAMES
     unknown = [name for name in names if name not in SERVICE_NAMES]
     if unknown:
-        console.print(f"[red]unknown service[/] {unknown[0]!r}; choose from {', '.join(SERVICE_NAMES)}")
+        console.print(
+            f"[red]unknown service[/] {unknown[0]!r}; choose from {', '.join(SERVICE_NAMES)}"
+        )
         raise typer.Exit(2)
     settings = _settings()
     platform = Platform(settings=settings)
@@ -84,6 +86,34 @@ def migrate(
                 console.print(f"migrated [bold]{name}[/]")
 
     asyncio.run(main())
+
+
+@app.command("simulate-llm")
+def simulate_llm(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    ttft_ms: Annotated[float | None, typer.Option(help="Time to first token, ms.")] = None,
+    gap_ms: Annotated[float | None, typer.Option(help="Gap between tokens, ms.")] = None,
+    tokens_per_second: Annotated[float | None, typer.Option(help="Overrides --gap-ms.")] = None,
+    reply: Annotated[str | None, typer.Option(help="Fixed reply text.")] = None,
+    tokens: Annotated[int | None, typer.Option(help="Fixed reply length in tokens.")] = None,
+) -> None:
+    """Run the LLM simulator (OpenAI and Anthropic wire protocols) for tests and benchmarks."""
+    from kibitz.simulator.config import SimulatorSettings
+    from kibitz.simulator.server import serve
+
+    overrides: dict[str, object] = {
+        "ttft_ms": ttft_ms,
+        "gap_ms": gap_ms,
+        "tokens_per_second": tokens_per_second,
+        "reply": reply,
+        "tokens": tokens,
+    }
+    settings = SimulatorSettings.model_validate(
+        {key: value for key, value in overrides.items() if value is not None}
+    )
+    console.print(f"LLM simulator on http://{host}:{port} (OpenAI and Anthropic APIs under /v1)")
+    serve(settings, host=host, port=port)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ async def test_probes_and_metrics_answer(demo_url: str) -> None:
         metrics = await client.get("/metrics")
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json()["checks"] == {"dependency": "ok"}
-    assert 'kibitz_http_requests_total{method="GET",route="/demo/hello",service="demo"' in metrics.text
+    assert (
+        'kibitz_http_requests_total{method="GET",route="/demo/hello",service="demo"' in metrics.text
+    )
 
 
 async def test_openapi_is_published_under_the_service_prefix(demo_url: str) -> None:

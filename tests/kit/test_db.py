@@ -4,7 +4,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Integer, MetaData, String, Table, Column, select, text, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
 
 from kibitz.kit.db import Database, is_sqlite
 from tests.fixtures.stack import postgres_databases

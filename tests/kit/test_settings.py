@@ -24,7 +24,9 @@ def test_a_service_defaults_to_a_sqlite_file_under_the_data_dir(tmp_path: Path) 
 
 def test_an_explicit_database_url_wins(tmp_path: Path) -> None:
     settings = ServiceSettings(database_url="postgresql+asyncpg://postgres@127.0.0.1/x")
-    assert settings.resolved_database_url(data_dir=tmp_path, service="auth").startswith("postgresql")
+    assert settings.resolved_database_url(data_dir=tmp_path, service="auth").startswith(
+        "postgresql"
+    )
 
 
 def test_service_urls_split_replicas(monkeypatch: pytest.MonkeyPatch) -> None:

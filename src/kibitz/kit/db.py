@@ -1,4 +1,4 @@
-"""Async SQLAlchemy 2: one engine per service database, sessions committed at the request boundary."""
+"""Async SQLAlchemy 2: an engine per service database; the request boundary commits."""
 
 from __future__ import annotations
 

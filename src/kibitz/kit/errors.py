@@ -1,4 +1,4 @@
-"""RFC 9457 problem+json: domain errors carry their status and type; one set of handlers renders them."""
+"""RFC 9457 problem+json: domain errors carry status and type; one set of handlers renders them."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import httpx
 
 from kibitz.kit.errors import GatewayTimeout, ServiceUnavailable
 
-INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"
+INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
 # 10 s: a replica that refused a connection is skipped this long before it is tried again.
 DEFAULT_COOLDOWN_SECONDS = 10.0
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -52,7 +52,9 @@ class UpstreamPool:
         self._down_until.pop(base_url, None)
 
 
-def new_http_client(*, timeout: httpx.Timeout | None = None, max_connections: int = 200) -> httpx.AsyncClient:
+def new_http_client(
+    *, timeout: httpx.Timeout | None = None, max_connections: int = 200
+) -> httpx.AsyncClient:
     """An httpx client tuned for many concurrent calls to a few hosts."""
     return httpx.AsyncClient(
         timeout=timeout or httpx.Timeout(connect=2.0, read=30.0, write=10.0, pool=5.0),

@@ -110,7 +110,9 @@ class TokenVerifier:
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
             age = time.monotonic() - self._fetched_at
-            if self._keys and age < (_UNKNOWN_KID_REFETCH_SECONDS if force else _JWKS_CACHE_SECONDS):
+            if self._keys and age < (
+                _UNKNOWN_KID_REFETCH_SECONDS if force else _JWKS_CACHE_SECONDS
+            ):
                 return
             document = await self._fetch_jwks()
             keys = {}

@@ -1,4 +1,4 @@
-"""Settings: one `KIBITZ_` prefix, one database URL per service, SQLite under the data dir by default."""
+"""Settings: one `KIBITZ_` prefix, a database URL per service, SQLite under the data dir."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ async def run_all_in_one(
     port: int = 8000,
     modules: list[str] | None = None,
 ) -> AsyncIterator[RunningStack]:
-    """Start every module in this event loop: services on loopback ports, the gateway on host:port."""
+    """Start every module in this event loop: services on loopback, the gateway on host:port."""
     selected = available_modules(modules)
     token = settings.internal_token.get_secret_value() if settings.internal_token else ""
     sockets = {
