@@ -55,6 +55,9 @@ _SET_BY_GATEWAY = frozenset(
 _REWRITTEN_ON_ANSWER = frozenset({b"date", b"server", b"x-request-id"})
 # Internal identity and the service credential: never accepted from, or shown to, the public.
 INTERNAL_HEADER_PREFIX = b"x-kibitz-"
+# Public hints under the same prefix: which kind of client is calling (the web app asks auth for
+# its refresh token in an httpOnly cookie). They carry no identity, so they may pass.
+PUBLIC_KIBITZ_HEADERS = frozenset({b"x-kibitz-client"})
 # 30 s: the Retry-After of a 503 for a service this deployment does not run at all.
 _ABSENT_SERVICE_RETRY_AFTER_SECONDS = 30
 
@@ -79,7 +82,7 @@ def forwardable(
         if (
             lowered in HOP_BY_HOP_HEADERS
             or lowered in drop
-            or lowered.startswith(INTERNAL_HEADER_PREFIX)
+            or (lowered.startswith(INTERNAL_HEADER_PREFIX) and lowered not in PUBLIC_KIBITZ_HEADERS)
             or (listed and lowered in listed)
         ):
             continue
