@@ -1,1 +1,1 @@
-"""A fake LLM provider that speaks the real OpenAI and Anthropic wire protocols (tests, benchmarks)."""
+"""A fake LLM provider speaking the real OpenAI and Anthropic wire protocols (tests, benchmarks)."""

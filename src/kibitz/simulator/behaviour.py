@@ -4,8 +4,9 @@ Per request, in order of precedence: `x-sim-*` request headers, `[sim:key=value]
 last user message (so a test can drive a fault end to end through chat), faults queued with
 `POST /_sim/faults`, then the simulator's defaults.
 
-Faults: `429`, `500`, `503` (an error answer before any token), `disconnect-after:K` (K tokens,
-then the connection is cut), `stall-after:K` (K tokens, then silence), `hang` (no answer at all).
+Faults: `400`, `401`, `429`, `500`, `503` (an error answer before any token),
+`disconnect-after:K` (K tokens, then the connection is cut), `stall-after:K` (K tokens, then
+silence), `hang` (no answer at all).
 A fault may end in `xN` (`429x2`): only the first N requests with the same body get it, so a
 client's retry of the same request then succeeds.
 """
@@ -22,9 +23,24 @@ from typing import Any
 from kibitz.simulator.config import SimulatorSettings
 
 _MARKER = re.compile(r"\[sim:([a-z-]+)=([^\]\s]+)\]")
-_FAULT = re.compile(r"^(?P<kind>429|500|503|hang|disconnect-after|stall-after)(?::(?P<arg>\d+))?(?:x(?P<times>\d+))?$")
+_FAULT = re.compile(
+    r"^(?P<kind>400|401|429|500|503|hang|disconnect-after|stall-after)(?::(?P<arg>\d+))?(?:x(?P<times>\d+))?$"
+)
 _WORD = re.compile(r"\S+\s*")
-_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
+_FILLER = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+]
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,9 @@ def resolve(
     wanted = pick("tokens") or settings.tokens
     if wanted is not None:
         count = max(1, int(wanted))
-        words = [words[i] if i < len(words) else _FILLER[i % len(_FILLER)] + " " for i in range(count)]
+        words = [
+            words[i] if i < len(words) else _FILLER[i % len(_FILLER)] + " " for i in range(count)
+        ]
     fingerprint = hashlib.sha256(body).hexdigest()
     fault: Fault | None = None
     spec = pick("fault")

@@ -1,0 +1,244 @@
+"""Routes of the agents service: thin handlers over `service`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Request, status
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from kibitz.kit.errors import ProblemError, problem_responses
+from kibitz.kit.observability import OPEN_STREAMS
+from kibitz.kit.security import CurrentPrincipal
+from kibitz.services.agents import service
+from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep, SessionDep
+from kibitz.services.agents.providers.base import StreamEnd, StreamItem, TextDelta
+from kibitz.services.agents.schemas import (
+    AgentCreate,
+    AgentList,
+    AgentRead,
+    AgentUpdate,
+    ProviderCatalogue,
+    RespondRequest,
+    RespondResult,
+)
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+T = TypeVar("T")
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_SSE_DOC = {
+    "text/event-stream": {
+        "schema": {"type": "string"},
+        "example": 'event: delta\ndata: {"content": "Hi"}\n\n',
+    }
+}
+
+
+@router.post(
+    "/create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AgentRead,
+    responses=problem_responses(401, 403, 422),
+    summary="Create an agent",
+)
+async def create_agent(
+    body: AgentCreate, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Create an agent (403 when the plan does not allow the model or another agent)."""
+    agent = await service.create_agent(session, runtime=runtime, principal=principal, data=body)
+    return service.agent_read(agent)
+
+
+@router.get(
+    "/my", response_model=AgentList, responses=problem_responses(401, 422), summary="My agents"
+)
+async def my_agents(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """The caller's agents, oldest first, a page at a time."""
+    agents, next_cursor = await service.list_agents(
+        session, principal=principal, limit=limit, cursor=cursor
+    )
+    return {"items": [service.agent_read(agent) for agent in agents], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/providers",
+    response_model=ProviderCatalogue,
+    responses=problem_responses(401, 503),
+    summary="Providers and models on offer",
+)
+async def providers(principal: CurrentPrincipal, runtime: RuntimeDep) -> ProviderCatalogue:
+    """Providers and models this deployment offers and the tenant's plan allows."""
+    return await service.provider_catalogue(runtime=runtime, principal=principal)
+
+
+@router.post(
+    "/respond",
+    response_model=RespondResult,
+    responses={
+        200: {
+            "content": _SSE_DOC,
+            "description": "The reply, or with `stream: true` an SSE stream",
+        },
+        **problem_responses(401, 403, 404, 413, 422, 502, 503, 504),
+    },
+    summary="Have an agent answer",
+)
+async def respond(
+    body: RespondRequest, principal: CurrentPrincipal, runtime: RuntimeDep, request: Request
+) -> Response:
+    """Answer: JSON, or with `stream: true` SSE `delta` events then `done` or `error`."""
+    prepared = await service.prepare_reply(runtime=runtime, principal=principal, body=body)
+    items = service.reply_stream(runtime=runtime, prepared=prepared)
+    if not body.stream:
+        result = await _unless_disconnected(request, _collect(items))
+        if result is None:
+            return Response(status_code=499)
+        return JSONResponse(result)
+    # Failures before the first token (after retries) answer with a status; then the stream opens.
+    first = await _unless_disconnected(request, anext(items))
+    if first is None:
+        await items.aclose()  # type: ignore[attr-defined]
+        return Response(status_code=499)
+    return StreamingResponse(
+        _sse(first, items), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
+
+
+@router.get(
+    "/{agent_id}",
+    response_model=AgentRead,
+    responses=problem_responses(401, 404, 422),
+    summary="One agent",
+)
+async def read_agent(agent: OwnedAgent) -> dict[str, Any]:
+    """One of the caller's agents (404 if not theirs)."""
+    return service.agent_read(agent)
+
+
+@router.patch(
+    "/{agent_id}",
+    response_model=AgentRead,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Change an agent",
+)
+async def update_agent(
+    body: AgentUpdate,
+    agent: OwnedAgent,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Change some fields of one of the caller's agents."""
+    updated = await service.update_agent(
+        session, runtime=runtime, principal=principal, agent=agent, data=body
+    )
+    return service.agent_read(updated)
+
+
+@router.delete(
+    "/{agent_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 422),
+    summary="Delete an agent",
+)
+async def delete_agent(agent: OwnedAgent, session: SessionDep, runtime: RuntimeDep) -> Response:
+    """Delete one of the caller's agents."""
+    await service.delete_agent(session, runtime=runtime, agent=agent)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _collect(items: AsyncIterator[StreamItem]) -> dict[str, Any]:
+    parts: list[str] = []
+    try:
+        async for item in items:
+            if isinstance(item, TextDelta):
+                parts.append(item.text)
+            elif isinstance(item, StreamEnd):
+                return _result("".join(parts), item)
+    finally:
+        await items.aclose()  # type: ignore[attr-defined]
+    raise ProblemError("The provider ended without finishing.")
+
+
+def _result(content: str, end: StreamEnd) -> dict[str, Any]:
+    return {
+        "content": content,
+        "usage": {"input_tokens": end.input_tokens, "output_tokens": end.output_tokens},
+        "model": end.model,
+        "finish_reason": end.finish_reason,
+    }
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """The work's result, or None when the client left first (the work is then cancelled,
+    which closes the upstream call: no tokens paid for nobody)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_wait_for_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    return task.result()
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _sse(first: StreamItem, items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+    """SSE frames; when the client goes away Starlette cancels this, which closes the upstream.
+
+    Deltas that arrived together upstream go out in one write (one event each, fewer syscalls).
+    """
+    OPEN_STREAMS.labels("agents").inc()
+    frames: list[bytes] = []
+    try:
+        item: StreamItem | None = first
+        while item is not None:
+            if isinstance(item, TextDelta):
+                frames.append(_event("delta", {"content": item.text}))
+                if item.more:
+                    item = await anext(items, None)
+                    continue
+            else:
+                frames.append(
+                    _event(
+                        "done",
+                        {
+                            "usage": {
+                                "input_tokens": item.input_tokens,
+                                "output_tokens": item.output_tokens,
+                            },
+                            "finish_reason": item.finish_reason,
+                            "model": item.model,
+                        },
+                    )
+                )
+            yield b"".join(frames)
+            frames.clear()
+            item = await anext(items, None)
+        if frames:
+            yield b"".join(frames)
+    except ProblemError as problem:
+        frames.append(_event("error", problem.to_dict()))
+        yield b"".join(frames)
+    finally:
+        OPEN_STREAMS.labels("agents").dec()
+        await items.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,118 @@
+"""Agents settings (`KIBITZ_AGENTS_…`), the model catalogue and the fallback plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from kibitz.kit.settings import ServiceSettings
+
+# Size class of each model the deployment knows, per provider. Plans allow classes ("small",
+# "large"), exact model names, "provider:model", "provider:*", or "*" (see `plans.py`).
+DEFAULT_MODEL_CATALOGUE: dict[str, dict[str, str]] = {
+    "openai": {
+        "gpt-4o-mini": "small",
+        "gpt-4.1-mini": "small",
+        "gpt-4.1-nano": "small",
+        "gpt-5-mini": "small",
+        "gpt-4o": "large",
+        "gpt-4.1": "large",
+        "gpt-5": "large",
+    },
+    "anthropic": {
+        "claude-haiku-4-5": "small",
+        "claude-3-5-haiku-latest": "small",
+        "claude-sonnet-4-5": "large",
+        "claude-opus-4-1": "large",
+    },
+    "echo": {"echo": "echo"},
+}
+
+# The plan catalogue's defaults (DESIGN.md §3 tenants), used only when this deployment has no
+# tenants service. The tenants service owns the real catalogue; this is the one copy agents keeps.
+DEFAULT_PLANS: dict[str, dict[str, Any]] = {
+    "basic": {
+        "limits": {
+            "requests_per_minute": 60,
+            "messages_per_day": 100,
+            "agents": 3,
+            "tokens_per_month": 100_000,
+            "models": ["echo", "small"],
+        },
+        "features": [],
+    },
+    "premium": {
+        "limits": {
+            "requests_per_minute": 300,
+            "messages_per_day": 2_000,
+            "agents": 20,
+            "tokens_per_month": 2_000_000,
+            "models": ["echo", "small", "large"],
+        },
+        "features": ["knowledge"],
+    },
+    "gold": {
+        "limits": {
+            "requests_per_minute": 1_200,
+            "messages_per_day": 20_000,
+            "agents": 100,
+            "tokens_per_month": 20_000_000,
+            "models": ["*"],
+        },
+        "features": ["knowledge", "multi_agent"],
+    },
+}
+PLAN_ORDER = ["basic", "premium", "gold"]
+FALLBACK_PLAN = "basic"
+
+
+class AgentsSettings(ServiceSettings):
+    """What the agents service can be tuned with."""
+
+    model_config = SettingsConfigDict(env_prefix="KIBITZ_AGENTS_", extra="ignore")
+
+    # The deployment's own provider credentials; unset keys leave only echo (and bring-your-own).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    # Fernet key(s), comma-separated, the first encrypts; unset: generated under the data dir.
+    encryption_key: SecretStr | None = None
+    # Comma-separated hostnames, IPs or CIDRs a user's base_url may reach although they are
+    # loopback/private/link-local (e.g. an Ollama on the LAN; the simulator in tests).
+    allowed_private_hosts: str = ""
+    model_catalogue: dict[str, dict[str, str]] = DEFAULT_MODEL_CATALOGUE
+    # Size class of any model behind a `custom` (OpenAI-compatible) endpoint.
+    custom_model_class: str = "small"
+
+    # Seconds. Connect: a provider that cannot take a connection in 5 s is down. Read: the
+    # longest silence between two streamed chunks. Total: one whole reply.
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 60.0
+    total_timeout_seconds: float = 300.0
+    # Attempts before the first token (429, 5xx, connection errors); none after it.
+    max_attempts: int = 3
+    retry_base_seconds: float = 0.25
+    retry_max_seconds: float = 4.0
+    # Anthropic requires a cap on output tokens; OpenAI gets one only when set.
+    max_output_tokens: int = 1024
+    openai_max_output_tokens: int | None = None
+    # The Anthropic SDK no longer has a `temperature` argument; it is sent as an extra body field.
+    anthropic_send_temperature: bool = True
+    # Pause between echoed words, ms (makes the demo look like streaming).
+    echo_word_delay_ms: float = 30.0
+    # How long a tenant's plan is reused on the respond path (create/update always re-read it).
+    plan_cache_seconds: float = 5.0
+    # How long the reply path reuses an agent read from the database (s; 0 disables). Edits
+    # through this replica apply at once, through another one within this time.
+    agent_cache_seconds: float = 2.0
+    # Request size limits.
+    max_messages: int = 200
+    max_message_chars: int = 32_000
+    max_total_chars: int = 200_000
+
+    def allowed_private_entries(self) -> list[str]:
+        """The allow-list, split and trimmed."""
+        return [entry.strip() for entry in self.allowed_private_hosts.split(",") if entry.strip()]

@@ -1,0 +1,84 @@
+"""The agents module: its app, its migrations, and what it needs running (auth, for JWKS)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from kibitz.kit.app import create_service_app
+from kibitz.kit.db import Database
+from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.platform import Module, Platform
+from kibitz.services.agents.agent_cache import AgentCache
+from kibitz.services.agents.api import router
+from kibitz.services.agents.api_key_cipher import ApiKeyCipher
+from kibitz.services.agents.config import AgentsSettings
+from kibitz.services.agents.plans import PlanReader
+from kibitz.services.agents.providers.provider_set import ProviderSet
+from kibitz.services.agents.service import AgentsRuntime
+
+NAME = "agents"
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "agents_alembic_version"
+
+
+def _database_url(platform: Platform, settings: AgentsSettings) -> str:
+    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+
+
+async def migrate(platform: Platform) -> None:
+    """Apply the agents migrations."""
+    await upgrade_to_head_async(
+        database_url=_database_url(platform, AgentsSettings()),
+        script_location=MIGRATIONS,
+        version_table=VERSION_TABLE,
+    )
+
+
+def _cipher(platform: Platform, settings: AgentsSettings) -> ApiKeyCipher:
+    if settings.encryption_key is not None:
+        return ApiKeyCipher.from_setting(settings.encryption_key.get_secret_value())
+    # No key configured (all-in-one): one is generated and kept under the data dir.
+    return ApiKeyCipher.from_data_dir(platform.settings.data_dir)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The agents app."""
+    settings = AgentsSettings()
+    database = Database(_database_url(platform, settings))
+    runtime = AgentsRuntime(
+        settings=settings,
+        database=database,
+        cipher=_cipher(platform, settings),
+        providers=ProviderSet(settings),
+        plans=PlanReader(platform, cache_seconds=settings.plan_cache_seconds),
+        agents=AgentCache(settings.agent_cache_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if platform.settings.migrate_on_start:
+            await migrate(platform)
+        try:
+            yield
+        finally:
+            await runtime.providers.aclose()
+            await runtime.plans.aclose()
+            await database.dispose()
+
+    app = create_service_app(
+        name=NAME,
+        platform=platform,
+        routers=[router],
+        lifespan=lifespan,
+        readiness_checks={"database": database.ping},
+        description="Per-user AI agents and the LLM calls behind them.",
+    )
+    app.state.agents = runtime
+    return app
+
+
+module = Module(name=NAME, create_app=create_app, depends_on=("auth",), migrate=migrate)

@@ -1,0 +1,139 @@
+"""SSRF guard for user-supplied base URLs: resolve once, refuse private targets, pin the address.
+
+The checked address is the one connected to (`PinnedTransport`), so a DNS answer that changes
+between the check and the connection (DNS rebinding) cannot redirect the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx2
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# 5 s: a resolver that takes longer is broken for our purposes.
+_RESOLVE_TIMEOUT_SECONDS = 5.0
+
+
+class UnsafeAddressError(ValueError):
+    """The URL is malformed, not http(s), or reaches an address that is not allowed."""
+
+
+@dataclass(frozen=True)
+class PinnedAddress:
+    """A checked base URL: where it points and the address to connect to."""
+
+    scheme: str
+    host: str
+    port: int
+    ip: str
+
+
+class AllowList:
+    """Hostnames, addresses and networks the operator lets users reach although they are private."""
+
+    def __init__(self, entries: list[str]) -> None:
+        self.hosts: set[str] = set()
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            except ValueError:
+                self.hosts.add(entry.lower().rstrip("."))
+
+    def allows(self, host: str, ip: IPAddress) -> bool:
+        """Whether this host or address is allow-listed."""
+        return host in self.hosts or any(ip in network for network in self.networks)
+
+
+def _embedded(ip: IPAddress) -> IPAddress:
+    """The IPv4 address hidden in an IPv4-mapped, 6to4 or Teredo IPv6 address, if any."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip.teredo is not None:
+            return ip.teredo[1]
+    return ip
+
+
+def is_public(ip: IPAddress) -> bool:
+    """Whether an address is globally routable (not loopback, private, link-local, metadata…)."""
+    inner = _embedded(ip)
+    return inner.is_global and not inner.is_multicast and ip.is_global
+
+
+def parse_base_url(base_url: str) -> tuple[str, str, int]:
+    """Scheme, lower-case host and port of an http(s) URL without credentials."""
+    try:
+        parts = urlsplit(base_url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeAddressError("is not a valid URL") from exc
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeAddressError("must use http or https")
+    if not parts.hostname:
+        raise UnsafeAddressError("has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeAddressError("must not carry credentials (use api_key)")
+    if parts.fragment:
+        raise UnsafeAddressError("must not have a fragment")
+    host = parts.hostname.lower().rstrip(".")
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), _RESOLVE_TIMEOUT_SECONDS
+        )
+    except (OSError, TimeoutError) as exc:
+        raise UnsafeAddressError("host does not resolve") from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise UnsafeAddressError("host does not resolve")
+    return addresses
+
+
+async def check_base_url(base_url: str, allow_list: AllowList) -> PinnedAddress:
+    """Resolve the URL's host once; every address must be public or allow-listed."""
+    scheme, host, port = parse_base_url(base_url)
+    addresses = await _resolve(host, port)
+    for address in addresses:
+        if not is_public(address) and not allow_list.allows(host, address):
+            raise UnsafeAddressError(
+                "points at a loopback, private, link-local or reserved address; "
+                "the operator must allow-list it (KIBITZ_AGENTS_ALLOWED_PRIVATE_HOSTS)"
+            )
+    return PinnedAddress(scheme=scheme, host=host, port=port, ip=str(addresses[0]))
+
+
+class PinnedTransport(httpx2.AsyncHTTPTransport):
+    """Connects requests for the pinned host to the checked address (TLS still names the host)."""
+
+    def __init__(self, pinned: PinnedAddress, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.pinned = pinned
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Rewrite the host to the pinned address; refuse any other host (no redirects out)."""
+        if request.url.host.lower().rstrip(".") != self.pinned.host:
+            raise httpx2.ConnectError("request to a host that was not checked", request=request)
+        # The Host header was set from the original URL when the request was built.
+        request.url = request.url.copy_with(host=self.pinned.ip)
+        request.extensions = {**request.extensions, "sni_hostname": self.pinned.host}
+        return await super().handle_async_request(request)

@@ -1,0 +1,160 @@
+"""Anthropic messages through the official SDK; the agent's instructions are the system prompt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+
+from kibitz.services.agents.providers.base import (
+    CompletionRequest,
+    ProviderError,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+)
+from kibitz.services.agents.providers.sse_lines import sse_batches
+
+_SDK_ERRORS = (anthropic.APIError, httpx2.HTTPError)
+# Anthropic's "overloaded" status.
+_OVERLOADED = 529
+
+
+def _retry_after(headers: httpx2.Headers | None) -> float | None:
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            try:
+                return float(raw) / scale
+            except ValueError:
+                continue
+    return None
+
+
+def map_anthropic_error(exc: Exception) -> ProviderError:
+    """Classify an SDK (or transport) error; never copies upstream text."""
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        return ProviderError("timeout", "The model provider timed out.")
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        retry_after = _retry_after(exc.response.headers)
+        if status == 429:
+            return ProviderError(
+                "rate_limited", "The model provider is rate limiting.", status, retry_after
+            )
+        if status in (401, 403):
+            return ProviderError(
+                "credentials", "The model provider refused the credentials.", status
+            )
+        if status >= 500 or status in (408, _OVERLOADED):
+            return ProviderError("unavailable", "The model provider failed.", status, retry_after)
+        return ProviderError(
+            "rejected", f"The model provider refused the request ({status}).", status
+        )
+    return ProviderError("unavailable", "The model provider could not be reached.")
+
+
+class AnthropicMessages:
+    """The messages API: streamed (message_start … message_stop) or one whole message."""
+
+    name = "anthropic"
+
+    def __init__(self, client: anthropic.AsyncAnthropic, *, send_temperature: bool = True) -> None:
+        self.client = client
+        self.send_temperature = send_temperature
+
+    def _body(self, request: CompletionRequest) -> dict[str, Any]:
+        # Anthropic takes the system prompt apart from the turns: instructions + system turns.
+        system_parts = [request.instructions] if request.instructions else []
+        system_parts += [turn.content for turn in request.messages if turn.role == "system"]
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_output_tokens or 1024,
+            "messages": [
+                {"role": turn.role, "content": turn.content}
+                for turn in request.messages
+                if turn.role != "system"
+            ],
+        }
+        if system_parts:
+            body["system"] = "\n\n".join(system_parts)
+        if self.send_temperature:
+            # This SDK version has no `temperature` argument; the API field still exists.
+            body["extra_body"] = {"temperature": request.temperature}
+        return body
+
+    async def stream(
+        self, request: CompletionRequest, *, streamed: bool = True
+    ) -> AsyncIterator[StreamItem]:
+        """Text deltas, then usage and stop reason."""
+        body = self._body(request)
+        if not streamed:
+            try:
+                message = await self.client.messages.create(**body)
+            except _SDK_ERRORS as exc:
+                raise map_anthropic_error(exc) from None
+            text = "".join(getattr(block, "text", "") for block in message.content)
+            if text:
+                yield TextDelta(text)
+            yield StreamEnd(
+                input_tokens=message.usage.input_tokens,
+                output_tokens=message.usage.output_tokens,
+                finish_reason=message.stop_reason or "end_turn",
+                model=message.model or request.model,
+            )
+            return
+        input_tokens = 0
+        output_tokens = 0
+        finish_reason = "end_turn"
+        model = request.model
+        try:
+            async with self.client.messages.with_streaming_response.create(
+                **body, stream=True
+            ) as response:
+                # Raw SSE through the SDK (see sse_lines.py); leaving the block closes upstream.
+                async for batch in sse_batches(response.iter_bytes()):
+                    texts: list[str] = []
+                    for name, data in batch:
+                        if name == "ping" or name is None:
+                            continue
+                        if name == "error":
+                            raise ProviderError(
+                                "unavailable", "The model provider failed mid-stream."
+                            )
+                        event = json.loads(data)
+                        if name == "message_start":
+                            message = event.get("message") or {}
+                            model = message.get("model") or model
+                            usage = message.get("usage") or {}
+                            input_tokens = usage.get("input_tokens", input_tokens)
+                            output_tokens = usage.get("output_tokens", output_tokens)
+                        elif name == "content_block_delta":
+                            delta = event.get("delta") or {}
+                            if delta.get("type") == "text_delta" and delta.get("text"):
+                                texts.append(delta["text"])
+                        elif name == "message_delta":
+                            usage = event.get("usage") or {}
+                            output_tokens = usage.get("output_tokens", output_tokens)
+                            if usage.get("input_tokens") is not None:
+                                input_tokens = usage["input_tokens"]
+                            stop = (event.get("delta") or {}).get("stop_reason")
+                            finish_reason = stop or finish_reason
+                    for index, text in enumerate(texts):
+                        yield TextDelta(text, more=index < len(texts) - 1)
+        except _SDK_ERRORS as exc:
+            raise map_anthropic_error(exc) from None
+        except ValueError:
+            raise ProviderError(
+                "unavailable", "The model provider sent a malformed stream."
+            ) from None
+        yield StreamEnd(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            finish_reason=finish_reason,
+            model=model,
+        )

@@ -1,0 +1,87 @@
+"""The one interface every provider adapter implements, and the errors they raise."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["user", "assistant", "system"]
+ErrorKind = Literal["rate_limited", "unavailable", "timeout", "rejected", "credentials"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation sent to the model."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What an agent asks its model: the agent's settings plus the conversation."""
+
+    model: str
+    instructions: str
+    temperature: float
+    messages: list[Turn]
+    max_output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the reply, in order; `more` when the next piece has already arrived too
+    (a relay may then write both to its client at once)."""
+
+    text: str
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last item of every stream: token usage, why the model stopped, which model answered."""
+
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+    model: str
+
+
+StreamItem = TextDelta | StreamEnd
+
+
+class Provider(Protocol):
+    """An LLM behind one interface."""
+
+    name: str
+
+    def stream(
+        self, request: CompletionRequest, *, streamed: bool = True
+    ) -> AsyncIterator[StreamItem]:
+        """Text deltas then one `StreamEnd`; `streamed=False` makes one non-streamed call."""
+        ...
+
+
+@dataclass
+class ProviderError(Exception):
+    """An upstream failure, classified so callers retry (before the first token) or report it."""
+
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+    after_first_token: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        """429, 5xx, timeouts and connection errors may be retried (only before the first token)."""
+        return self.kind in ("rate_limited", "unavailable", "timeout")
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token) for servers that report no usage."""
+    return max(1, len(text) // 4) if text else 0

@@ -1,0 +1,158 @@
+"""OpenAI chat completions through the official SDK; also OpenAI-compatible servers (`custom`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+
+from kibitz.services.agents.providers.base import (
+    CompletionRequest,
+    ProviderError,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+    estimate_tokens,
+)
+from kibitz.services.agents.providers.sse_lines import sse_batches
+
+
+def _retry_after(headers: httpx2.Headers | None) -> float | None:
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            try:
+                return float(raw) / scale
+            except ValueError:
+                continue
+    return None
+
+
+def map_openai_error(exc: Exception) -> ProviderError:
+    """Classify an SDK (or transport) error; never copies upstream text, which may echo the key."""
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return ProviderError("timeout", "The model provider timed out.")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retry_after = _retry_after(exc.response.headers)
+        if status == 429:
+            return ProviderError(
+                "rate_limited", "The model provider is rate limiting.", status, retry_after
+            )
+        if status in (401, 403):
+            return ProviderError(
+                "credentials", "The model provider refused the credentials.", status
+            )
+        if status >= 500 or status == 408:
+            return ProviderError("unavailable", "The model provider failed.", status, retry_after)
+        return ProviderError(
+            "rejected", f"The model provider refused the request ({status}).", status
+        )
+    return ProviderError("unavailable", "The model provider could not be reached.")
+
+
+_SDK_ERRORS = (openai.APIError, httpx2.HTTPError)
+
+
+class OpenAIChat:
+    """Chat completions: streamed with `stream_options.include_usage`, or one whole answer."""
+
+    def __init__(self, client: openai.AsyncOpenAI, *, name: str = "openai") -> None:
+        self.client = client
+        self.name = name
+
+    def _body(self, request: CompletionRequest) -> dict[str, Any]:
+        messages: list[dict[str, str]] = []
+        if request.instructions:
+            messages.append({"role": "system", "content": request.instructions})
+        messages.extend({"role": turn.role, "content": turn.content} for turn in request.messages)
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "temperature": request.temperature,
+        }
+        if request.max_output_tokens:
+            body["max_completion_tokens"] = request.max_output_tokens
+        return body
+
+    async def stream(
+        self, request: CompletionRequest, *, streamed: bool = True
+    ) -> AsyncIterator[StreamItem]:
+        """Text deltas, then usage and finish reason."""
+        body = self._body(request)
+        if not streamed:
+            try:
+                completion = await self.client.chat.completions.create(**body)
+            except _SDK_ERRORS as exc:
+                raise map_openai_error(exc) from None
+            choice = completion.choices[0] if completion.choices else None
+            text = (choice.message.content or "") if choice else ""
+            if text:
+                yield TextDelta(text)
+            usage = completion.usage
+            yield StreamEnd(
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else estimate_tokens(text),
+                finish_reason=(choice.finish_reason if choice else None) or "stop",
+                model=completion.model or request.model,
+            )
+            return
+        # Raw SSE through the SDK (its request, auth and errors; our parsing): see sse_lines.py.
+        finish_reason = "stop"
+        model = request.model
+        input_tokens: int | None = None
+        output_tokens: int | None = None
+        produced: list[str] = []
+        try:
+            async with self.client.chat.completions.with_streaming_response.create(
+                **body, stream=True, stream_options={"include_usage": True}
+            ) as response:
+                # Leaving this block closes the upstream response: no tokens paid for nobody.
+                async for batch in sse_batches(response.iter_bytes()):
+                    texts: list[str] = []
+                    done = False
+                    for _, data in batch:
+                        if data.startswith("[DONE]"):
+                            done = True
+                            break
+                        chunk = json.loads(data)
+                        if chunk.get("error"):
+                            raise ProviderError(
+                                "unavailable", "The model provider failed mid-stream."
+                            )
+                        model = chunk.get("model") or model
+                        usage = chunk.get("usage")
+                        if usage:
+                            input_tokens = usage.get("prompt_tokens")
+                            output_tokens = usage.get("completion_tokens")
+                        for choice in chunk.get("choices") or ():
+                            content = (choice.get("delta") or {}).get("content")
+                            if content:
+                                texts.append(content)
+                            if choice.get("finish_reason"):
+                                finish_reason = choice["finish_reason"]
+                    produced.extend(texts)
+                    for index, text in enumerate(texts):
+                        yield TextDelta(text, more=index < len(texts) - 1)
+                    if done:
+                        break
+        except _SDK_ERRORS as exc:
+            raise map_openai_error(exc) from None
+        except ValueError:  # a chunk that is not JSON
+            raise ProviderError(
+                "unavailable", "The model provider sent a malformed stream."
+            ) from None
+        text = "".join(produced)
+        yield StreamEnd(
+            input_tokens=input_tokens
+            if input_tokens is not None
+            else sum(estimate_tokens(turn.content) for turn in request.messages),
+            output_tokens=output_tokens if output_tokens is not None else estimate_tokens(text),
+            finish_reason=finish_reason,
+            model=model,
+        )

@@ -1,0 +1,59 @@
+"""Every query of the agents service; each takes its tenant/user scope as arguments."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kibitz.services.agents.models import Agent
+
+
+class AgentRepository:
+    """Agents, always filtered by owner."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(
+        self, agent_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Agent | None:
+        """The agent if it belongs to this user in this tenant."""
+        query = select(Agent).where(
+            Agent.id == agent_id, Agent.tenant_id == tenant_id, Agent.user_id == user_id
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def list_for_user(
+        self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, after: uuid.UUID | None
+    ) -> list[Agent]:
+        """A page of the user's agents, oldest first (ids are time-ordered)."""
+        query = select(Agent).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id)
+        if after is not None:
+            query = query.where(Agent.id > after)
+        query = query.order_by(Agent.id).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def count_for_tenant(self, tenant_id: uuid.UUID) -> int:
+        """How many agents the tenant has (the plan's `agents` limit counts these)."""
+        query = select(func.count()).select_from(Agent).where(Agent.tenant_id == tenant_id)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def lock_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Serialize agent creation per tenant so two creates cannot both pass the count check.
+
+        SQLite transactions begin IMMEDIATE (one writer at a time) already; PostgreSQL takes a
+        transaction-scoped advisory lock on the tenant.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            key = int.from_bytes(tenant_id.bytes[:8], "big", signed=True)
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    def add(self, agent: Agent) -> None:
+        """Stage a new agent."""
+        self.session.add(agent)
+
+    async def delete(self, agent: Agent) -> None:
+        """Stage the agent's removal."""
+        await self.session.delete(agent)

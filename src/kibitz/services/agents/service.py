@@ -1,0 +1,514 @@
+"""Business rules of agents: configuration, plan limits, and answering through a provider."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kibitz.kit.db import Database
+from kibitz.kit.errors import ProblemError
+from kibitz.kit.jwt import Principal
+from kibitz.services.agents.agent_cache import AgentCache, AgentSnapshot
+from kibitz.services.agents.api_key_cipher import ApiKeyCipher
+from kibitz.services.agents.config import AgentsSettings
+from kibitz.services.agents.errors import (
+    AgentNotFound,
+    ConversationTooLarge,
+    InvalidAgentConfig,
+    PlanLimitReached,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimedOut,
+    ProviderUnavailable,
+    UnsafeBaseUrl,
+)
+from kibitz.services.agents.metrics import (
+    LLM_DURATION,
+    LLM_ERRORS,
+    LLM_RETRIES,
+    LLM_TIME_TO_FIRST_TOKEN,
+    LLM_TOKENS,
+)
+from kibitz.services.agents.models import Agent
+from kibitz.services.agents.plans import Plan, PlanReader, upgrade_that_allows
+from kibitz.services.agents.providers.address_guard import UnsafeAddressError
+from kibitz.services.agents.providers.base import (
+    CompletionRequest,
+    Provider,
+    ProviderError,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+    Turn,
+)
+from kibitz.services.agents.providers.echo import LABEL as ECHO_LABEL
+from kibitz.services.agents.providers.provider_set import AgentTarget, ProviderSet
+from kibitz.services.agents.providers.resilience import RetryPolicy, stream_with_retries
+from kibitz.services.agents.repository import AgentRepository
+from kibitz.services.agents.schemas import (
+    AgentCreate,
+    AgentUpdate,
+    ModelOption,
+    ProviderCatalogue,
+    ProviderOption,
+    RespondRequest,
+)
+
+logger = structlog.get_logger("kibitz.agents")
+
+_LABELS = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "custom": "OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, a proxy)",
+    "echo": ECHO_LABEL,
+}
+
+
+@dataclass
+class AgentsRuntime:
+    """What the service needs besides a session: settings, the key cipher, providers, plans."""
+
+    settings: AgentsSettings
+    database: Database
+    cipher: ApiKeyCipher
+    providers: ProviderSet
+    plans: PlanReader
+    agents: AgentCache
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Attempts and backoff before the first token."""
+        return RetryPolicy(
+            max_attempts=max(1, self.settings.max_attempts),
+            base_seconds=self.settings.retry_base_seconds,
+            max_seconds=self.settings.retry_max_seconds,
+        )
+
+    def size_class(self, provider: str, model: str) -> str | None:
+        """The model's size class, or None when the deployment does not know the model."""
+        if provider == "custom":
+            return self.settings.custom_model_class
+        return self.settings.model_catalogue.get(provider, {}).get(model)
+
+
+def agent_read(agent: Agent) -> dict[str, Any]:
+    """The public view of an agent: every field but the key, plus whether one is stored."""
+    return {
+        "id": agent.id,
+        "tenant_id": agent.tenant_id,
+        "user_id": agent.user_id,
+        "name": agent.name,
+        "llm_provider": agent.llm_provider,
+        "model": agent.model,
+        "instructions": agent.instructions,
+        "temperature": agent.temperature,
+        "base_url": agent.base_url,
+        "has_api_key": agent.api_key_encrypted is not None,
+        "created_at": _utc(agent.created_at),
+        "updated_at": _utc(agent.updated_at),
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time this service stores is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _check_config(
+    runtime: AgentsRuntime,
+    *,
+    provider: str,
+    model: str,
+    base_url: str | None,
+    has_api_key: bool,
+    plan: Plan,
+) -> None:
+    """Provider, model, base_url and key must fit together, this deployment and the plan."""
+    if provider == "echo":
+        if model != "echo":
+            raise InvalidAgentConfig("model", "the echo provider has one model: echo")
+        if has_api_key:
+            raise InvalidAgentConfig("api_key", "the echo provider takes no key")
+    if provider != "custom" and base_url is not None:
+        raise InvalidAgentConfig(
+            "base_url", "only custom (OpenAI-compatible) agents take a base_url"
+        )
+    if provider == "custom":
+        if base_url is None:
+            raise InvalidAgentConfig("base_url", "custom agents need the endpoint's base_url")
+        try:
+            await runtime.providers.check_base_url(base_url)
+        except UnsafeAddressError as exc:
+            raise UnsafeBaseUrl(str(exc)) from None
+    size = runtime.size_class(provider, model)
+    if size is None:
+        known = ", ".join(runtime.settings.model_catalogue.get(provider, {}))
+        raise InvalidAgentConfig("model", f"unknown {provider} model; choose one of: {known}")
+    if (
+        provider in ("openai", "anthropic")
+        and not runtime.providers.configured[provider]
+        and not has_api_key
+    ):
+        raise InvalidAgentConfig(
+            "api_key", f"this deployment has no {provider} key; supply your own api_key"
+        )
+    if not plan.allows_model(provider=provider, model=model, size_class=size):
+        upgrade = upgrade_that_allows(
+            plan.plan,
+            lambda other: other.allows_model(provider=provider, model=model, size_class=size),
+        )
+        raise PlanLimitReached(
+            f"The {plan.plan} plan does not include {provider} model {model}"
+            + (f"; the {upgrade} plan does." if upgrade else "."),
+            limit="models",
+            plan=plan.plan,
+            upgrade_to=upgrade,
+        )
+
+
+async def create_agent(
+    session: AsyncSession, *, runtime: AgentsRuntime, principal: Principal, data: AgentCreate
+) -> Agent:
+    """Create an agent for the caller within the plan's agent count and models."""
+    plan = await runtime.plans.current(principal.tenant_id)
+    api_key = data.api_key.get_secret_value() if data.api_key else None
+    await _check_config(
+        runtime,
+        provider=data.llm_provider,
+        model=data.model,
+        base_url=data.base_url,
+        has_api_key=api_key is not None,
+        plan=plan,
+    )
+    repository = AgentRepository(session)
+    await repository.lock_tenant(principal.tenant_id)
+    count = await repository.count_for_tenant(principal.tenant_id)
+    if count >= plan.agent_limit:
+        upgrade = upgrade_that_allows(plan.plan, lambda other: other.agent_limit > count)
+        raise PlanLimitReached(
+            f"The {plan.plan} plan allows {plan.agent_limit} agents"
+            + (f"; the {upgrade} plan allows more." if upgrade else "."),
+            limit="agents",
+            plan=plan.plan,
+            upgrade_to=upgrade,
+        )
+    agent = Agent(
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        name=data.name,
+        llm_provider=data.llm_provider,
+        model=data.model,
+        instructions=data.instructions,
+        temperature=data.temperature,
+        base_url=data.base_url,
+        api_key_encrypted=runtime.cipher.encrypt(api_key) if api_key else None,
+    )
+    repository.add(agent)
+    await session.flush()
+    logger.info(
+        "agent_created", agent_id=str(agent.id), provider=agent.llm_provider, model=agent.model
+    )
+    return agent
+
+
+async def list_agents(
+    session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[Agent], str | None]:
+    """A page of the caller's agents and the cursor of the next page."""
+    after: uuid.UUID | None = None
+    if cursor:
+        try:
+            after = uuid.UUID(cursor)
+        except ValueError:
+            raise InvalidAgentConfig("cursor", "not a cursor this API returned") from None
+    agents = await AgentRepository(session).list_for_user(
+        tenant_id=principal.tenant_id, user_id=principal.user_id, limit=limit + 1, after=after
+    )
+    next_cursor = str(agents[limit - 1].id) if len(agents) > limit else None
+    return agents[:limit], next_cursor
+
+
+async def get_agent(session: AsyncSession, *, principal: Principal, agent_id: uuid.UUID) -> Agent:
+    """The caller's agent, or 404 (also when it belongs to someone else)."""
+    agent = await AgentRepository(session).get(
+        agent_id, tenant_id=principal.tenant_id, user_id=principal.user_id
+    )
+    if agent is None:
+        raise AgentNotFound()
+    return agent
+
+
+async def update_agent(
+    session: AsyncSession,
+    *,
+    runtime: AgentsRuntime,
+    principal: Principal,
+    agent: Agent,
+    data: AgentUpdate,
+) -> Agent:
+    """Change an agent; the combination is re-checked against the deployment and the plan."""
+    changes = data.model_dump(exclude_unset=True)
+    for field in ("name", "llm_provider", "model", "instructions", "temperature"):
+        if field in changes and changes[field] is None:
+            raise InvalidAgentConfig(field, "may not be null")
+    provider = changes.get("llm_provider", agent.llm_provider)
+    model = changes.get("model", agent.model)
+    # Switching away from custom drops the endpoint unless one is given explicitly.
+    base_url = changes.get("base_url", agent.base_url)
+    if provider != "custom" and "base_url" not in changes:
+        base_url = None
+    if "api_key" in changes:
+        new_key = data.api_key.get_secret_value() if data.api_key else None
+        encrypted = runtime.cipher.encrypt(new_key) if new_key else None
+    else:
+        encrypted = agent.api_key_encrypted
+    if {"llm_provider", "model", "base_url", "api_key"} & changes.keys():
+        plan = await runtime.plans.current(principal.tenant_id)
+        await _check_config(
+            runtime,
+            provider=provider,
+            model=model,
+            base_url=base_url,
+            has_api_key=encrypted is not None,
+            plan=plan,
+        )
+    for field in ("name", "instructions", "temperature"):
+        if field in changes:
+            setattr(agent, field, changes[field])
+    agent.llm_provider, agent.model, agent.base_url = provider, model, base_url
+    agent.api_key_encrypted = encrypted
+    await session.flush()
+    runtime.agents.forget(agent.id)
+    return agent
+
+
+async def delete_agent(session: AsyncSession, *, runtime: AgentsRuntime, agent: Agent) -> None:
+    """Remove an agent."""
+    await AgentRepository(session).delete(agent)
+    await session.flush()
+    runtime.agents.forget(agent.id)
+
+
+async def provider_catalogue(*, runtime: AgentsRuntime, principal: Principal) -> ProviderCatalogue:
+    """Providers and models this deployment offers, marked with what the tenant's plan allows."""
+    plan = await runtime.plans.current(principal.tenant_id)
+    items = []
+    for provider in ("echo", "openai", "anthropic", "custom"):
+        models = [
+            ModelOption(
+                id=model,
+                size=size,
+                allowed=plan.allows_model(provider=provider, model=model, size_class=size),
+            )
+            for model, size in runtime.settings.model_catalogue.get(provider, {}).items()
+        ]
+        custom_class = runtime.settings.custom_model_class
+        allowed = (
+            plan.allows_model(provider=provider, model="*", size_class=custom_class)
+            if provider == "custom"
+            else any(model.allowed for model in models)
+        )
+        accepts = {
+            "openai": ["api_key"],
+            "anthropic": ["api_key"],
+            "custom": ["base_url", "api_key"],
+        }
+        items.append(
+            ProviderOption(
+                id=provider,
+                label=_LABELS[provider],
+                demo=provider == "echo",
+                configured=runtime.providers.configured[provider],
+                accepts=accepts.get(provider, []),
+                any_model=provider == "custom",
+                allowed=allowed,
+                models=models,
+            )
+        )
+    return ProviderCatalogue(plan=plan.plan, items=items)
+
+
+@dataclass
+class PreparedReply:
+    """An agent resolved and checked, ready to call its provider."""
+
+    agent_id: uuid.UUID
+    provider_name: str
+    provider: Provider
+    request: CompletionRequest
+    streamed: bool
+
+
+def _check_sizes(runtime: AgentsRuntime, body: RespondRequest) -> None:
+    settings = runtime.settings
+    if len(body.messages) > settings.max_messages:
+        raise ConversationTooLarge(f"At most {settings.max_messages} messages per call.")
+    if any(len(message.content) > settings.max_message_chars for message in body.messages):
+        raise ConversationTooLarge(
+            f"A message may hold at most {settings.max_message_chars} characters."
+        )
+    if sum(len(message.content) for message in body.messages) > settings.max_total_chars:
+        raise ConversationTooLarge(
+            f"A conversation may hold at most {settings.max_total_chars} characters."
+        )
+
+
+async def prepare_reply(
+    *, runtime: AgentsRuntime, principal: Principal, body: RespondRequest
+) -> PreparedReply:
+    """Load the caller's agent (short read transaction), check sizes and plan, pick the adapter."""
+    _check_sizes(runtime, body)
+    agent = await _agent_for_reply(runtime, principal=principal, agent_id=body.agent_id)
+    plan = await runtime.plans.current(principal.tenant_id, fresh=False)
+    size = runtime.size_class(agent.llm_provider, agent.model) or "unknown"
+    if not plan.allows_model(provider=agent.llm_provider, model=agent.model, size_class=size):
+        upgrade = upgrade_that_allows(
+            plan.plan,
+            lambda other: other.allows_model(
+                provider=agent.llm_provider, model=agent.model, size_class=size
+            ),
+        )
+        raise PlanLimitReached(
+            f"The {plan.plan} plan no longer includes {agent.llm_provider} model {agent.model}.",
+            limit="models",
+            plan=plan.plan,
+            upgrade_to=upgrade,
+        )
+    api_key: str | None = None
+    if agent.api_key_encrypted:
+        try:
+            api_key = runtime.cipher.decrypt(agent.api_key_encrypted)
+        except ValueError:
+            logger.error("agent_key_undecryptable", agent_id=str(agent.id))
+            raise InvalidAgentConfig(
+                "api_key", "the stored key cannot be read; set it again"
+            ) from None
+    target = AgentTarget(
+        provider=agent.llm_provider, model=agent.model, base_url=agent.base_url, api_key=api_key
+    )
+    try:
+        provider = await runtime.providers.provider_for(target)
+    except ProviderError as error:
+        raise problem_for(error) from None
+    request = CompletionRequest(
+        model=agent.model,
+        instructions=agent.instructions,
+        temperature=agent.temperature,
+        messages=[Turn(role=message.role, content=message.content) for message in body.messages],
+        max_output_tokens=(
+            runtime.settings.max_output_tokens
+            if agent.llm_provider == "anthropic"
+            else runtime.settings.openai_max_output_tokens
+        ),
+    )
+    return PreparedReply(
+        agent_id=agent.id,
+        provider_name=agent.llm_provider,
+        provider=provider,
+        request=request,
+        streamed=body.stream,
+    )
+
+
+async def _agent_for_reply(
+    runtime: AgentsRuntime, *, principal: Principal, agent_id: uuid.UUID
+) -> AgentSnapshot:
+    cached = runtime.agents.get(agent_id, tenant_id=principal.tenant_id, user_id=principal.user_id)
+    if cached is not None:
+        return cached
+    async with runtime.database.transaction() as session:
+        agent = await get_agent(session, principal=principal, agent_id=agent_id)
+    snapshot = AgentSnapshot(
+        id=agent.id,
+        tenant_id=agent.tenant_id,
+        user_id=agent.user_id,
+        llm_provider=agent.llm_provider,
+        model=agent.model,
+        instructions=agent.instructions,
+        temperature=agent.temperature,
+        base_url=agent.base_url,
+        api_key_encrypted=agent.api_key_encrypted,
+    )
+    runtime.agents.put(snapshot)
+    return snapshot
+
+
+def problem_for(error: ProviderError) -> ProblemError:
+    """The problem a client sees for an upstream failure (no upstream text: it may echo keys)."""
+    if error.kind == "rate_limited":
+        return ProviderRateLimited(
+            error.message, retry_after=max(1, math.ceil(error.retry_after or 5))
+        )
+    if error.kind == "timeout":
+        return ProviderTimedOut(error.message)
+    if error.kind in ("rejected", "credentials"):
+        return ProviderRejected(error.message)
+    return ProviderUnavailable(error.message)
+
+
+async def reply_stream(
+    *, runtime: AgentsRuntime, prepared: PreparedReply
+) -> AsyncIterator[StreamItem]:
+    """The provider's items with retries before the first token, a total deadline and metrics.
+
+    Failures surface as `ProblemError`s (after the first token too: the caller knows what it sent).
+    """
+    provider_name = prepared.provider_name
+    started = time.perf_counter()
+    deadline = asyncio.get_running_loop().time() + runtime.settings.total_timeout_seconds
+    outcome = "error"
+
+    def count_retry(error: ProviderError) -> None:
+        LLM_RETRIES.labels(provider_name).inc()
+        logger.warning("llm_retry", provider=provider_name, kind=error.kind, status=error.status)
+
+    items = stream_with_retries(
+        lambda: prepared.provider.stream(prepared.request, streamed=prepared.streamed),
+        runtime.retry_policy,
+        on_retry=count_retry,
+    )
+    first = True
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    item = await anext(items)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise ProviderError(
+                    "timeout", "The reply took too long.", after_first_token=not first
+                ) from None
+            if first and isinstance(item, TextDelta):
+                LLM_TIME_TO_FIRST_TOKEN.labels(provider_name).observe(time.perf_counter() - started)
+                first = False
+            if isinstance(item, StreamEnd):
+                LLM_TOKENS.labels(provider_name, "in").inc(item.input_tokens)
+                LLM_TOKENS.labels(provider_name, "out").inc(item.output_tokens)
+                outcome = "completed"
+            yield item
+    except ProviderError as error:
+        LLM_ERRORS.labels(provider_name, error.kind).inc()
+        logger.warning(
+            "llm_failed",
+            provider=provider_name,
+            kind=error.kind,
+            status=error.status,
+            after_first_token=error.after_first_token,
+        )
+        raise problem_for(error) from None
+    except (asyncio.CancelledError, GeneratorExit):
+        outcome = "cancelled"
+        raise
+    finally:
+        await items.aclose()  # type: ignore[attr-defined]
+        LLM_DURATION.labels(provider_name, outcome).observe(time.perf_counter() - started)

@@ -1,0 +1,553 @@
+"""The simulator's HTTP app: OpenAI chat completions, Anthropic messages, and `/_sim` controls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from kibitz.simulator.behaviour import (
+    Behaviour,
+    FaultQueue,
+    count_tokens,
+    default_reply,
+    resolve,
+)
+from kibitz.simulator.config import SimulatorSettings
+
+_ABORT = object()
+_STALL = object()
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+Frames = AsyncIterator[object]
+
+
+class Recorder:
+    """The last requests received, with what became of each (for tests to inspect)."""
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque[dict[str, Any]] = deque(maxlen=limit)
+        self._next_id = 0
+
+    def add(self, *, api: str, request: Request, body: Any) -> dict[str, Any]:
+        """Remember a request; the returned record is updated as the answer progresses."""
+        self._next_id += 1
+        record: dict[str, Any] = {
+            "id": self._next_id,
+            "api": api,
+            "path": request.url.path,
+            "received_at": time.time(),
+            "headers": dict(request.headers),
+            "body": body,
+            "outcome": "pending",
+            "tokens_sent": 0,
+        }
+        self.items.append(record)
+        return record
+
+
+class SimulatedStream(Response):
+    """Streams frames; can cut the connection or stall; notices a client that goes away."""
+
+    def __init__(
+        self, frames: Frames | None, record: dict[str, Any], status_code: int = 200
+    ) -> None:
+        self.frames = frames
+        self.record = record
+        self.status_code = status_code
+        self.background = None
+        self.init_headers(_SSE_HEADERS)
+        self.raw_headers.append((b"content-type", b"text/event-stream; charset=utf-8"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        disconnected = asyncio.Event()
+
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+
+        listener = asyncio.create_task(listen())
+        streamer = asyncio.create_task(self._stream(send))
+        try:
+            waiter = asyncio.create_task(disconnected.wait())
+            await asyncio.wait({streamer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if disconnected.is_set() and not streamer.done():
+                self.record["outcome"] = "client_disconnected"
+                streamer.cancel()
+            await asyncio.gather(streamer, return_exceptions=True)
+        finally:
+            listener.cancel()
+
+    async def _stream(self, send: Send) -> None:
+        if self.frames is None:  # hang: never answer
+            self.record["outcome"] = "hung"
+            await asyncio.Event().wait()
+            return
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async for frame in self.frames:
+            if frame is _ABORT:
+                # Returning without the final body message makes uvicorn drop the connection.
+                self.record["outcome"] = "disconnected_by_fault"
+                return
+            if frame is _STALL:
+                self.record["outcome"] = "stalled"
+                await asyncio.Event().wait()
+            assert isinstance(frame, bytes)
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.record["outcome"] = "completed"
+
+
+async def _pause(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+
+
+async def _tokens(
+    behaviour: Behaviour, tokens: list[str], record: dict[str, Any]
+) -> AsyncIterator[object]:
+    """Yield tokens on the behaviour's clock, or the abort/stall sentinel its fault asks for."""
+    await _pause(behaviour.ttft_seconds)
+    fault = behaviour.fault
+    for index, token in enumerate(tokens):
+        if (
+            fault is not None
+            and fault.kind in ("disconnect-after", "stall-after")
+            and index == fault.after_tokens
+        ):
+            yield _ABORT if fault.kind == "disconnect-after" else _STALL
+            return
+        if index:
+            await _pause(behaviour.gap_seconds)
+        record["tokens_sent"] = index + 1
+        yield token
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message content: a string or a list of text parts/blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class Simulator:
+    """State shared by the routes: settings, recorded requests, queued faults."""
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self.settings = settings
+        self.recorder = Recorder(settings.max_recorded_requests)
+        self.faults = FaultQueue()
+
+    # OpenAI ---------------------------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        raw = await request.body()
+        body = _json_or_none(raw)
+        record = self.recorder.add(api="openai", request=request, body=body)
+        if (
+            not isinstance(body, dict)
+            or not body.get("model")
+            or not isinstance(body.get("messages"), list)
+        ):
+            return _openai_error(
+                400, "invalid_request_error", "model and messages are required", record
+            )
+        if not request.headers.get("authorization", "").lower().startswith("bearer "):
+            return _openai_error(
+                401, "invalid_request_error", "You didn't provide an API key.", record
+            )
+        messages = body["messages"]
+        system = " ".join(
+            _text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
+        )
+        users = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+        last_user = users[-1] if users else ""
+        reply = default_reply(
+            model=body["model"],
+            temperature=body.get("temperature"),
+            system=system,
+            last_user=last_user,
+        )
+        behaviour = resolve(
+            settings=self.settings,
+            headers=request.headers,
+            last_user=last_user,
+            reply=reply,
+            body=raw,
+            faults=self.faults,
+        )
+        if (error := _openai_fault(behaviour, record)) is not None:
+            return error
+        tokens, finish = _limit(
+            behaviour.tokens, body.get("max_completion_tokens") or body.get("max_tokens"), "length"
+        )
+        usage_in = sum(count_tokens(_text_of(m.get("content"))) for m in messages)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        model = str(body["model"])
+        usage = {
+            "prompt_tokens": usage_in,
+            "completion_tokens": len(tokens),
+            "total_tokens": usage_in + len(tokens),
+        }
+        if behaviour.fault is not None and behaviour.fault.kind == "hang":
+            return SimulatedStream(None, record)
+        if not body.get("stream"):
+            return await self._whole(
+                request,
+                behaviour,
+                tokens,
+                record,
+                lambda text: {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "system_fingerprint": "fp_sim",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text, "refusal": None},
+                            "logprobs": None,
+                            "finish_reason": finish,
+                        }
+                    ],
+                    "usage": usage,
+                },
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+            data: dict[str, Any] = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_sim",
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                ],
+            }
+            if include_usage:
+                data["usage"] = None
+            return _sse(data)
+
+        async def frames() -> AsyncIterator[object]:
+            first = True
+            async for token in _tokens(behaviour, tokens, record):
+                if not isinstance(token, str):
+                    yield token
+                    return
+                delta = {"role": "assistant", "content": token} if first else {"content": token}
+                first = False
+                yield chunk(delta, None)
+            yield chunk({}, finish)
+            if include_usage:
+                yield _sse(
+                    {
+                        "id": completion_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "system_fingerprint": "fp_sim",
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            yield b"data: [DONE]\n\n"
+
+        return SimulatedStream(frames(), record)
+
+    # Anthropic ------------------------------------------------------------------------------
+
+    async def messages(self, request: Request) -> Response:
+        raw = await request.body()
+        body = _json_or_none(raw)
+        record = self.recorder.add(api="anthropic", request=request, body=body)
+        if (
+            not isinstance(body, dict)
+            or not body.get("model")
+            or not isinstance(body.get("messages"), list)
+            or not isinstance(body.get("max_tokens"), int)
+        ):
+            return _anthropic_error(
+                400, "invalid_request_error", "model, messages and max_tokens are required", record
+            )
+        if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
+            return _anthropic_error(
+                401, "authentication_error", "x-api-key header is required", record
+            )
+        messages = body["messages"]
+        system = _text_of(body.get("system") or "")
+        users = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+        last_user = users[-1] if users else ""
+        reply = default_reply(
+            model=body["model"],
+            temperature=body.get("temperature"),
+            system=system,
+            last_user=last_user,
+        )
+        behaviour = resolve(
+            settings=self.settings,
+            headers=request.headers,
+            last_user=last_user,
+            reply=reply,
+            body=raw,
+            faults=self.faults,
+        )
+        if (error := _anthropic_fault(behaviour, record)) is not None:
+            return error
+        tokens, stop_reason = _limit(behaviour.tokens, body["max_tokens"], "max_tokens")
+        stop_reason = stop_reason if stop_reason != "stop" else "end_turn"
+        usage_in = count_tokens(system) + sum(
+            count_tokens(_text_of(m.get("content"))) for m in messages
+        )
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        model = str(body["model"])
+        if behaviour.fault is not None and behaviour.fault.kind == "hang":
+            return SimulatedStream(None, record)
+        if not body.get("stream"):
+            return await self._whole(
+                request,
+                behaviour,
+                tokens,
+                record,
+                lambda text: {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": stop_reason,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": usage_in, "output_tokens": len(tokens)},
+                },
+            )
+
+        async def frames() -> AsyncIterator[object]:
+            yield _sse(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": message_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": usage_in, "output_tokens": 1},
+                    },
+                },
+                "message_start",
+            )
+            yield _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            )
+            yield _sse({"type": "ping"}, "ping")
+            async for token in _tokens(behaviour, tokens, record):
+                if not isinstance(token, str):
+                    yield token
+                    return
+                yield _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": token},
+                    },
+                    "content_block_delta",
+                )
+            yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+            yield _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": len(tokens)},
+                },
+                "message_delta",
+            )
+            yield _sse({"type": "message_stop"}, "message_stop")
+
+        return SimulatedStream(frames(), record)
+
+    # Shared ---------------------------------------------------------------------------------
+
+    async def _whole(
+        self,
+        request: Request,
+        behaviour: Behaviour,
+        tokens: list[str],
+        record: dict[str, Any],
+        shape: Callable[[str], dict[str, Any]],
+    ) -> Response:
+        fault = behaviour.fault
+        if fault is not None and fault.kind in ("disconnect-after", "stall-after"):
+            # Not streamed: the whole answer is lost either way.
+            return SimulatedStream(_abort_or_stall(fault.kind), record)
+        thinking = asyncio.ensure_future(
+            _pause(behaviour.ttft_seconds + behaviour.gap_seconds * max(0, len(tokens) - 1))
+        )
+        gone = asyncio.ensure_future(_client_gone(request))
+        await asyncio.wait({thinking, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not thinking.done():
+            thinking.cancel()
+            record["outcome"] = "client_disconnected"
+            return Response(status_code=499)
+        record["tokens_sent"] = len(tokens)
+        record["outcome"] = "completed"
+        return JSONResponse(shape("".join(tokens)))
+
+    async def list_models(self, _: Request) -> Response:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "sim-model",
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "kibitz-simulator",
+                    }
+                ],
+            }
+        )
+
+    async def recorded(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.recorder.items.clear()
+            return Response(status_code=204)
+        return JSONResponse({"items": list(self.recorder.items)})
+
+    async def queue_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.faults.clear()
+            return Response(status_code=204)
+        body = _json_or_none(await request.body())
+        try:
+            assert isinstance(body, dict)
+            self.faults.push(str(body["fault"]), int(body.get("times", 1)))
+        except (AssertionError, KeyError, ValueError, TypeError):
+            return JSONResponse({"detail": "body must be {fault, times?}"}, status_code=400)
+        return JSONResponse({"queued": list(self.faults.queued)})
+
+
+async def _client_gone(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _abort_or_stall(kind: str) -> AsyncIterator[object]:
+    yield _ABORT if kind == "disconnect-after" else _STALL
+
+
+def _limit(tokens: list[str], max_tokens: Any, cut_reason: str) -> tuple[list[str], str]:
+    if isinstance(max_tokens, int) and 0 < max_tokens < len(tokens):
+        return tokens[:max_tokens], cut_reason
+    return tokens, "stop"
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+_OPENAI_FAULTS = {
+    400: ("invalid_request_error", "Invalid request (simulated)."),
+    401: ("invalid_request_error", "Incorrect API key provided (simulated)."),
+    429: ("requests", "Rate limit reached (simulated)."),
+    500: ("server_error", "The server had an error (simulated)."),
+    503: ("server_error", "The engine is overloaded (simulated)."),
+}
+_ANTHROPIC_FAULTS = {
+    400: ("invalid_request_error", "Invalid request (simulated)."),
+    401: ("authentication_error", "invalid x-api-key (simulated)"),
+    429: ("rate_limit_error", "Rate limited (simulated)."),
+    500: ("api_error", "Internal server error (simulated)."),
+    503: ("overloaded_error", "Overloaded (simulated)."),
+}
+
+
+def _status_fault(behaviour: Behaviour) -> int | None:
+    fault = behaviour.fault
+    return int(fault.kind) if fault is not None and fault.kind.isdigit() else None
+
+
+def _retry_headers(status: int) -> dict[str, str]:
+    return {"retry-after-ms": "50", "retry-after": "0"} if status in (429, 503) else {}
+
+
+def _openai_error(status: int, kind: str, message: str, record: dict[str, Any]) -> Response:
+    record["outcome"] = f"error:{status}"
+    code = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status)
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=_retry_headers(status))
+
+
+def _anthropic_error(status: int, kind: str, message: str, record: dict[str, Any]) -> Response:
+    record["outcome"] = f"error:{status}"
+    body = {"type": "error", "error": {"type": kind, "message": message}}
+    return JSONResponse(body, status_code=status, headers=_retry_headers(status))
+
+
+def _openai_fault(behaviour: Behaviour, record: dict[str, Any]) -> Response | None:
+    status = _status_fault(behaviour)
+    if status is None:
+        return None
+    kind, message = _OPENAI_FAULTS[status]
+    return _openai_error(status, kind, message, record)
+
+
+def _anthropic_fault(behaviour: Behaviour, record: dict[str, Any]) -> Response | None:
+    status = _status_fault(behaviour)
+    if status is None:
+        return None
+    kind, message = _ANTHROPIC_FAULTS[status]
+    return _anthropic_error(status, kind, message, record)
+
+
+def create_app(settings: SimulatorSettings | None = None) -> Starlette:
+    """The simulator as an ASGI app."""
+    simulator = Simulator(settings or SimulatorSettings())
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route("/v1/chat/completions", simulator.chat_completions, methods=["POST"]),
+        Route("/v1/messages", simulator.messages, methods=["POST"]),
+        Route("/v1/models", simulator.list_models, methods=["GET"]),
+        Route("/_sim/requests", simulator.recorded, methods=["GET", "DELETE"]),
+        Route("/_sim/faults", simulator.queue_faults, methods=["POST", "DELETE"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.simulator = simulator
+    return app
