@@ -1,7 +1,14 @@
 import js from "@eslint/js";
 import reactHooks from "eslint-plugin-react-hooks";
 import globals from "globals";
+import { readdirSync } from "node:fs";
 import tseslint from "typescript-eslint";
+
+const features = readdirSync(new URL("./src/features", import.meta.url), { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name);
+
+const noRawHtml = { group: ["rehype-raw"], message: "Raw HTML in markdown is not allowed." };
 
 export default tseslint.config(
   { ignores: ["dist", "node_modules"] },
@@ -19,28 +26,40 @@ export default tseslint.config(
           message: "Never inject raw HTML; render text or use react-markdown.",
         },
       ],
-      "no-restricted-imports": [
-        "error",
-        { patterns: [{ group: ["rehype-raw"], message: "Raw HTML in markdown is not allowed." }] },
-      ],
+      "no-restricted-imports": ["error", { patterns: [noRawHtml] }],
     },
   },
-  // Features never import each other: only app/ composes them.
-  ...["auth", "chat", "agents", "dashboard", "settings"].map((feature) => ({
+  // Features never import each other (only src/app composes them) nor the app layer.
+  ...features.map((feature) => ({
     files: [`src/features/${feature}/**/*.{ts,tsx}`],
     rules: {
       "no-restricted-imports": [
         "error",
         {
           patterns: [
+            noRawHtml,
             {
-              group: ["@/features/*", "!@/features/" + feature, "!@/features/" + feature + "/**", "../../*/**"],
+              group: ["@/features/*", `!@/features/${feature}`, "../../*"],
               message: "Features never import each other; move shared code to src/components or src/lib.",
             },
-            { group: ["@/app/*"], message: "Features must not import from the app layer." },
+            { group: ["@/app", "@/app/*"], message: "Features must not import from the app layer." },
           ],
         },
       ],
     },
   })),
+  {
+    files: ["src/lib/**/*.{ts,tsx}", "src/components/**/*.{ts,tsx}"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            noRawHtml,
+            { group: ["@/features", "@/features/*", "@/app", "@/app/*"], message: "Shared code never depends on features or the app." },
+          ],
+        },
+      ],
+    },
+  },
 );

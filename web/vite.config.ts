@@ -12,11 +12,24 @@ export default defineConfig({
     alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
   },
   server: {
-    proxy: Object.fromEntries(apiPrefixes.map((prefix) => [prefix, { target: gateway, changeOrigin: false }])),
+    proxy: Object.fromEntries(
+      apiPrefixes.map((prefix) => [
+        prefix,
+        {
+          target: gateway,
+          changeOrigin: false,
+          // A page load of a client route such as /chat/<id> is the app's, not the API's.
+          bypass: (req: { headers: Record<string, string | string[] | undefined>; url?: string }) =>
+            String(req.headers.accept ?? "").includes("text/html") ? "/index.html" : undefined,
+        },
+      ]),
+    ),
   },
   build: {
     outDir: "dist",
     emptyOutDir: true,
     sourcemap: false,
+    // One ~180 kB (gzip) bundle for the whole app is fine for a signed-in product UI.
+    chunkSizeWarningLimit: 800,
   },
 });

@@ -1,0 +1,47 @@
+"""Owners invite teammates with a single-use code; the invitee joins as a member."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.kibitz_app import PASSWORD, Kibitz
+from tests.browser.ui import login, navigate
+
+pytestmark = pytest.mark.browser
+
+
+def test_an_owner_invites_a_teammate_who_joins_as_a_member(
+    kibitz: Kibitz, browser: Browser, page: Page
+) -> None:
+    kibitz.require("/tenants/members", "the tenants service")
+    owner = kibitz.register(tenant_name="Team Rocket")
+    login(page, owner)
+    navigate(page, "/settings")
+    members = page.locator("#members")
+    expect(members.get_by_role("cell", name=owner.email)).to_be_visible()
+    members.get_by_role("button", name="Create invite code").click()
+    code = members.get_by_test_id("invite-code").locator("code").inner_text()
+    assert code
+
+    invitee = browser.new_context(base_url=kibitz.url)
+    joiner = invitee.new_page()
+    try:
+        joiner.goto("/register")
+        joiner.get_by_role("button", name="I have an invite code").click()
+        joiner.get_by_label("Full name").fill("Jessie")
+        joiner.get_by_label("Work email").fill("jessie@example.com")
+        joiner.get_by_label("Password").fill(PASSWORD)
+        joiner.get_by_label("Invite code").fill(code)
+        joiner.get_by_role("button", name="Create account").click()
+        joiner.wait_for_url("**/dashboard")
+        expect(joiner.get_by_text("Team Rocket")).to_be_visible()
+        navigate(joiner, "/settings")
+        expect(joiner.get_by_text("Only owners and admins can change the plan.")).to_be_visible()
+        expect(joiner.locator("#members")).to_have_count(0)
+    finally:
+        invitee.close()
+
+    navigate(page, "/dashboard")
+    navigate(page, "/settings")
+    expect(members.get_by_role("cell", name="jessie@example.com")).to_be_visible()

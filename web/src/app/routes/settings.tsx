@@ -1,0 +1,51 @@
+import { useEffect } from "react";
+import { useLocation } from "react-router";
+import { ErrorAlert } from "@/components/ui/alert";
+import { LoadingState } from "@/components/ui/spinner";
+import { useMyAgents } from "@/features/agents/api/get-my-agents";
+import { MembersPanel } from "@/features/tenants/components/members-panel";
+import { PlanComparison } from "@/features/tenants/components/plan-comparison";
+import { useMe } from "@/features/users/api/get-me";
+import { PreferencesForm } from "@/features/users/components/preferences-form";
+import { ProfileForm } from "@/features/users/components/profile-form";
+import { useCanManageTenant } from "@/lib/session-hooks";
+import { PageHeader } from "./page-header";
+
+export function SettingsRoute() {
+  const me = useMe();
+  const agents = useMyAgents();
+  const canManage = useCanManageTenant();
+  const location = useLocation();
+
+  // Deep links such as /settings#plans scroll to their section once it is rendered.
+  useEffect(() => {
+    if (!location.hash || !me.data) return;
+    document.getElementById(location.hash.slice(1))?.scrollIntoView({ block: "start" });
+  }, [location.hash, me.data]);
+
+  return (
+    <div className="page">
+      <PageHeader title="Settings" description="Your profile, preferences and your organisation's plan." />
+      <nav className="subnav" aria-label="Settings sections">
+        <a href="#profile">Profile</a>
+        <a href="#preferences">Preferences</a>
+        <a href="#plans">Plans</a>
+        {canManage ? <a href="#members">Members</a> : null}
+      </nav>
+      {me.isPending ? <LoadingState label="Loading your profile…" /> : null}
+      {me.error ? <ErrorAlert error={me.error} onRetry={() => void me.refetch()} /> : null}
+      {me.data ? (
+        <>
+          <div id="profile">
+            <ProfileForm profile={me.data} />
+          </div>
+          <div id="preferences">
+            <PreferencesForm profile={me.data} agents={(agents.data?.items ?? []).map(({ id, name, model }) => ({ id, name, model }))} />
+          </div>
+        </>
+      ) : null}
+      <PlanComparison canManage={canManage} />
+      <MembersPanel canManage={canManage} />
+    </div>
+  );
+}

@@ -1,0 +1,25 @@
+import { useMutation } from "@tanstack/react-query";
+import { apiRequest } from "@/lib/api-client";
+import { startSession } from "@/lib/auth-session";
+import type { AuthAnswer } from "./login";
+
+export interface RegisterInput {
+  email: string;
+  password: string;
+  full_name?: string;
+  tenant_name?: string;
+  invite_code?: string;
+}
+
+/** POST /auth/register: a new tenant on Basic (owner), or join one with an invite code (member). */
+export function register(input: RegisterInput): Promise<AuthAnswer> {
+  const body = Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined && value !== ""));
+  return apiRequest<AuthAnswer>("/auth/register", { method: "POST", body, anonymous: true });
+}
+
+export function useRegister() {
+  return useMutation({
+    mutationFn: register,
+    onSuccess: (answer) => startSession(answer),
+  });
+}

@@ -1,0 +1,19 @@
+import { apiResponse } from "@/lib/api-client";
+
+export interface SendInput {
+  content: string;
+  chatId?: string;
+  agentId?: string;
+  /** The same key twice stores one message (a retried send after a network error). */
+  idempotencyKey: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * POST /chat/send with `Accept: text/event-stream`: the reply streams in the same response
+ * (message.created, message.delta, message.completed | message.failed).
+ */
+export function sendMessage({ content, chatId, agentId, idempotencyKey, signal }: SendInput): Promise<Response> {
+  const body = chatId ? { content, chat_id: chatId } : { content, agent_id: agentId };
+  return apiResponse("/chat/send", { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey }, signal }, "text/event-stream");
+}

@@ -1,0 +1,163 @@
+import { useEffect, useMemo, useState } from "react";
+import { Link, useNavigate } from "react-router";
+import { ErrorAlert } from "@/components/ui/alert";
+import { Button } from "@/components/ui/button";
+import { Dialog } from "@/components/ui/dialog";
+import { EmptyState } from "@/components/ui/empty-state";
+import { SearchIcon } from "@/components/ui/icons";
+import { LoadingState } from "@/components/ui/spinner";
+import { ApiError } from "@/lib/api-error";
+import { useDeleteChat } from "../api/delete-chat";
+import { useHistory } from "../api/get-history";
+import { useStopMessage } from "../api/stop-message";
+import { type Message, isInFlight } from "../api/types";
+import { useRenameChat } from "../api/update-chat";
+import { clearLiveError, resumeFromHistory, sendLiveMessage, unfollowLiveChat, useLiveChat } from "../stores/live-chats";
+import { Composer } from "./composer";
+import { ConnectionBanner } from "./connection-banner";
+import { SendError } from "./send-error";
+import { MessageList } from "./message-list";
+
+export interface ChatAgent {
+  id: string;
+  name: string;
+  model: string;
+}
+
+/** History pages (oldest first) overlaid with what is streaming live. */
+function mergeMessages(history: Message[], live: Message[]): Message[] {
+  const liveById = new Map(live.map((m) => [m.id, m]));
+  const seen = new Set<string>();
+  const merged = history.map((stored) => {
+    seen.add(stored.id);
+    const current = liveById.get(stored.id);
+    // A finished stored copy beats a live copy still marked in flight (its stream ended unseen).
+    if (!current || (isInFlight(current) && !isInFlight(stored))) return stored;
+    return current;
+  });
+  for (const message of live) if (!seen.has(message.id)) merged.push(message);
+  return merged;
+}
+
+function ChatTitle({ chatId, title }: { chatId: string; title: string }) {
+  const rename = useRenameChat();
+  const [editing, setEditing] = useState(false);
+  const [value, setValue] = useState(title);
+  if (!editing) {
+    return (
+      <button
+        type="button"
+        className="chat-header__title"
+        title="Rename chat"
+        onClick={() => {
+          setValue(title);
+          setEditing(true);
+        }}
+      >
+        {title || "Untitled chat"}
+      </button>
+    );
+  }
+  return (
+    <form
+      className="chat-header__rename"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (value.trim()) rename.mutate({ id: chatId, title: value.trim() }, { onSuccess: () => setEditing(false) });
+      }}
+    >
+      <input className="input input--sm" aria-label="Chat title" value={value} maxLength={200} onChange={(e) => setValue(e.target.value)} autoFocus onKeyDown={(e) => e.key === "Escape" && setEditing(false)} />
+      <Button type="submit" size="sm" loading={rename.isPending}>
+        Save
+      </Button>
+    </form>
+  );
+}
+
+/** An existing chat: history with scroll-back, live replies, stop, rename, delete. */
+export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent[] }) {
+  const navigate = useNavigate();
+  const history = useHistory(chatId);
+  const live = useLiveChat(chatId);
+  const stop = useStopMessage();
+  const remove = useDeleteChat();
+  const [confirmDelete, setConfirmDelete] = useState(false);
+
+  const newestPage = history.data?.pages[0];
+  useEffect(() => {
+    if (newestPage) resumeFromHistory(chatId, newestPage.messages);
+  }, [chatId, newestPage]);
+  useEffect(() => () => unfollowLiveChat(chatId), [chatId]);
+
+  const historyMessages = useMemo(() => (history.data ? [...history.data.pages].reverse().flatMap((page) => page.messages) : []), [history.data]);
+  const messages = useMemo(() => mergeMessages(historyMessages, live.messages), [historyMessages, live.messages]);
+  const inFlight = messages.find((m) => m.sender === "agent" && isInFlight(m) && !m.id.startsWith("local-"));
+  const chat = newestPage?.chat;
+  const agent = agents.find((a) => a.id === chat?.agent_id);
+
+  if (history.isPending) return <LoadingState label="Loading conversation…" />;
+  if (history.error) {
+    if (history.error instanceof ApiError && (history.error.status === 404 || history.error.status === 422)) {
+      return (
+        <div className="page-center">
+          <EmptyState title="Chat not found" icon={<SearchIcon size={22} />} action={<Link className="btn btn--primary" to="/chat">Start a new chat</Link>}>
+            This chat does not exist or is not yours.
+          </EmptyState>
+        </div>
+      );
+    }
+    return (
+      <div className="page-pad">
+        <ErrorAlert error={history.error} onRetry={() => void history.refetch()} />
+      </div>
+    );
+  }
+
+  return (
+    <div className="chat">
+      <header className="chat-header">
+        <div className="chat-header__main">
+          <ChatTitle key={chat?.title} chatId={chatId} title={chat?.title ?? ""} />
+          <p className="chat-header__meta muted small">
+            {agent ? `${agent.name} · ${agent.model}` : "Agent no longer available"}
+          </p>
+        </div>
+        <Button variant="ghost" size="sm" onClick={() => setConfirmDelete(true)} aria-label="Delete chat">
+          Delete
+        </Button>
+      </header>
+      <ConnectionBanner connection={live.connection} />
+      <MessageList
+        messages={messages}
+        agentName={agent?.name ?? "Agent"}
+        hasOlder={Boolean(history.hasNextPage)}
+        loadingOlder={history.isFetchingNextPage}
+        onLoadOlder={() => void history.fetchNextPage()}
+      />
+      <div className="chat__footer">
+        <SendError error={live.error ?? stop.error} onDismiss={() => clearLiveError(chatId)} />
+        <Composer
+          streaming={Boolean(inFlight) || live.connection === "sending"}
+          disabled={!agent && Boolean(chat)}
+          onStop={() => inFlight && stop.mutate(inFlight.id)}
+          onSend={(content) => sendLiveMessage({ key: chatId, chatId, content, onChatId: () => undefined })}
+        />
+        <p className="chat__disclaimer muted small">Agents can make mistakes. Check important information.</p>
+      </div>
+      <Dialog open={confirmDelete} title="Delete chat" onClose={() => setConfirmDelete(false)}>
+        <div className="form">
+          <p>Delete this chat and all its messages? This cannot be undone.</p>
+          {remove.error ? <ErrorAlert error={remove.error} /> : null}
+          <div className="form-actions">
+            <Button variant="secondary" onClick={() => setConfirmDelete(false)}>
+              Cancel
+            </Button>
+            <Button variant="danger" loading={remove.isPending} onClick={() => remove.mutate(chatId, { onSuccess: () => navigate("/chat", { replace: true }) })}>
+              Delete chat
+            </Button>
+          </div>
+        </div>
+      </Dialog>
+    </div>
+  );
+}

@@ -1,0 +1,95 @@
+import { type FormEvent, useState } from "react";
+import { ErrorAlert } from "@/components/ui/alert";
+import { Badge } from "@/components/ui/badge";
+import { Button } from "@/components/ui/button";
+import { Card, CardHeader } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
+import { SelectField } from "@/components/ui/field";
+import { LoadingState } from "@/components/ui/spinner";
+import { formatDateTime, formatRelativeTime } from "@/lib/format";
+import { useCreateInvite } from "../api/create-invite";
+import { useMembers } from "../api/get-members";
+
+function InviteForm() {
+  const invite = useCreateInvite();
+  const [role, setRole] = useState("member");
+  const [copied, setCopied] = useState(false);
+  const onSubmit = (event: FormEvent) => {
+    event.preventDefault();
+    setCopied(false);
+    invite.mutate(role);
+  };
+  return (
+    <form className="invite" onSubmit={onSubmit}>
+      <div className="invite__row">
+        <SelectField label="Invite as" name="role" value={role} onChange={(e) => setRole(e.target.value)}>
+          <option value="member">Member</option>
+          <option value="admin">Admin</option>
+        </SelectField>
+        <Button type="submit" loading={invite.isPending}>
+          Create invite code
+        </Button>
+      </div>
+      {invite.error ? <ErrorAlert error={invite.error} /> : null}
+      {invite.data ? (
+        <div className="invite__code" data-testid="invite-code">
+          <code>{invite.data.code}</code>
+          <Button
+            variant="secondary"
+            size="sm"
+            onClick={() => {
+              void navigator.clipboard?.writeText(invite.data.code).then(() => setCopied(true));
+            }}
+          >
+            {copied ? "Copied" : "Copy"}
+          </Button>
+          <span className="muted">
+            Single use, {invite.data.role}, expires {formatDateTime(invite.data.expires_at)}
+          </span>
+        </div>
+      ) : null}
+    </form>
+  );
+}
+
+/** Members of the organisation and single-use invites (owners and admins). */
+export function MembersPanel({ canManage }: { canManage: boolean }) {
+  const members = useMembers(canManage);
+  if (!canManage) return null;
+  return (
+    <Card id="members">
+      <CardHeader title="Members" description="People in your organisation. Invite teammates with a single-use code." />
+      <InviteForm />
+      {members.isPending ? <LoadingState label="Loading members…" /> : null}
+      {members.error ? <ErrorAlert error={members.error} onRetry={() => void members.refetch()} /> : null}
+      {members.data && members.data.items.length === 0 ? <EmptyState title="No members yet" /> : null}
+      {members.data && members.data.items.length > 0 ? (
+        <div className="table-wrap">
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">Member</th>
+                <th scope="col">Role</th>
+                <th scope="col">Joined</th>
+              </tr>
+            </thead>
+            <tbody>
+              {members.data.items.map((member) => (
+                <tr key={member.user_id}>
+                  <td>
+                    <div className="table__primary">{member.full_name || member.email || member.user_id}</div>
+                    {member.full_name && member.email ? <div className="muted">{member.email}</div> : null}
+                  </td>
+                  <td>
+                    <Badge tone={member.role === "owner" ? "accent" : "neutral"}>{member.role}</Badge>
+                  </td>
+                  <td className="muted">{formatRelativeTime(member.joined_at ?? member.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </Card>
+  );
+}
