@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.kit.db import Database
@@ -30,8 +31,9 @@ from kibitz.kit.events import Event, EventBus, EventEnvelope
 
 logger = structlog.get_logger("kibitz.outbox")
 
-# 0.2 s: how long a relay waits for new rows when it was not woken by a commit.
-_POLL_SECONDS = 0.2
+# 1 s: how long an idle relay waits before looking again (commits wake it at once); the look
+# finds rows a crashed process left behind.
+_POLL_SECONDS = 1.0
 _BATCH = 100
 # 5 s: the longest pause between relay attempts while the broker is down.
 _MAX_BACKOFF_SECONDS = 5.0
@@ -72,8 +74,24 @@ class Outbox:
                 attempts=0,
             )
         )
-        self._wake.set()
+        self._wake_after_commit(session)
         return envelope
+
+    def _wake_after_commit(self, session: AsyncSession) -> None:
+        # Woken before the commit, the relay would find nothing and sleep a whole poll period.
+        if session.info.get("outbox_wake_registered"):
+            return
+        session.info["outbox_wake_registered"] = True
+
+        def wake(sync_session: Any) -> None:
+            sync_session.info.pop("outbox_wake_registered", None)
+            self._wake.set()
+
+        def forget(sync_session: Any, *_: Any) -> None:
+            sync_session.info.pop("outbox_wake_registered", None)
+
+        sqlalchemy_event.listen(session.sync_session, "after_commit", wake, once=True)
+        sqlalchemy_event.listen(session.sync_session, "after_soft_rollback", forget, once=True)
 
     async def relay_pending(self, database: Database, bus: EventBus) -> int:
         """Publish unsent rows, oldest first, and mark them sent; returns how many were sent.
