@@ -48,17 +48,6 @@ class Kibitz:
         if answer.status_code == 503:
             pytest.skip(f"{what} is not running in this build ({path} answers 503)")
 
-    def sets_refresh_cookie_for_web_clients(self) -> bool:
-        """Whether login answers a web client with the httpOnly refresh cookie."""
-        account = self.register()
-        answer = self.api(
-            "POST",
-            "/auth/login",
-            json={"email": account.email, "password": account.password},
-            headers={"X-Kibitz-Client": "web"},
-        )
-        return "kibitz_refresh=" in answer.headers.get("set-cookie", "")
-
     def register(
         self, *, tenant_name: str | None = None, invite_code: str | None = None
     ) -> Account:

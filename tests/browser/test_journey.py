@@ -75,11 +75,6 @@ def test_register_create_an_agent_and_see_a_reply_stream_in(
 def test_signing_in_sets_an_http_only_refresh_cookie(
     kibitz: Kibitz, context: BrowserContext, page: Page
 ) -> None:
-    if not kibitz.sets_refresh_cookie_for_web_clients():
-        pytest.xfail(
-            "the refresh cookie never reaches the browser: the gateway drops the public "
-            "X-Kibitz-Client header (it strips every x-kibitz-* request header)"
-        )
     login(page, kibitz.register())
     cookies = [c for c in context.cookies() if c["name"] == "kibitz_refresh"]
     assert len(cookies) == 1
@@ -96,23 +91,6 @@ def test_reloading_a_chat_restores_the_session_from_the_refresh_cookie(
     account = kibitz.register()
     kibitz.create_echo_agent(account, "Historian")
     login(page, account)
-    if not [c for c in context.cookies() if c["name"] == "kibitz_refresh"]:
-        # Until the gateway forwards X-Kibitz-Client (see the test above), put in place the
-        # cookie the auth service sets for web clients, from a login of the same account.
-        answer = kibitz.api(
-            "POST", "/auth/login", json={"email": account.email, "password": account.password}
-        )
-        context.add_cookies(
-            [
-                {
-                    "name": "kibitz_refresh",
-                    "value": answer.json()["refresh_token"],
-                    "url": f"{kibitz.url}/auth",
-                    "httpOnly": True,
-                    "sameSite": "Strict",
-                }
-            ]
-        )
     navigate(page, "/chat")
     send_message(page, "remember this sentence please")
     page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))

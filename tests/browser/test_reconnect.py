@@ -54,9 +54,9 @@ def test_a_second_tab_follows_a_reply_already_streaming(
     chat_path = "/" + page.url.split("/", 3)[3]
 
     other = context.new_page()
-    login(other, account)
-    with other.expect_request(re.compile(r"/chat/stream/")) as followed:
-        navigate(other, chat_path)
+    # Same browser, same httpOnly refresh cookie: the second tab restores the session itself.
+    with other.expect_request(re.compile(r"/chat/stream/"), timeout=30_000) as followed:
+        other.goto(chat_path)
     assert followed.value.method == "GET"
     follower = agent_messages(other).last
     # The second tab sees the reply grow too, then complete, with every word once.
