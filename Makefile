@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install web web-check lint pytest chromium bench clean
+.PHONY: run test install web web-check api-types lint pytest chromium bench clean
 
 run: install web
 	$(BIN)/kibitz up --host 127.0.0.1 --port 8000
@@ -32,6 +32,12 @@ web: $(WEB_STAMP)
 
 web-check: $(WEB_STAMP)
 	cd web && npm run --silent typecheck && npm run --silent lint
+
+# The web app's API types: each service's OpenAPI -> web/openapi/*.json -> web/src/lib/api-schema/*.d.ts
+# (both committed; tests/web/test_api_types_are_current.py fails when they drift).
+api-types: install $(WEB_STAMP)
+	$(BIN)/python scripts/export_openapi.py
+	cd web && npm run --silent gen:api
 
 # Debian's Chromium drives the browser tests (Playwright cannot download its own here).
 chromium:

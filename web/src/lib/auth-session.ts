@@ -4,6 +4,7 @@
  * (`X-Kibitz-Client: web`), so script can neither read nor leak it (OWASP session guidance).
  */
 import { ApiError, networkError, problemFromResponse } from "./api-error";
+import type { components } from "./api-schema/auth";
 
 export type SessionStatus = "restoring" | "authenticated" | "anonymous";
 
@@ -22,10 +23,8 @@ export interface SessionState {
   endedBy?: "logout" | "expiry";
 }
 
-export interface TokenAnswer {
-  access_token: string;
-  expires_in: number;
-}
+/** What the session needs of a login, register or refresh answer (the auth service's `AuthenticatedSession`). */
+export type TokenAnswer = Pick<components["schemas"]["AuthenticatedSession"], "access_token" | "expires_in">;
 
 /** Headers every auth call carries so the auth service answers with the refresh cookie. */
 export const WEB_CLIENT_HEADERS = { "X-Kibitz-Client": "web" } as const;

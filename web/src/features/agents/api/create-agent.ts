@@ -1,16 +1,10 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/agents";
 import { type Agent, agentsQueryKey } from "./get-my-agents";
 
-export interface AgentInput {
-  name: string;
-  llm_provider: string;
-  model: string;
-  instructions: string;
-  temperature?: number;
-  base_url?: string;
-  api_key?: string;
-}
+export type AgentInput = components["schemas"]["AgentCreate"];
+export type LlmProvider = AgentInput["llm_provider"];
 
 /** POST /agents/create: 403 when the plan does not allow the model or another agent. */
 export function createAgent(input: AgentInput): Promise<Agent> {

@@ -1,27 +1,16 @@
 import { useQuery } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/agents";
 
 /** An agent as the agents service returns it (the API key is never returned). */
-export interface Agent {
-  id: string;
-  user_id: string;
-  tenant_id?: string;
-  name: string;
-  llm_provider: "openai" | "anthropic" | "custom" | "echo" | string;
-  model: string;
-  instructions: string;
-  temperature: number | null;
-  base_url?: string | null;
-  has_api_key?: boolean;
-  created_at: string;
-  updated_at?: string;
-}
+export type Agent = components["schemas"]["AgentRead"];
+export type AgentList = components["schemas"]["AgentList"];
 
 export const agentsQueryKey = ["agents", "my"] as const;
 
 /** GET /agents/my. */
-export function getMyAgents(): Promise<{ items: Agent[] }> {
-  return apiRequest<{ items: Agent[] }>("/agents/my");
+export function getMyAgents(): Promise<AgentList> {
+  return apiRequest<AgentList>("/agents/my");
 }
 
 export function useMyAgents() {

@@ -1,10 +1,12 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
-import type { AgentInput } from "./create-agent";
+import type { components } from "@/lib/api-schema/agents";
 import { type Agent, agentsQueryKey } from "./get-my-agents";
 
+export type AgentUpdate = components["schemas"]["AgentUpdate"];
+
 /** PATCH /agents/{id}: only the fields sent change (an empty api_key keeps the stored one). */
-export function updateAgent({ id, ...changes }: Partial<AgentInput> & { id: string }): Promise<Agent> {
+export function updateAgent({ id, ...changes }: AgentUpdate & { id: string }): Promise<Agent> {
   return apiRequest<Agent>(`/agents/${encodeURIComponent(id)}`, { method: "PATCH", body: changes });
 }
 

@@ -5,7 +5,7 @@ import { Button } from "@/components/ui/button";
 import { SelectField, TextAreaField, TextField } from "@/components/ui/field";
 import { LoadingState } from "@/components/ui/spinner";
 import { safeUrl } from "@/lib/safe-url";
-import { type AgentInput, useCreateAgent } from "../api/create-agent";
+import { type AgentInput, type LlmProvider, useCreateAgent } from "../api/create-agent";
 import type { Agent } from "../api/get-my-agents";
 import { useProviders } from "../api/get-providers";
 import { useUpdateAgent } from "../api/update-agent";
@@ -39,7 +39,8 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
     if (baseUrlError) return;
     const input: AgentInput = {
       name: name.trim(),
-      llm_provider: effectiveProvider,
+      // An id from the providers catalogue (typed as a plain string there); the service validates it.
+      llm_provider: effectiveProvider as LlmProvider,
       model: effectiveModel.trim(),
       instructions,
       temperature,
@@ -83,13 +84,13 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
             </option>
           ))}
         </SelectField>
-        {selectedProvider?.freeModel ? (
+        {selectedProvider?.any_model ? (
           <TextField label="Model" name="model" required value={model} onChange={(e) => setModel(e.target.value)} placeholder="e.g. llama3.1" />
         ) : (
           <SelectField label="Model" name="model" value={effectiveModel} onChange={(e) => setModel(e.target.value)} hint={allowedModels.length === 0 ? "Your plan allows no model of this provider." : undefined}>
             {selectedProvider?.models.map((m) => (
               <option key={m.id} value={m.id} disabled={!m.allowed}>
-                {m.label}
+                {m.id}
                 {m.allowed ? "" : " (upgrade to use)"}
               </option>
             ))}

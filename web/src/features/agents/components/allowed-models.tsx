@@ -24,11 +24,11 @@ export function AllowedModels() {
                 {!provider.configured && provider.accepts.includes("api_key") ? <span className="muted small"> · bring your own key</span> : null}
               </dt>
               <dd>
-                {provider.models.length === 0 ? <span className="muted">{provider.freeModel ? "Any model your endpoint serves" : "None on your plan"}</span> : null}
+                {provider.models.length === 0 ? <span className="muted">{provider.any_model ? "Any model your endpoint serves" : "None on your plan"}</span> : null}
                 {provider.models.map((model) => (
                   <Badge key={model.id} tone={model.allowed ? "success" : "neutral"}>
                     {model.allowed ? null : <LockIcon size={11} />}
-                    {model.label}
+                    {model.id}
                   </Badge>
                 ))}
               </dd>

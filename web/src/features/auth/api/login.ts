@@ -1,17 +1,12 @@
 import { useMutation } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
-import { type TokenAnswer, startSession } from "@/lib/auth-session";
+import type { components } from "@/lib/api-schema/auth";
+import { startSession } from "@/lib/auth-session";
 
-export interface LoginInput {
-  email: string;
-  password: string;
-}
+export type LoginInput = components["schemas"]["LoginRequest"];
 
 /** POST /auth/login: the refresh token comes back as an httpOnly cookie; only the access token is kept. */
-export interface AuthAnswer extends TokenAnswer {
-  user?: { id: string; email: string; tenant_id?: string; role?: string };
-  token_type: "bearer";
-}
+export type AuthAnswer = components["schemas"]["AuthenticatedSession"];
 
 export function login(input: LoginInput): Promise<AuthAnswer> {
   return apiRequest<AuthAnswer>("/auth/login", { method: "POST", body: input, anonymous: true });

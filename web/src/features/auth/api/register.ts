@@ -1,15 +1,10 @@
 import { useMutation } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/auth";
 import { startSession } from "@/lib/auth-session";
 import type { AuthAnswer } from "./login";
 
-export interface RegisterInput {
-  email: string;
-  password: string;
-  full_name?: string;
-  tenant_name?: string;
-  invite_code?: string;
-}
+export type RegisterInput = components["schemas"]["RegisterRequest"];
 
 /** POST /auth/register: a new tenant on Basic (owner), or join one with an invite code (member). */
 export function register(input: RegisterInput): Promise<AuthAnswer> {

@@ -1,12 +1,12 @@
 import { useQuery } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
-import type { Chat } from "./types";
+import type { ChatPage } from "./types";
 
 export const chatsQueryKey = ["chat", "chats"] as const;
 
 /** GET /chat/chats: my chats, newest first. */
-export function getChats(): Promise<{ items: Chat[]; next_cursor: string | null }> {
-  return apiRequest("/chat/chats", { query: { limit: 50 } });
+export function getChats(): Promise<ChatPage> {
+  return apiRequest<ChatPage>("/chat/chats", { query: { limit: 50 } });
 }
 
 export function useChats() {

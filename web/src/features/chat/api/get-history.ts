@@ -1,12 +1,6 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
-import type { Chat, Message } from "./types";
-
-export interface HistoryPage {
-  chat: Chat;
-  messages: Message[];
-  next_cursor: string | null;
-}
+import type { HistoryPage } from "./types";
 
 // 30 messages fill a tall screen; older pages load as the reader scrolls up.
 const PAGE_SIZE = 30;

@@ -1,4 +1,5 @@
 import { apiResponse } from "@/lib/api-client";
+import type { SendRequest } from "./types";
 
 export interface SendInput {
   content: string;
@@ -14,6 +15,6 @@ export interface SendInput {
  * (message.created, message.delta, message.completed | message.failed).
  */
 export function sendMessage({ content, chatId, agentId, idempotencyKey, signal }: SendInput): Promise<Response> {
-  const body = chatId ? { content, chat_id: chatId } : { content, agent_id: agentId };
+  const body: SendRequest = chatId ? { content, chat_id: chatId } : { content, agent_id: agentId };
   return apiResponse("/chat/send", { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey }, signal }, "text/event-stream");
 }

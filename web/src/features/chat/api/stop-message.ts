@@ -1,9 +1,10 @@
 import { useMutation } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { Message } from "./types";
 
 /** POST /chat/messages/{id}/stop: what streamed so far is kept, marked `stopped`. */
-export function stopMessage(messageId: string): Promise<unknown> {
-  return apiRequest(`/chat/messages/${encodeURIComponent(messageId)}/stop`, { method: "POST" });
+export function stopMessage(messageId: string): Promise<Message> {
+  return apiRequest<Message>(`/chat/messages/${encodeURIComponent(messageId)}/stop`, { method: "POST" });
 }
 
 export function useStopMessage() {

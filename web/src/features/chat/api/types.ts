@@ -1,27 +1,26 @@
-/** Chat API shapes (mirroring the chat service's schemas; to be generated from its OpenAPI). */
-export type MessageStatus = "pending" | "streaming" | "complete" | "failed" | "stopped";
+/** Chat API shapes, generated from the chat service's OpenAPI (`make api-types`). */
+import type { components } from "@/lib/api-schema/chat";
 
-export interface Message {
-  id: string;
-  chat_id: string;
-  sender: "user" | "agent";
-  content: string;
-  status: MessageStatus;
-  input_tokens?: number;
-  output_tokens?: number;
-  model?: string | null;
-  finish_reason?: string | null;
-  error?: string | null;
-  created_at: string;
-  updated_at?: string;
-}
+type Schemas = components["schemas"];
 
-export interface Chat {
-  id: string;
-  agent_id: string;
-  title: string;
-  created_at: string;
-  updated_at: string;
+export type Chat = Schemas["ChatRead"];
+export type ChatPage = Schemas["ChatPage"];
+export type Message = Schemas["MessageRead"];
+export type MessageStatus = Message["status"];
+export type HistoryPage = Schemas["HistoryPage"];
+export type ChatUpdate = Schemas["ChatUpdate"];
+export type SendRequest = Schemas["ChatSend"];
+/** What POST /chat/send answers when the client does not ask for a stream. */
+export type SendResult = Schemas["SendResult"];
+
+/**
+ * `message.delta` of the chat streams. The OpenAPI document describes the streams only as
+ * `text/event-stream`, so this payload is written by hand.
+ */
+export interface MessageDelta {
+  message_id?: string;
+  content?: string;
+  offset?: number;
 }
 
 export function isInFlight(message: Pick<Message, "status">): boolean {

@@ -2,11 +2,12 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
 import { chatsQueryKey } from "./get-chats";
 import { historyQueryKey } from "./get-history";
-import type { Chat } from "./types";
+import type { Chat, ChatUpdate } from "./types";
 
 /** PATCH /chat/chats/{id} {title}: rename. */
-export function renameChat({ id, title }: { id: string; title: string }): Promise<Chat> {
-  return apiRequest<Chat>(`/chat/chats/${encodeURIComponent(id)}`, { method: "PATCH", body: { title } });
+export function renameChat({ id, title }: { id: string } & ChatUpdate): Promise<Chat> {
+  const body: ChatUpdate = { title };
+  return apiRequest<Chat>(`/chat/chats/${encodeURIComponent(id)}`, { method: "PATCH", body });
 }
 
 export function useRenameChat() {

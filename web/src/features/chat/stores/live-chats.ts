@@ -11,7 +11,7 @@ import { followChat } from "../api/follow-chat";
 import { chatsQueryKey } from "../api/get-chats";
 import { historyQueryKey } from "../api/get-history";
 import { sendMessage } from "../api/send-message";
-import { type Message, isInFlight } from "../api/types";
+import { type Message, type MessageDelta, type SendResult, isInFlight } from "../api/types";
 
 export type Connection = "idle" | "sending" | "streaming" | "reconnecting" | "offline";
 
@@ -107,7 +107,7 @@ async function consume(body: ReadableStream<Uint8Array>, key: string, onChatId: 
       });
       if (event.event !== "message.created" && message.sender === "agent") onReplyFinished(currentKey);
     } else if (event.event === "message.delta" && data && typeof data === "object") {
-      const delta = data as { message_id?: string; content?: string; offset?: number };
+      const delta = data as MessageDelta;
       if (!delta.message_id || typeof delta.content !== "string") continue;
       update(currentKey, (chat) => ({
         messages: chat.messages.map((m) => {
@@ -230,13 +230,20 @@ export async function sendLiveMessage({
   onChatId: (chatId: string) => void;
 }): Promise<boolean> {
   localCounter += 1;
+  const now = new Date().toISOString();
   const optimistic: Message = {
     id: `local-${localCounter}`,
     chat_id: chatId ?? "",
     sender: "user",
     content,
     status: "pending",
-    created_at: new Date().toISOString(),
+    input_tokens: 0,
+    output_tokens: 0,
+    model: null,
+    finish_reason: null,
+    error: null,
+    created_at: now,
+    updated_at: now,
   };
   update(key, (chat) => ({ messages: [...chat.messages, optimistic], connection: "sending", error: null }));
   const idempotencyKey = randomId();
@@ -248,7 +255,7 @@ export async function sendLiveMessage({
       currentKey = await consume(response.body, key, onChatId, false);
     } else {
       // A server that answered with JSON: show the stored messages, then follow the stream.
-      const answer = (await response.json()) as { chat_id: string; user_message: Message; agent_message: Message };
+      const answer = (await response.json()) as SendResult;
       chats.set(answer.chat_id, { ...get(key), ...get(answer.chat_id) });
       if (answer.chat_id !== key) chats.delete(key);
       currentKey = answer.chat_id;

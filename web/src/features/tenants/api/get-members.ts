@@ -1,18 +1,13 @@
 import { useQuery } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/tenants";
 
-export interface Member {
-  user_id: string;
-  email?: string | null;
-  full_name?: string | null;
-  role: string;
-  joined_at?: string | null;
-  created_at?: string | null;
-}
+export type Member = components["schemas"]["MemberRead"];
+export type MemberPage = components["schemas"]["MemberPage"];
 
 /** GET /tenants/members. */
-export function getMembers(): Promise<{ items: Member[] }> {
-  return apiRequest<{ items: Member[] } | Member[]>("/tenants/members").then((answer) => (Array.isArray(answer) ? { items: answer } : answer));
+export function getMembers(): Promise<MemberPage> {
+  return apiRequest<MemberPage>("/tenants/members");
 }
 
 export function useMembers(enabled: boolean) {

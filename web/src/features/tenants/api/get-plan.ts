@@ -1,7 +1,13 @@
 import { queryOptions, useQuery } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/tenants";
 
-/** The plan limits object owned by the tenants service. */
+type Schemas = components["schemas"];
+
+/**
+ * The plan limits object owned by the tenants service. Its OpenAPI types `limits` as a free-form
+ * object (`dict[str, Any]`), so this shape is written by hand after the agreed contract.
+ */
 export interface PlanLimits {
   requests_per_minute: number;
   messages_per_day: number;
@@ -10,18 +16,11 @@ export interface PlanLimits {
   models: string[];
 }
 
-/** A usage counter may come as a number or as {used, limit, remaining}. */
-export type UsageValue = number | { used?: number; count?: number; limit?: number | null; remaining?: number | null };
+export type Usage = Schemas["UsageRead"];
+export type Meter = Schemas["MeterRead"];
 
-/** GET /tenants/plan (to be generated from the tenants service's OpenAPI). */
-export interface TenantPlan {
-  tenant_id: string;
-  tenant_name: string;
-  plan: string;
-  limits: PlanLimits;
-  features: string[];
-  usage: Record<string, UsageValue> | null;
-}
+/** GET /tenants/plan: the tenant's plan, limits, features and usage. */
+export type TenantPlan = Omit<Schemas["TenantPlanRead"], "limits"> & { limits: PlanLimits };
 
 export const planQueryKey = ["tenants", "plan"] as const;
 
@@ -35,14 +34,4 @@ export function planQueryOptions() {
 
 export function usePlan() {
   return useQuery(planQueryOptions());
-}
-
-/** Read a counter whatever its name and shape (messages, messages_today, …). */
-export function usageOf(usage: TenantPlan["usage"], names: string[]): number {
-  for (const name of names) {
-    const value = usage?.[name];
-    if (typeof value === "number") return value;
-    if (value && typeof value === "object") return value.used ?? value.count ?? 0;
-  }
-  return 0;
 }

@@ -1,9 +1,12 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/tenants";
+import type { TenantPlan } from "./get-plan";
 
 /** POST /tenants/subscribe {plan}: owners/admins change the plan; it applies at once. */
-export function subscribe(plan: string): Promise<unknown> {
-  return apiRequest<unknown>("/tenants/subscribe", { method: "POST", body: { plan } });
+export function subscribe(plan: string): Promise<TenantPlan> {
+  const body: components["schemas"]["SubscribeRequest"] = { plan };
+  return apiRequest<TenantPlan>("/tenants/subscribe", { method: "POST", body });
 }
 
 export function useSubscribe() {

@@ -7,12 +7,12 @@ import { EmptyState } from "@/components/ui/empty-state";
 import { SelectField } from "@/components/ui/field";
 import { LoadingState } from "@/components/ui/spinner";
 import { formatDateTime, formatRelativeTime } from "@/lib/format";
-import { useCreateInvite } from "../api/create-invite";
+import { type InviteRole, useCreateInvite } from "../api/create-invite";
 import { useMembers } from "../api/get-members";
 
 function InviteForm() {
   const invite = useCreateInvite();
-  const [role, setRole] = useState("member");
+  const [role, setRole] = useState<InviteRole>("member");
   const [copied, setCopied] = useState(false);
   const onSubmit = (event: FormEvent) => {
     event.preventDefault();
@@ -22,7 +22,7 @@ function InviteForm() {
   return (
     <form className="invite" onSubmit={onSubmit}>
       <div className="invite__row">
-        <SelectField label="Invite as" name="role" value={role} onChange={(e) => setRole(e.target.value)}>
+        <SelectField label="Invite as" name="role" value={role} onChange={(e) => setRole(e.target.value === "admin" ? "admin" : "member")}>
           <option value="member">Member</option>
           <option value="admin">Admin</option>
         </SelectField>
@@ -77,13 +77,12 @@ export function MembersPanel({ canManage }: { canManage: boolean }) {
               {members.data.items.map((member) => (
                 <tr key={member.user_id}>
                   <td>
-                    <div className="table__primary">{member.full_name || member.email || member.user_id}</div>
-                    {member.full_name && member.email ? <div className="muted">{member.email}</div> : null}
+                    <div className="table__primary">{member.email || member.user_id}</div>
                   </td>
                   <td>
                     <Badge tone={member.role === "owner" ? "accent" : "neutral"}>{member.role}</Badge>
                   </td>
-                  <td className="muted">{formatRelativeTime(member.joined_at ?? member.created_at)}</td>
+                  <td className="muted">{formatRelativeTime(member.joined_at)}</td>
                 </tr>
               ))}
             </tbody>

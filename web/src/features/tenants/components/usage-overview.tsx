@@ -5,7 +5,7 @@ import { Card, CardHeader } from "@/components/ui/card";
 import { UsageMeter } from "@/components/ui/meter";
 import { LoadingState } from "@/components/ui/spinner";
 import { formatNumber, planLabel } from "@/lib/format";
-import { usageOf, usePlan } from "../api/get-plan";
+import { usePlan } from "../api/get-plan";
 
 /** Usage against the plan's limits, as meters. */
 export function UsageOverview({ agentCount }: { agentCount: number | null }) {
@@ -42,15 +42,15 @@ export function UsageOverview({ agentCount }: { agentCount: number | null }) {
         <div className="usage__meters" data-testid="usage-meters">
           <UsageMeter
             label="Messages today"
-            used={usageOf(plan.data.usage, ["messages", "messages_today", "messages_per_day"])}
+            used={plan.data.usage.messages.used}
             limit={plan.data.limits.messages_per_day}
           />
           <UsageMeter
             label="Tokens this month"
-            used={usageOf(plan.data.usage, ["tokens", "tokens_this_month", "tokens_per_month"])}
+            used={plan.data.usage.tokens.used}
             limit={plan.data.limits.tokens_per_month}
           />
-          <UsageMeter label="Agents" used={agentCount ?? usageOf(plan.data.usage, ["agents"])} limit={plan.data.limits.agents} />
+          <UsageMeter label="Agents" used={agentCount ?? 0} limit={plan.data.limits.agents} />
         </div>
       ) : null}
     </Card>

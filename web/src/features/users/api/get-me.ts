@@ -1,30 +1,18 @@
 import { queryOptions, useQuery } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
+import type { components } from "@/lib/api-schema/users";
 
-export interface UserPreferences {
-  theme?: "light" | "dark" | "system";
-  default_agent_id?: string | null;
-  selected_agent_ids?: string[];
-  [key: string]: unknown;
-}
+type Schemas = components["schemas"];
 
-export interface Subscription {
-  tenant_id: string;
-  tenant_name: string;
-  plan: string;
-  limits?: Record<string, unknown>;
-}
+/**
+ * The stored preferences. The users service documents them as a free-form object on read, so
+ * their keys are taken from what a PATCH may set (`PreferencesPatch`), plus anything else.
+ */
+export type UserPreferences = Schemas["PreferencesPatch"] & { [key: string]: unknown };
+export type Subscription = Schemas["Subscription"];
 
-/** GET /users/me (the schema should be generated from the users service's OpenAPI). */
-export interface Profile {
-  id: string;
-  auth_user_id: string;
-  email: string;
-  full_name: string | null;
-  avatar_url: string | null;
-  preferences: UserPreferences;
-  subscription: Subscription | null;
-}
+/** GET /users/me. */
+export type Profile = Omit<Schemas["ProfileRead"], "preferences"> & { preferences: UserPreferences };
 
 export const meQueryKey = ["users", "me"] as const;
 

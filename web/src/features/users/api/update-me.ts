@@ -1,13 +1,10 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { apiRequest } from "@/lib/api-client";
-import { type Profile, type UserPreferences, meQueryKey } from "./get-me";
+import type { components } from "@/lib/api-schema/users";
+import { type Profile, meQueryKey } from "./get-me";
 
-export interface ProfileUpdate {
-  full_name?: string | null;
-  avatar_url?: string | null;
-  /** Merged into the stored preferences by the users service. */
-  preferences?: Partial<UserPreferences>;
-}
+/** PATCH /users/me: `preferences` is merged into the stored preferences by the users service. */
+export type ProfileUpdate = components["schemas"]["ProfileUpdate"];
 
 export function updateMe(update: ProfileUpdate): Promise<Profile> {
   return apiRequest<Profile>("/users/me", { method: "PATCH", body: update });
