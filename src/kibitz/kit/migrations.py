@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command, context
@@ -11,6 +12,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from kibitz.kit.db import create_engine
+from kibitz.kit.platform import Platform
+from kibitz.kit.settings import ServiceSettings
 
 
 def alembic_config(*, database_url: str, script_location: Path, version_table: str) -> Config:
@@ -69,3 +72,30 @@ def run_migrations_in_env(target_metadata: MetaData) -> None:
             await engine.dispose()
 
     asyncio.run(run_async())
+
+
+@dataclass(frozen=True)
+class ServiceSchema:
+    """A service's own database: where its SQLite file and migrations live, its version table."""
+
+    service: str
+    migrations_dir: Path
+
+    @property
+    def version_table(self) -> str:
+        """Each service keeps its Alembic history in a table of its own."""
+        return f"{self.service}_alembic_version"
+
+    def database_url(self, platform: Platform, settings: ServiceSettings) -> str:
+        """The configured URL, or the service's SQLite file under the data dir."""
+        return settings.resolved_database_url(
+            data_dir=platform.settings.data_dir, service=self.service
+        )
+
+    async def upgrade(self, database_url: str) -> None:
+        """Apply every pending migration."""
+        await upgrade_to_head_async(
+            database_url=database_url,
+            script_location=self.migrations_dir,
+            version_table=self.version_table,
+        )

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
-from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.agents.agent_cache import AgentCache
 from kibitz.services.agents.api import router
@@ -21,21 +21,12 @@ from kibitz.services.agents.providers.provider_set import ProviderSet
 from kibitz.services.agents.service import AgentsRuntime
 
 NAME = "agents"
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "agents_alembic_version"
-
-
-def _database_url(platform: Platform, settings: AgentsSettings) -> str:
-    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+SCHEMA = ServiceSchema(NAME, Path(__file__).parent / "migrations")
 
 
 async def migrate(platform: Platform) -> None:
     """Apply the agents migrations."""
-    await upgrade_to_head_async(
-        database_url=_database_url(platform, AgentsSettings()),
-        script_location=MIGRATIONS,
-        version_table=VERSION_TABLE,
-    )
+    await SCHEMA.upgrade(SCHEMA.database_url(platform, AgentsSettings()))
 
 
 def _cipher(platform: Platform, settings: AgentsSettings) -> ApiKeyCipher:
@@ -48,7 +39,7 @@ def _cipher(platform: Platform, settings: AgentsSettings) -> ApiKeyCipher:
 def create_app(platform: Platform) -> FastAPI:
     """The agents app."""
     settings = AgentsSettings()
-    database = Database(_database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings))
     runtime = AgentsRuntime(
         settings=settings,
         database=database,

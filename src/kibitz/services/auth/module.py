@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.jwt import TokenVerifier
-from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.outbox import Outbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.auth.api import router
@@ -22,21 +22,12 @@ from kibitz.services.auth.models import outbox_table
 from kibitz.services.auth.service import AuthService, KeyRing, LoginThrottle
 
 NAME = "auth"
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "auth_alembic_version"
-
-
-def _database_url(platform: Platform, settings: AuthSettings) -> str:
-    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+SCHEMA = ServiceSchema(NAME, Path(__file__).parent / "migrations")
 
 
 async def migrate(platform: Platform) -> None:
     """Apply the auth service's pending migrations."""
-    await upgrade_to_head_async(
-        database_url=_database_url(platform, AuthSettings()),
-        script_location=MIGRATIONS,
-        version_table=VERSION_TABLE,
-    )
+    await SCHEMA.upgrade(SCHEMA.database_url(platform, AuthSettings()))
 
 
 def _throttle_storage_url(platform: Platform) -> str:
@@ -48,7 +39,7 @@ def _throttle_storage_url(platform: Platform) -> str:
 def create_app(platform: Platform) -> FastAPI:
     """The auth service's app."""
     settings = AuthSettings()
-    database = Database(_database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings))
     keys = KeyRing(database)
     outbox = Outbox(outbox_table)
     tenants = platform.client("tenants") if platform.has_service("tenants") else None

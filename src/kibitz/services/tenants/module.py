@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.inbox import Inbox
-from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.outbox import Outbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.tenants import events
@@ -24,27 +24,18 @@ from kibitz.services.tenants.models import dead_letter_table, inbox_table, outbo
 from kibitz.services.tenants.service import TenantsService
 
 NAME = "tenants"
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "tenants_alembic_version"
-
-
-def _database_url(platform: Platform, settings: TenantsSettings) -> str:
-    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+SCHEMA = ServiceSchema(NAME, Path(__file__).parent / "migrations")
 
 
 async def migrate(platform: Platform) -> None:
     """Apply the tenants service's pending migrations."""
-    await upgrade_to_head_async(
-        database_url=_database_url(platform, TenantsSettings()),
-        script_location=MIGRATIONS,
-        version_table=VERSION_TABLE,
-    )
+    await SCHEMA.upgrade(SCHEMA.database_url(platform, TenantsSettings()))
 
 
 def create_app(platform: Platform) -> FastAPI:
     """The tenants service's app."""
     settings = TenantsSettings()
-    database = Database(_database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings))
     outbox = Outbox(outbox_table)
     inbox = Inbox(database, inbox_table, dead_letter_table)
     tenants = TenantsService(

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.inbox import Inbox
-from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.users import events
 from kibitz.services.users.api import router
@@ -21,27 +21,18 @@ from kibitz.services.users.models import dead_letter_table, inbox_table
 from kibitz.services.users.service import UsersService
 
 NAME = "users"
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "users_alembic_version"
-
-
-def _database_url(platform: Platform, settings: UsersSettings) -> str:
-    return settings.resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+SCHEMA = ServiceSchema(NAME, Path(__file__).parent / "migrations")
 
 
 async def migrate(platform: Platform) -> None:
     """Apply the users service's pending migrations."""
-    await upgrade_to_head_async(
-        database_url=_database_url(platform, UsersSettings()),
-        script_location=MIGRATIONS,
-        version_table=VERSION_TABLE,
-    )
+    await SCHEMA.upgrade(SCHEMA.database_url(platform, UsersSettings()))
 
 
 def create_app(platform: Platform) -> FastAPI:
     """The users service's app."""
     settings = UsersSettings()
-    database = Database(_database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings))
     inbox = Inbox(database, inbox_table, dead_letter_table)
     users = UsersService(
         accounts=AuthAccounts(platform),
