@@ -1,0 +1,357 @@
+"""Chat streaming end to end: K users sending and reading streamed replies through the gateway.
+
+    .venv/bin/python bench/chat_stream.py [--ttft-ms 50] [--gap-ms 5] [--tokens 20] [--rounds 6]
+
+Starts the LLM simulator in one child process and the whole kibitz stack all-in-one (gateway,
+auth, tenants, users, agents, chat; SQLite in a temp dir; in-process bus) in another. Each user
+gets a tenant, an `openai` agent whose deployment base URL is the simulator, and one chat. Then,
+at concurrency 1, 16 and 64 (K users each sending one message after another):
+
+- direct: the same prompt straight to the simulator (`POST /v1/chat/completions`, stream);
+- chat: `POST /chat/send` with `Accept: text/event-stream` through the gateway — quota
+  reservation, the message and the reply stored, the agent called, deltas fanned out — read
+  until `message.completed`.
+
+It prints time to first token p50/p99 for both, what the stack adds, completed replies/s and
+errors. Targets (issue 5; all-in-one, SQLite, 2 cores, simulator 50 ms TTFT, 20 tokens 5 ms
+apart): at most 5 ms added at p50 at concurrency 1; at concurrency 16 at most 93 ms added at p50
+and at least 48 completed replies/s.
+
+The plans file raises the Basic plan's limits so the benchmark measures streaming, not quotas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct horse battery staple"
+LEVELS = (1, 16, 64)
+PROMPT = "Tell me something."
+
+
+# --- the stack under test (child process) -------------------------------------------------
+
+
+def serve(data_dir: str) -> None:
+    """Run every module all-in-one and print their URLs as one JSON line."""
+    import uvloop
+    from pydantic import SecretStr
+
+    from kibitz.kit.observability import configure_logging
+    from kibitz.kit.settings import PlatformSettings
+    from kibitz.runtime.server import run_all_in_one
+
+    async def main() -> None:
+        settings = PlatformSettings(
+            data_dir=Path(data_dir),
+            migrate_on_start=True,
+            internal_token=SecretStr("bench-internal-token"),
+            log_level="WARNING",
+        )
+        configure_logging(level="WARNING", json=True)
+        async with run_all_in_one(settings=settings, port=0) as stack:
+            print(json.dumps(stack.urls), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+    uvloop.run(main())
+
+
+def generous_plans(path: Path) -> None:
+    """The shipped catalogue with Basic's limits out of the way."""
+    shipped = Path(__file__).parents[1] / "src/kibitz/services/tenants/plans.json"
+    catalogue = json.loads(shipped.read_text())
+    for plan in catalogue["plans"]:
+        plan["limits"].update(
+            requests_per_minute=1_000_000,
+            messages_per_day=1_000_000,
+            tokens_per_month=1_000_000_000,
+        )
+    path.write_text(json.dumps(catalogue))
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+Sample = tuple[float, float, bool]  # (time to first token s, whole reply s, ok)
+ERRORS: Counter[str] = Counter()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def run_level(
+    workers: list[Callable[[], Awaitable[Sample]]], rounds: int
+) -> tuple[list[Sample], float]:
+    """Each worker makes `rounds` calls one after another; all workers at once."""
+    samples: list[Sample] = []
+
+    async def loop(one: Callable[[], Awaitable[Sample]]) -> None:
+        for _ in range(rounds):
+            samples.append(await one())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(one) for one in workers))
+    return samples, time.perf_counter() - started
+
+
+async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) -> None:
+    gateway = urls["gateway"]
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    timeout = httpx.Timeout(120)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as http:
+
+        async def new_user() -> dict[str, Any]:
+            email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+            registered = await http.post(
+                f"{gateway}/auth/register", json={"email": email, "password": PASSWORD}
+            )
+            registered.raise_for_status()
+            headers = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+            created = await http.post(
+                f"{gateway}/agents/create",
+                json={"name": "Bench", "llm_provider": "openai", "model": "gpt-4o-mini"},
+                headers=headers,
+            )
+            created.raise_for_status()
+            first = await http.post(
+                f"{gateway}/chat/send",
+                json={"content": PROMPT, "agent_id": created.json()["id"]},
+                headers=headers,
+            )
+            first.raise_for_status()
+            return {
+                "headers": headers,
+                "chat_id": first.json()["chat_id"],
+                "agent_id": created.json()["id"],
+            }
+
+        users = []
+        for _ in range(max(args.levels)):
+            users.append(await new_user())
+
+        direct_body = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": PROMPT}],
+            "stream": True,
+        }
+
+        async def direct() -> Sample:
+            started = time.perf_counter()
+            first = 0.0
+            async with http.stream(
+                "POST",
+                f"{sim_url}/v1/chat/completions",
+                json=direct_body,
+                headers={"Authorization": "Bearer sk-bench"},
+            ) as response:
+                if response.status_code != 200:
+                    return 0.0, 0.0, False
+                async for line in response.aiter_lines():
+                    if line.startswith("data:") and '"content"' in line and not first:
+                        first = time.perf_counter() - started
+            return first, time.perf_counter() - started, first > 0
+
+        def through_chat(
+            user: dict[str, Any], base: str = gateway
+        ) -> Callable[[], Awaitable[Sample]]:
+            headers = {**user["headers"], "Accept": "text/event-stream"}
+            body = {"content": PROMPT, "chat_id": user["chat_id"]}
+
+            async def one() -> Sample:
+                started = time.perf_counter()
+                first = 0.0
+                ok = failed = False
+                try:
+                    async with http.stream(
+                        "POST", f"{base}/chat/send", json=body, headers=headers
+                    ) as response:
+                        if response.status_code != 201:
+                            await response.aread()
+                            ERRORS[f"HTTP {response.status_code}"] += 1
+                            return 0.0, 0.0, False
+                        async for line in response.aiter_lines():
+                            if line == "event: message.delta" and not first:
+                                first = time.perf_counter() - started
+                            elif line == "event: message.completed":
+                                ok = True
+                                break
+                            elif line == "event: message.failed":
+                                failed = True
+                            elif failed and line.startswith("data:"):
+                                reason = json.loads(line[5:]).get("error") or "?"
+                                ERRORS[f"failed: {reason[:60]}"] += 1
+                                break
+                except httpx.HTTPError as exc:
+                    ERRORS[type(exc).__name__] += 1
+                    return 0.0, 0.0, False
+                return first, time.perf_counter() - started, ok and first > 0
+
+            return one
+
+        def through_agents(user: dict[str, Any]) -> Callable[[], Awaitable[Sample]]:
+            body = {
+                "agent_id": user["agent_id"],
+                "messages": [{"role": "user", "content": PROMPT}],
+                "stream": True,
+            }
+
+            async def one() -> Sample:
+                started = time.perf_counter()
+                first = 0.0
+                async with http.stream(
+                    "POST", f"{urls['agents']}/agents/respond", json=body, headers=user["headers"]
+                ) as response:
+                    async for line in response.aiter_lines():
+                        if line == "event: delta" and not first:
+                            first = time.perf_counter() - started
+                return first, time.perf_counter() - started, first > 0
+
+            return one
+
+        # Warm both paths (connections, JWKS, plan caches).
+        for user in users[:4]:
+            for _ in range(3):
+                await direct()
+                await through_chat(user)()
+
+        print(
+            f"simulator: ttft {args.ttft_ms} ms, {args.tokens} tokens, {args.gap_ms} ms apart; "
+            f"each of K users sends {args.rounds} messages in a row (at least 30 at K=1)"
+        )
+        print(
+            f"{'K':>3} | {'direct ttft p50/p99 ms':>22} | {'chat ttft p50/p99 ms':>22} | "
+            f"{'added p50/p99 ms':>17} | {'replies/s direct':>16} | {'replies/s chat':>14} | errors"
+        )
+        for level in args.levels:
+            ERRORS.clear()
+            rounds = max(args.rounds, 30) if level == 1 else args.rounds
+            d_samples, d_wall = await run_level([direct] * level, rounds)
+            c_samples, c_wall = await run_level(
+                [through_chat(user) for user in users[:level]], rounds
+            )
+            d_ok = [s for s in d_samples if s[2]]
+            c_ok = [s for s in c_samples if s[2]]
+            errors = len(c_samples) - len(c_ok)
+            d_ttft = [s[0] * 1000 for s in d_ok]
+            c_ttft = [s[0] * 1000 for s in c_ok] or [float("nan")]
+            d50, d99 = statistics.median(d_ttft), percentile(d_ttft, 0.99)
+            c50, c99 = statistics.median(c_ttft), percentile(c_ttft, 0.99)
+            print(
+                f"{level:>3} | {d50:>10.1f} / {d99:>9.1f} | {c50:>10.1f} / {c99:>9.1f} | "
+                f"{c50 - d50:>8.1f} / {c99 - d99:>6.1f} | {len(d_ok) / d_wall:>16.1f} | "
+                f"{len(c_ok) / c_wall:>14.1f} | {errors}"
+                + (f" ({', '.join(f'{k}: {v}' for k, v in ERRORS.items())})" if ERRORS else "")
+            )
+        # Where the added time goes at concurrency 1: each layer's first token, alone.
+        layers = [
+            ("simulator", direct),
+            ("agents service", through_agents(users[0])),
+            ("chat service (no gateway)", through_chat(users[0], urls["chat"])),
+            ("gateway + chat", through_chat(users[0])),
+        ]
+        print("concurrency 1, time to first token p50 by entry point:")
+        for name, one in layers:
+            samples, _ = await run_level([one], 30)
+            ttft = statistics.median(s[0] * 1000 for s in samples if s[2])
+            print(f"  {name:<28} {ttft:6.1f} ms")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6, help="messages per user per level")
+    parser.add_argument("--ttft-ms", type=float, default=50.0)
+    parser.add_argument("--gap-ms", type=float, default=5.0)
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
+    parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kibitz.simulator",
+            "--port",
+            str(sim_port),
+            "--ttft-ms",
+            str(args.ttft_ms),
+            "--gap-ms",
+            str(args.gap_ms),
+            "--tokens",
+            str(args.tokens),
+        ]
+    )
+    with tempfile.TemporaryDirectory(prefix="kibitz-chat-bench-") as data_dir:
+        plans = Path(data_dir) / "plans.json"
+        generous_plans(plans)
+        env = {
+            **os.environ,
+            "KIBITZ_AGENTS_OPENAI_API_KEY": "sk-bench",
+            "KIBITZ_AGENTS_OPENAI_BASE_URL": f"{sim_url}/v1",
+            "KIBITZ_TENANTS_PLANS_FILE": str(plans),
+            "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "1000000",
+            "KIBITZ_LOG_LEVEL": "WARNING",
+        }
+        env.pop("KIBITZ_REDIS_URL", None)
+        stack = subprocess.Popen(
+            [sys.executable, __file__, "--serve", data_dir],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        try:
+            assert stack.stdout is not None
+            urls = json.loads(stack.stdout.readline())
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{sim_url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("the simulator did not start")
+                time.sleep(0.1)
+            asyncio.run(bench(args, sim_url, urls))
+        finally:
+            if stack.stdin is not None:
+                stack.stdin.close()
+            try:
+                stack.wait(15)
+            except subprocess.TimeoutExpired:
+                stack.kill()
+            simulator.terminate()
+            simulator.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Chat: conversations with agents, persisted history and live token streams."""

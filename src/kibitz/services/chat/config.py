@@ -1,0 +1,33 @@
+"""Chat settings (`KIBITZ_CHAT_…`)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from kibitz.kit.settings import ServiceSettings
+
+
+class ChatSettings(ServiceSettings):
+    """What the chat service can be tuned with."""
+
+    model_config = SettingsConfigDict(env_prefix="KIBITZ_CHAT_", extra="ignore")
+
+    # 32 000 characters: roomy for a pasted document, small enough to keep a history page cheap.
+    max_content_chars: int = 32_000
+    # Replies being generated at once per user; more answers 429.
+    max_concurrent_generations: int = 4
+    # The history window sent to the agent: at most this many messages and characters.
+    context_messages: int = 20
+    context_chars: int = 24_000
+    # 0.5 s: how often partial reply content is written, so a crash keeps what streamed.
+    persist_interval_seconds: float = 0.5
+    # 15 s: comments on idle streams so proxies do not close them.
+    heartbeat_seconds: float = 15.0
+    # 24 h: Stripe's window for remembering an Idempotency-Key.
+    idempotency_ttl_seconds: int = 24 * 3600
+    # A generation that has not been touched for this long no longer counts as running (s).
+    stale_generation_seconds: int = 600
+    # How long `stop` waits for the generating replica to confirm before marking it itself (s).
+    stop_wait_seconds: float = 3.0
+    # Upper bound on one whole reply (s); the agent call is cut off after it.
+    reply_timeout_seconds: float = 300.0

@@ -1,0 +1,33 @@
+"""Chat's domain errors: each carries its status and problem type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kibitz.kit.errors import NotFound, PayloadTooLarge, TooManyRequests, Unprocessable
+
+
+class ChatNotFound(NotFound):
+    problem_type, title = "chat-not-found", "Chat Not Found"
+
+    def __init__(self, detail: str = "No such chat.", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+
+
+class MessageNotFound(NotFound):
+    problem_type, title = "message-not-found", "Message Not Found"
+
+    def __init__(self, detail: str = "No such message.", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+
+
+class ContentTooLarge(PayloadTooLarge):
+    problem_type, title = "content-too-large", "Message Too Large"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    problem_type, title = "idempotency-key-reused", "Idempotency-Key Reused"
+
+
+class TooManyGenerations(TooManyRequests):
+    problem_type, title = "too-many-generations", "Too Many Replies In Progress"

@@ -1,0 +1,115 @@
+"""The chat module: builds the app and its background work (outbox relay, stream fan-out)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+from fastapi import FastAPI
+
+from kibitz.kit.app import create_service_app
+from kibitz.kit.db import Database
+from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.kit.outbox import Outbox
+from kibitz.kit.platform import Module, Platform
+from kibitz.services.chat.api import router
+from kibitz.services.chat.config import ChatSettings
+from kibitz.services.chat.fanout import create_fanout
+from kibitz.services.chat.models import outbox_table, utcnow
+from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
+from kibitz.services.chat.service import ChatService
+from kibitz.services.chat.storage import ChatDatabase
+
+NAME = "chat"
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "chat_alembic_version"
+# 5 min: how often expired Idempotency-Keys and abandoned replies are swept.
+_SWEEP_SECONDS = 300.0
+
+logger = structlog.get_logger("kibitz.chat")
+
+
+def database_url(platform: Platform) -> str:
+    """Where chat's database lives in this deployment."""
+    return ChatSettings().resolved_database_url(data_dir=platform.settings.data_dir, service=NAME)
+
+
+async def migrate(platform: Platform) -> None:
+    """Apply chat's pending migrations."""
+    await upgrade_to_head_async(
+        database_url=database_url(platform), script_location=MIGRATIONS, version_table=VERSION_TABLE
+    )
+
+
+async def _sweep(database: Database, settings: ChatSettings) -> None:
+    """Forget Idempotency-Keys past 24 h; fail replies whose generator went away (a crash)."""
+    while True:
+        try:
+            now = utcnow()
+            async with database.transaction() as session:
+                await IdempotencyRepository(session).remove_expired(
+                    before=now - timedelta(seconds=settings.idempotency_ttl_seconds)
+                )
+                failed = await ChatRepository(session).fail_stale(
+                    untouched_since=now - timedelta(seconds=settings.stale_generation_seconds),
+                    reason="The reply was interrupted.",
+                )
+            if failed:
+                logger.warning("chat_stale_replies_failed", count=failed)
+        except Exception:
+            logger.warning("chat_sweep_failed")
+        await asyncio.sleep(_SWEEP_SECONDS)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The chat service's app."""
+    settings = ChatSettings()
+    database = ChatDatabase(database_url(platform))
+    outbox = Outbox(outbox_table)
+    chat = ChatService(
+        settings=settings,
+        platform=platform,
+        database=database,
+        fanout=create_fanout(platform.settings.redis_url),
+        outbox=outbox,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if platform.settings.migrate_on_start:
+            await migrate(platform)
+        await chat.start()
+        background = [
+            asyncio.create_task(outbox.run_relay(database, platform.bus)),
+            asyncio.create_task(_sweep(database, settings)),
+        ]
+        try:
+            yield
+        finally:
+            await chat.close()
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await database.dispose()
+
+    app = create_service_app(
+        name=NAME,
+        platform=platform,
+        routers=[router],
+        lifespan=lifespan,
+        readiness_checks={"database": database.ping},
+        description="Chats with agents: persisted history and live token streams.",
+    )
+    app.state.database = database
+    app.state.chat_service = chat
+    return app
+
+
+module = Module(name=NAME, create_app=create_app, depends_on=("auth", "agents"), migrate=migrate)

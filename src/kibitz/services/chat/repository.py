@@ -1,0 +1,243 @@
+"""Every query of the chat service; each user-facing one takes the owner as a parameter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kibitz.services.chat.models import (
+    IN_FLIGHT,
+    Chat,
+    IdempotencyKey,
+    Message,
+    MessageStatus,
+    Sender,
+    utcnow,
+)
+
+
+class ChatRepository:
+    """Queries on chats and messages."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_chat(
+        self, chat_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Chat | None:
+        """The chat if it belongs to this user of this tenant."""
+        statement = select(Chat).where(
+            Chat.id == chat_id, Chat.tenant_id == tenant_id, Chat.user_id == user_id
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_chat_by_id(self, chat_id: uuid.UUID) -> Chat | None:
+        """A chat by id alone (for the generation task, which acts for its owner)."""
+        return await self.session.get(Chat, chat_id)
+
+    async def list_chats(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+    ) -> Sequence[Chat]:
+        """The user's chats, most recently active first, after a keyset cursor."""
+        statement = select(Chat).where(Chat.tenant_id == tenant_id, Chat.user_id == user_id)
+        if after is not None:
+            updated_at, chat_id = after
+            statement = statement.where(
+                or_(
+                    Chat.updated_at < updated_at,
+                    and_(Chat.updated_at == updated_at, Chat.id < chat_id),
+                )
+            )
+        statement = statement.order_by(Chat.updated_at.desc(), Chat.id.desc()).limit(limit)
+        return (await self.session.execute(statement)).scalars().all()
+
+    def add(self, row: Chat | Message) -> None:
+        """Stage a new row."""
+        self.session.add(row)
+
+    async def delete_chat(self, chat: Chat) -> None:
+        """Delete a chat and its messages."""
+        await self.session.execute(delete(Message).where(Message.chat_id == chat.id))
+        await self.session.delete(chat)
+
+    async def touch_chat(
+        self, chat_id: uuid.UUID, at: datetime, *, title: str | None = None
+    ) -> None:
+        """Mark the chat as active now (it moves to the top of the list), maybe retitled."""
+        values: dict[str, Any] = {"updated_at": at}
+        if title:
+            values["title"] = title
+        await self.session.execute(update(Chat).where(Chat.id == chat_id).values(**values))
+
+    async def history_page(
+        self, chat_id: uuid.UUID, *, limit: int, before: uuid.UUID | None
+    ) -> Sequence[Message]:
+        """Up to `limit` messages older than `before`, newest first (an index range scan)."""
+        statement = select(Message).where(Message.chat_id == chat_id)
+        if before is not None:
+            statement = statement.where(Message.id < before)
+        statement = statement.order_by(Message.id.desc()).limit(limit)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def messages_from(
+        self, chat_id: uuid.UUID, *, first_id: uuid.UUID, limit: int
+    ) -> Sequence[Message]:
+        """Messages from `first_id` on, oldest first (replay after a reconnect)."""
+        statement = (
+            select(Message)
+            .where(Message.chat_id == chat_id, Message.id >= first_id)
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def in_flight_messages(self, chat_id: uuid.UUID) -> Sequence[Message]:
+        """Replies of the chat still being generated, oldest first."""
+        statement = (
+            select(Message)
+            .where(
+                Message.chat_id == chat_id,
+                Message.sender == Sender.AGENT.value,
+                Message.status.in_(IN_FLIGHT),
+            )
+            .order_by(Message.id)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def messages_by_ids(
+        self, chat_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Sequence[Message]:
+        """The given messages of the chat, oldest first."""
+        statement = (
+            select(Message)
+            .where(Message.chat_id == chat_id, Message.id.in_(ids))
+            .order_by(Message.id)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def context_window(
+        self, chat_id: uuid.UUID, *, before: uuid.UUID, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """(sender, content, status) of the latest `limit` messages before `before`, newest
+        first (plain columns: no entities to build on the send path)."""
+        statement = (
+            select(Message.sender, Message.content, Message.status)
+            .where(Message.chat_id == chat_id, Message.id < before)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [(row.sender, row.content, row.status) for row in rows]
+
+    async def chat_owner_view(
+        self, chat_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[uuid.UUID, str] | None:
+        """(agent_id, title) of the chat if it belongs to this user of this tenant."""
+        statement = select(Chat.agent_id, Chat.title).where(
+            Chat.id == chat_id, Chat.tenant_id == tenant_id, Chat.user_id == user_id
+        )
+        row = (await self.session.execute(statement)).one_or_none()
+        return (row.agent_id, row.title) if row is not None else None
+
+    async def get_message(
+        self, message_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Message | None:
+        """The message if it belongs to this user of this tenant."""
+        statement = select(Message).where(
+            Message.id == message_id, Message.tenant_id == tenant_id, Message.user_id == user_id
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_message_by_id(self, message_id: uuid.UUID) -> Message | None:
+        """A message by id alone (for the generation task)."""
+        return await self.session.get(Message, message_id)
+
+    async def count_in_flight(self, *, user_id: uuid.UUID, since: datetime) -> int:
+        """How many of the user's replies are being generated (touched after `since`)."""
+        statement = select(func.count()).where(
+            Message.user_id == user_id,
+            Message.status.in_(IN_FLIGHT),
+            Message.sender == Sender.AGENT.value,
+            Message.updated_at >= since,
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def fail_stale(self, *, untouched_since: datetime, reason: str) -> int:
+        """Mark replies nobody has advanced since then as failed, keeping their content."""
+        result = await self.session.execute(
+            update(Message)
+            .where(
+                Message.sender == Sender.AGENT.value,
+                Message.status.in_(IN_FLIGHT),
+                Message.updated_at < untouched_since,
+            )
+            .values(status=MessageStatus.FAILED.value, error=reason, updated_at=utcnow())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def save_progress(
+        self, message_id: uuid.UUID, *, content: str, status: MessageStatus
+    ) -> bool:
+        """Write partial content of a reply still in flight; False if it already finished."""
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status.in_(IN_FLIGHT))
+            .values(content=content, status=status.value, updated_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def finish(self, message_id: uuid.UUID, **values: Any) -> bool:
+        """Write a reply's final state unless it already finished; False if it had."""
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status.in_(IN_FLIGHT))
+            .values(updated_at=utcnow(), **values)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class IdempotencyRepository:
+    """Remembered Idempotency-Keys, per user."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, user_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+        """The remembered key of this user."""
+        return await self.session.get(IdempotencyKey, (user_id, key), populate_existing=True)
+
+    async def claim(self, *, user_id: uuid.UUID, key: str, request_hash: str) -> None:
+        """Insert the key (raises IntegrityError when another request holds it)."""
+        self.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash))
+        await self.session.flush()
+
+    async def remove(self, *, user_id: uuid.UUID, key: str, unanswered_only: bool = False) -> None:
+        """Forget the key (only while it has no answer, if so asked)."""
+        statement = delete(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+        )
+        if unanswered_only:
+            statement = statement.where(IdempotencyKey.response.is_(None))
+        await self.session.execute(statement)
+
+    async def remove_expired(self, *, before: datetime) -> None:
+        """Forget keys older than the retention window."""
+        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
+
+    async def record(self, *, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:
+        """Remember the first answer."""
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+            .values(response=response)
+        )

@@ -1,0 +1,83 @@
+"""Fan-out backends: every subscriber of a chat gets its events; snapshots; stop signals."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from kibitz.services.chat.fanout import Fanout, InProcessFanout, RedisFanout
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def fanouts(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[Fanout, Fanout, list[str]]]:
+    """Two replicas' fan-outs (the same one in memory) and the stop requests each received."""
+    stops: list[str] = []
+
+    async def on_stop(message_id: str) -> None:
+        stops.append(message_id)
+
+    if request.param == "memory":
+        one = InProcessFanout()
+        await one.start(on_stop)
+        yield one, one, stops
+        await one.close()
+        return
+    first, second = RedisFanout(REDIS_URL), RedisFanout(REDIS_URL)
+    await first.start(on_stop)
+    await second.start(on_stop)
+    yield first, second, stops
+    await first.close()
+    await second.close()
+
+
+async def test_every_subscriber_of_a_chat_gets_its_events(
+    fanouts: tuple[Fanout, Fanout, list[str]],
+) -> None:
+    publisher, listener, _ = fanouts
+    chat, other = str(uuid.uuid4()), str(uuid.uuid4())
+    with (
+        listener.subscribe(chat) as one,
+        listener.subscribe(chat) as two,
+        listener.subscribe(other) as elsewhere,
+    ):
+        await publisher.publish(chat, {"type": "message.created", "message": {"id": "m"}})
+        await publisher.publish_delta(chat, "m", 0, "Hello")
+        for subscription in (one, two):
+            assert (await subscription.next(2))["type"] == "message.created"
+            delta = await subscription.next(2)
+            assert (delta["offset"], delta["content"]) == (0, "Hello")
+        with pytest.raises(TimeoutError):
+            await elsewhere.next(0.2)
+
+
+async def test_snapshots_hold_what_streamed_until_forgotten(
+    fanouts: tuple[Fanout, Fanout, list[str]],
+) -> None:
+    publisher, listener, _ = fanouts
+    chat, message = str(uuid.uuid4()), str(uuid.uuid4())
+    assert await listener.snapshot(message) is None
+    await publisher.publish_delta(chat, message, 0, "Grüße ")
+    await publisher.publish_delta(chat, message, 6, "🙂")
+    assert await listener.snapshot(message) == "Grüße 🙂"
+    await publisher.forget(message)
+    assert await listener.snapshot(message) is None
+
+
+async def test_a_stop_request_reaches_the_generating_replica(
+    fanouts: tuple[Fanout, Fanout, list[str]],
+) -> None:
+    publisher, _, stops = fanouts
+    message = str(uuid.uuid4())
+    await publisher.request_stop(message)
+    for _ in range(100):
+        if message in stops:
+            break
+        await asyncio.sleep(0.01)
+    assert message in stops

@@ -1,0 +1,135 @@
+"""Chat's queries on a migrated database: keyset paging, the index it uses, stale replies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from tests.fixtures.stack import postgres_databases
+
+from kibitz.kit.ids import new_id
+from kibitz.kit.migrations import upgrade_to_head_async
+from kibitz.services.chat.models import Chat, Message
+from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
+from kibitz.services.chat.repository import ChatRepository
+from kibitz.services.chat.storage import ChatDatabase
+
+TENANT, USER = uuid.uuid4(), uuid.uuid4()
+
+
+@pytest.fixture
+async def chat_db(tmp_path: Path, database: str) -> AsyncIterator[ChatDatabase]:
+    """A migrated chat database on SQLite or PostgreSQL."""
+    if database == "postgres":
+        async with postgres_databases(["chat"]) as urls:
+            url = urls["chat"]
+            await upgrade_to_head_async(
+                database_url=url, script_location=MIGRATIONS, version_table=VERSION_TABLE
+            )
+            db = ChatDatabase(url)
+            yield db
+            await db.dispose()
+        return
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+    await upgrade_to_head_async(
+        database_url=url, script_location=MIGRATIONS, version_table=VERSION_TABLE
+    )
+    db = ChatDatabase(url)
+    yield db
+    await db.dispose()
+
+
+async def new_chat(db: ChatDatabase, messages: int, *, status: str = "complete") -> uuid.UUID:
+    now = datetime.now(UTC)
+    chat_id = new_id()
+    async with db.transaction() as session:
+        session.add(
+            Chat(
+                id=chat_id,
+                tenant_id=TENANT,
+                user_id=USER,
+                agent_id=uuid.uuid4(),
+                title="t",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await session.flush()
+        for index in range(messages):
+            session.add(
+                Message(
+                    id=new_id(),
+                    chat_id=chat_id,
+                    tenant_id=TENANT,
+                    user_id=USER,
+                    sender="agent" if index % 2 else "user",
+                    content=str(index),
+                    status=status,
+                    input_tokens=0,
+                    output_tokens=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    return chat_id
+
+
+async def test_paging_back_visits_every_message_once_in_order(chat_db: ChatDatabase) -> None:
+    chat_id = await new_chat(chat_db, 123)
+    seen: list[str] = []
+    before = None
+    while True:
+        async with chat_db.transaction() as session:
+            page = await ChatRepository(session).history_page(chat_id, limit=50, before=before)
+        if not page:
+            break
+        seen += [message.content for message in page]
+        before = page[-1].id
+    assert seen == [str(index) for index in reversed(range(123))]
+
+
+async def test_a_history_page_is_an_index_range_scan(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
+    await upgrade_to_head_async(
+        database_url=url, script_location=MIGRATIONS, version_table=VERSION_TABLE
+    )
+    db = ChatDatabase(url)
+    try:
+        async with db.transaction() as session:
+            plan = (
+                await session.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE chat_id = :c AND id < :b "
+                        "ORDER BY id DESC LIMIT 50"
+                    ),
+                    {"c": uuid.uuid4().hex, "b": uuid.uuid4().hex},
+                )
+            ).all()
+        details = " ".join(str(row[-1]) for row in plan)
+        assert "ix_messages_chat_id_id" in details
+        assert "TEMP B-TREE" not in details  # no sort: the index gives the order
+    finally:
+        await db.dispose()
+
+
+async def test_replies_nobody_advanced_for_long_are_failed_with_their_content(
+    chat_db: ChatDatabase,
+) -> None:
+    stale_chat = await new_chat(chat_db, 2, status="streaming")
+    async with chat_db.transaction() as session:
+        failed = await ChatRepository(session).fail_stale(
+            untouched_since=datetime.now(UTC) + timedelta(seconds=1), reason="interrupted"
+        )
+    assert failed == 1
+    async with chat_db.transaction() as session:
+        agent, _user = await ChatRepository(session).history_page(stale_chat, limit=5, before=None)
+    assert (agent.status, agent.content, agent.error) == ("failed", "1", "interrupted")
+    async with chat_db.transaction() as session:
+        fresh = await ChatRepository(session).fail_stale(
+            untouched_since=datetime.now(UTC) - timedelta(minutes=10), reason="interrupted"
+        )
+    assert fresh == 0
