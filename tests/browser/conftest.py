@@ -106,20 +106,20 @@ def run_kibitz(data_dir: Path, extra_env: dict[str, str] | None = None) -> Itera
                 process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kibitz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kibitz]:
     """The stack every browser test shares (each test registers its own users)."""
     with run_kibitz(tmp_path_factory.mktemp("kibitz-data")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
