@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -12,11 +13,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.observability import OPEN_STREAMS
-from kibitz.kit.security import CurrentPrincipal
+from kibitz.kit.security import CurrentPrincipal, ServiceCaller
 from kibitz.services.agents import service
 from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep, SessionDep
 from kibitz.services.agents.providers.base import StreamEnd, StreamItem, TextDelta
 from kibitz.services.agents.schemas import (
+    AgentCount,
     AgentCreate,
     AgentList,
     AgentRead,
@@ -27,6 +29,9 @@ from kibitz.services.agents.schemas import (
 )
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+internal = APIRouter(
+    prefix="/agents/internal", tags=["agents (internal)"], dependencies=[ServiceCaller]
+)
 T = TypeVar("T")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _SSE_DOC = {
@@ -141,6 +146,18 @@ async def update_agent(
         session, runtime=runtime, principal=principal, agent=agent, data=body
     )
     return service.agent_read(updated)
+
+
+@internal.get(
+    "/tenants/{tenant_id}/agent-count",
+    response_model=AgentCount,
+    responses=problem_responses(403, 422),
+    summary="How many agents a tenant has",
+)
+async def tenant_agent_count(tenant_id: uuid.UUID, session: SessionDep) -> AgentCount:
+    """For the tenants service: a downgrade must leave room for the tenant's agents."""
+    count = await service.tenant_agent_count(session, tenant_id=tenant_id)
+    return AgentCount(tenant_id=tenant_id, agents=count)
 
 
 @router.delete(

@@ -13,7 +13,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.agents.agent_cache import AgentCache
-from kibitz.services.agents.api import router
+from kibitz.services.agents.api import internal, router
 from kibitz.services.agents.api_key_cipher import ApiKeyCipher
 from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.plans import PlanReader
@@ -63,7 +63,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router],
+        routers=[router, internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         description="Per-user AI agents and the LLM calls behind them.",

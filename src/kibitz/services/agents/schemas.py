@@ -61,6 +61,13 @@ class AgentRead(BaseModel):
     updated_at: datetime
 
 
+class AgentCount(BaseModel):
+    """How many agents a tenant has (internal)."""
+
+    tenant_id: uuid.UUID
+    agents: int
+
+
 class AgentList(BaseModel):
     """A page of the caller's agents, oldest first."""
 

@@ -291,6 +291,11 @@ async def update_agent(
     return agent
 
 
+async def tenant_agent_count(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
+    """How many agents a tenant has (tenants asks before a downgrade)."""
+    return await AgentRepository(session).count_for_tenant(tenant_id)
+
+
 async def delete_agent(session: AsyncSession, *, runtime: AgentsRuntime, agent: Agent) -> None:
     """Remove an agent."""
     await AgentRepository(session).delete(agent)

@@ -17,6 +17,7 @@ from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.outbox import Outbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.tenants import events
+from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.api import internal, router
 from kibitz.services.tenants.catalogue import load_catalogue
 from kibitz.services.tenants.config import TenantsSettings
@@ -42,6 +43,7 @@ def create_app(platform: Platform) -> FastAPI:
         catalogue=load_catalogue(settings.plans_file),
         outbox=outbox,
         invite_ttl_hours=settings.invite_ttl_hours,
+        agent_counts=AgentCounts(platform),
     )
 
     @asynccontextmanager
@@ -57,6 +59,8 @@ def create_app(platform: Platform) -> FastAPI:
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
+            if tenants.agent_counts is not None:
+                await tenants.agent_counts.aclose()
             await database.dispose()
 
     app = create_service_app(

@@ -17,6 +17,7 @@ from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
 from kibitz.kit.outbox import Outbox
 from kibitz.services.tenants import repository
+from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.catalogue import Catalogue, Plan
 from kibitz.services.tenants.errors import (
     DowngradeRefused,
@@ -69,10 +70,18 @@ def _as_utc(value: datetime) -> datetime:
 class TenantsService:
     """Rules of the tenants domain."""
 
-    def __init__(self, *, catalogue: Catalogue, outbox: Outbox, invite_ttl_hours: int) -> None:
+    def __init__(
+        self,
+        *,
+        catalogue: Catalogue,
+        outbox: Outbox,
+        invite_ttl_hours: int,
+        agent_counts: AgentCounts | None = None,
+    ) -> None:
         self.catalogue = catalogue
         self.outbox = outbox
         self.invite_ttl = timedelta(hours=invite_ttl_hours)
+        self.agent_counts = agent_counts
 
     # -- plans ------------------------------------------------------------------------------
 
@@ -152,10 +161,13 @@ class TenantsService:
         return tenant
 
     async def _check_fits(self, session: AsyncSession, *, tenant: Tenant, plan: Plan) -> None:
-        # Agent counts live in the agents service; the metered usage is what tenants knows.
         limits = plan.with_overrides(tenant.limits)
         now = datetime.now(UTC)
-        exceeded = []
+        exceeded: list[dict[str, object]] = []
+        # Agents live in the agents service: asked, not copied, so the count is never stale.
+        agents = await self.agent_counts.count(tenant.id) if self.agent_counts else None
+        if agents is not None and agents > int(limits["agents"]):
+            exceeded.append({"limit": "agents", "used": agents, "allowed": limits["agents"]})
         for metric, limit_name in METRIC_LIMITS.items():
             used = await repository.usage(
                 session, tenant_id=tenant.id, metric=metric, period=period_of(metric, now).label

@@ -24,6 +24,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agents/internal/tenants/{tenant_id}/agent-count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How many agents a tenant has
+         * @description For the tenants service: a downgrade must leave room for the tenant's agents.
+         */
+        get: operations["tenant_agent_count_agents_internal_tenants__tenant_id__agent_count_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agents/my": {
         parameters: {
             query?: never;
@@ -150,6 +170,19 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AgentCount
+         * @description How many agents a tenant has (internal).
+         */
+        AgentCount: {
+            /** Agents */
+            agents: number;
+            /**
+             * Tenant Id
+             * Format: uuid
+             */
+            tenant_id: string;
+        };
         /**
          * AgentCreate
          * @description A new agent.
@@ -408,6 +441,109 @@ export interface operations {
                         /** Format: uri */
                         type: string;
                     };
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 403,
+                     *       "title": "Authenticated but not allowed",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Validation error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 500,
+                     *       "title": "Unexpected error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+        };
+    };
+    tenant_agent_count_agents_internal_tenants__tenant_id__agent_count_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentCount"];
                 };
             };
             /** @description Authenticated but not allowed */
