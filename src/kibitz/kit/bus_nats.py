@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from kibitz.kit.events import (
     EVENTS_PUBLISHED,
@@ -115,12 +115,22 @@ class NatsJetStreamBus:
         try:
             await js.stream_info(self.stream)
         except NotFoundError:
-            await js.add_stream(
-                name=self.stream,
-                subjects=[f"{self.prefix}.>"],
-                # 2 min: a relay's re-publish of the same event id within this is dropped.
-                duplicate_window=120.0,
-            )
+            try:
+                await js.add_stream(
+                    name=self.stream,
+                    subjects=[f"{self.prefix}.>"],
+                    # 2 min: a relay's re-publish of the same event id within this is dropped.
+                    duplicate_window=120.0,
+                )
+            except BadRequestError:
+                # Another replica created it between our look and our create: use theirs once
+                # the server lists it (a busy server can take a moment).
+                for _ in range(20):
+                    with contextlib.suppress(NotFoundError):
+                        await js.stream_info(self.stream)
+                        return
+                    await asyncio.sleep(0.1)
+                raise
 
     async def publish(self, envelope: EventEnvelope) -> None:
         """Publish and wait for JetStream's acknowledgement (raises while NATS is unreachable)."""
