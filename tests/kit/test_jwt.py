@@ -194,3 +194,27 @@ async def test_an_unknown_kid_refetches_once_so_rotated_keys_verify() -> None:
         with pytest.raises(InvalidToken):
             await verifier.verify(sign(old, claims(), kid="forged"))
     assert jwks.fetches == 2
+
+
+async def test_a_remembered_token_is_still_refused_once_it_expires() -> None:
+    key = SigningKey.generate()
+    verifier = TokenVerifier(Jwks(key))
+    issued_at = time.time() - ACCESS_TOKEN_SECONDS + 1  # expires a second from now
+    token = key.issue_access_token(user_id=USER, tenant_id=TENANT, role="member", now=issued_at)
+    assert (await verifier.verify(token)).user_id == USER
+    assert (await verifier.verify(token)).user_id == USER  # remembered
+    time.sleep(1.2)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_is_refused_once_its_key_leaves_the_jwks() -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    jwks = Jwks(old)
+    verifier = TokenVerifier(jwks)
+    token = old.issue_access_token(user_id=USER, tenant_id=TENANT, role="member")
+    await verifier.verify(token)
+    jwks.keys = [new]
+    verifier._fetched_at -= 301  # the JWKS cache has run out
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)

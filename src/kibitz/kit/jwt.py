@@ -28,6 +28,9 @@ ACCESS_TOKEN_SECONDS = 15 * 60
 # turn every request into a call to the auth service.
 _UNKNOWN_KID_REFETCH_SECONDS = 5.0
 _JWKS_CACHE_SECONDS = 300.0
+# Verified tokens are remembered until they expire (a signature check per request costs more
+# than the rest of a small request); the memory is dropped whole when it grows this large.
+_VERIFIED_CACHE_MAX = 10_000
 
 
 class InvalidToken(Exception):
@@ -106,6 +109,8 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        # token -> (principal, expiry (epoch s), signing key id)
+        self._verified: dict[str, tuple[Principal, float, str]] = {}
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
@@ -133,6 +138,14 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The token's principal, or `InvalidToken`."""
+        known = self._verified.get(token)
+        if known is not None:
+            if time.monotonic() - self._fetched_at > _JWKS_CACHE_SECONDS:
+                await self._refresh(force=False)  # a retired key must stop verifying
+            principal, expires_at, kid = known
+            if time.time() < expires_at and kid in self._keys:
+                return principal
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -150,11 +163,16 @@ class TokenVerifier:
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "nbf", "sub", "iss", "aud", "jti"]},
             )
-            return Principal(
+            principal = Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 tenant_id=uuid.UUID(claims["tid"]),
                 role=str(claims["role"]),
                 token_id=str(claims["jti"]),
             )
+            expires_at = float(claims["exp"])
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise InvalidToken("invalid token") from exc
+        if len(self._verified) >= _VERIFIED_CACHE_MAX:
+            self._verified.clear()
+        self._verified[token] = (principal, expires_at, header["kid"])
+        return principal

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.services.chat.models import (
@@ -19,6 +19,11 @@ from kibitz.services.chat.models import (
     Sender,
     utcnow,
 )
+
+# The hot writes (every send and every reply) go through the Core tables: the ORM's bulk-update
+# path (attribute coercion, session synchronisation) costs more than the statement itself.
+_CHATS = cast(Table, Chat.__table__)
+_MESSAGES = cast(Table, Message.__table__)
 
 
 class ChatRepository:
@@ -77,7 +82,7 @@ class ChatRepository:
         values: dict[str, Any] = {"updated_at": at}
         if title:
             values["title"] = title
-        await self.session.execute(update(Chat).where(Chat.id == chat_id).values(**values))
+        await self.session.execute(update(_CHATS).where(_CHATS.c.id == chat_id).values(**values))
 
     async def history_page(
         self, chat_id: uuid.UUID, *, limit: int, before: uuid.UUID | None
@@ -190,8 +195,8 @@ class ChatRepository:
     ) -> bool:
         """Write partial content of a reply still in flight; False if it already finished."""
         result = await self.session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(IN_FLIGHT))
+            update(_MESSAGES)
+            .where(_MESSAGES.c.id == message_id, _MESSAGES.c.status.in_(IN_FLIGHT))
             .values(content=content, status=status.value, updated_at=utcnow())
         )
         return bool(getattr(result, "rowcount", 0))
@@ -199,8 +204,8 @@ class ChatRepository:
     async def finish(self, message_id: uuid.UUID, **values: Any) -> bool:
         """Write a reply's final state unless it already finished; False if it had."""
         result = await self.session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(IN_FLIGHT))
+            update(_MESSAGES)
+            .where(_MESSAGES.c.id == message_id, _MESSAGES.c.status.in_(IN_FLIGHT))
             .values(updated_at=utcnow(), **values)
         )
         return bool(getattr(result, "rowcount", 0))

@@ -348,15 +348,20 @@ class ChatService:
         user_message_id, agent_message_id = new_id(), new_id()
         if self._running_by_user[principal.user_id] >= self.settings.max_concurrent_generations:
             raise self._too_many_generations()
-        # The checks, the agent check and the quota reservation run at once (they are
-        # independent round trips). A send refused by a check may still have counted one
-        # message against the caller's own quota; the cap is pre-checked above to keep that rare.
-        reservation = asyncio.ensure_future(
-            self._reserve_message(principal.tenant_id, key=str(user_message_id))
-        )
         # A tenant far from its daily limit gets its reply started before the reservation
-        # answers (it is cancelled at once if refused); one near it waits for the answer.
+        # answers (it is cancelled at once if refused), and the reservation is only sent once the
+        # agent has been asked: its round trip (and the tenants service's work, in the same
+        # process all-in-one) then delays neither the checks nor the agent request. For a tenant
+        # near the limit, the checks, the agent check and the reservation run at once (they are
+        # independent round trips) and the reply waits for the answer; a send refused by a check
+        # may then still have counted one message against the caller's own quota (the cap is
+        # pre-checked above to keep that rare).
         optimistic = self._messages_fine_until.get(principal.tenant_id, 0.0) > time.monotonic()
+        reservation: asyncio.Future[None] | None = None
+        if not optimistic:
+            reservation = asyncio.ensure_future(
+                self._reserve_message(principal.tenant_id, key=str(user_message_id))
+            )
         checked = await asyncio.gather(
             self._check_send(principal, body, now, user_message_id),
             self._check_agent(body.agent_id, access_token) if body.agent_id else _nothing(),
@@ -364,9 +369,10 @@ class ChatService:
         )
         for answer in checked:
             if isinstance(answer, BaseException):
-                await asyncio.gather(reservation, return_exceptions=True)
+                if reservation is not None:
+                    await asyncio.gather(reservation, return_exceptions=True)
                 raise answer
-        if not optimistic:
+        if reservation is not None:
             await reservation
         agent_id, history, title = checked[0]  # type: ignore[misc]
         chat_id = body.chat_id or new_id()
@@ -417,6 +423,10 @@ class ChatService:
         self._running_by_user[principal.user_id] += 1
         task = self._spawn(self._generate(job, generation))
         try:
+            if reservation is None:
+                reservation = asyncio.ensure_future(
+                    self._reserve_message(principal.tenant_id, key=str(user_message_id))
+                )
             await reservation  # 429 when refused: the reply is abandoned
             async with self.database.transaction() as session:
                 chats = ChatRepository(session)

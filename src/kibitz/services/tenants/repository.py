@@ -120,20 +120,24 @@ async def increment_within(
     period: str,
     amount: int,
     limit: int,
-) -> bool:
-    """Add `amount` only if the total stays within `limit`, in one statement (no lost update)."""
-    await ensure_counter(session, tenant_id=tenant_id, metric=metric, period=period)
-    result = await session.execute(
-        update(UsageCounter)
-        .where(
-            UsageCounter.tenant_id == tenant_id,
-            UsageCounter.metric == metric,
-            UsageCounter.period == period,
-            UsageCounter.used + amount <= limit,
-        )
-        .values(used=UsageCounter.used + amount)
+) -> int | None:
+    """Add `amount` only if the total stays within `limit`, in one statement (no lost update);
+    the new total, or None when refused.
+
+    One upsert creates the period's counter or adds to it, guarded by the limit, and returns
+    the total: one round trip inside the write transaction instead of three."""
+    if amount > limit:
+        return None  # a new counter would start above the limit
+    statement = _insert(session, UsageCounter).values(
+        tenant_id=tenant_id, metric=metric, period=period, used=amount
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id", "metric", "period"],
+        set_={"used": UsageCounter.used + statement.excluded.used},
+        where=UsageCounter.used + statement.excluded.used <= limit,
+    ).returning(UsageCounter.used)
+    row = (await session.execute(statement)).first()
+    return None if row is None else int(row[0])
 
 
 async def add_usage(

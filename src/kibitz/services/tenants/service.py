@@ -303,9 +303,10 @@ class TenantsService:
             amount=amount if counted else 0,
             now=now,
         )
+        used: int | None = None
         if first_time:
             if counted:
-                granted = await repository.increment_within(
+                used = await repository.increment_within(
                     session,
                     tenant_id=tenant_id,
                     metric=metric,
@@ -313,6 +314,7 @@ class TenantsService:
                     amount=amount,
                     limit=limit,
                 )
+                granted = used is not None
             else:
                 used = await repository.usage(
                     session, tenant_id=tenant_id, metric=metric, period=period.label
@@ -331,9 +333,10 @@ class TenantsService:
                     upgrade_to=self.catalogue.upgrade_after(tenant.plan),
                     retry_after=max(int((period.resets_at - now).total_seconds()), 1),
                 )
-        used = await repository.usage(
-            session, tenant_id=tenant_id, metric=metric, period=period.label
-        )
+        if used is None:
+            used = await repository.usage(
+                session, tenant_id=tenant_id, metric=metric, period=period.label
+            )
         return {"allowed": True, "used": used, "limit": limit, "remaining": max(limit - used, 0)}
 
     async def record_message_completed(
