@@ -11,11 +11,12 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, status
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
 from kibitz.services.agents import service
-from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep, SessionDep
+from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
 from kibitz.services.agents.providers.base import StreamEnd, StreamItem, TextDelta
 from kibitz.services.agents.schemas import (
     AgentCount,

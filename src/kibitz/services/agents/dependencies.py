@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from kibitz.kit.db import SessionDep
 from kibitz.kit.security import CurrentPrincipal
 from kibitz.services.agents import service
 from kibitz.services.agents.models import Agent
 from kibitz.services.agents.service import AgentsRuntime
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    runtime: AgentsRuntime = request.app.state.agents
-    async for session in runtime.database.session_for_request():
-        yield session
 
 
 def _runtime(request: Request) -> AgentsRuntime:
@@ -26,8 +19,6 @@ def _runtime(request: Request) -> AgentsRuntime:
     return runtime
 
 
-# scope="function": the transaction commits before the response is sent (read-your-writes).
-SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 RuntimeDep = Annotated[AgentsRuntime, Depends(_runtime)]
 
 

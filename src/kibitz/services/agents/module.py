@@ -69,6 +69,7 @@ def create_app(platform: Platform) -> FastAPI:
         description="Per-user AI agents and the LLM calls behind them.",
     )
     app.state.agents = runtime
+    app.state.database = database
     return app
 
 

@@ -7,14 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
+from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
-from kibitz.services.auth.dependencies import (
-    AuthServiceDep,
-    ClientIp,
-    SessionDep,
-    request_is_https,
-)
+from kibitz.services.auth.dependencies import AuthServiceDep, ClientIp, request_is_https
 from kibitz.services.auth.errors import MissingRefreshToken
 from kibitz.services.auth.schemas import (
     AuthenticatedSession,

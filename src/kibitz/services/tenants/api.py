@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
+from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
-from kibitz.services.tenants.dependencies import SessionDep, TenantsServiceDep
+from kibitz.services.tenants.dependencies import TenantsServiceDep
 from kibitz.services.tenants.schemas import (
     CatalogueRead,
     InviteCreate,

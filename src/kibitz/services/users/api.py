@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
 from kibitz.kit.security import CurrentPrincipal
-from kibitz.services.users.dependencies import BodyLimit, SessionDep, UsersServiceDep
+from kibitz.services.users.dependencies import BodyLimit, UsersServiceDep
 from kibitz.services.users.models import Profile
 from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
 from kibitz.services.users.service import UsersService

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.kit.db import Database
 from kibitz.services.users.errors import BodyTooLarge
 from kibitz.services.users.service import UsersService
 
 # 16 KiB: a profile patch is a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 16 * 1024
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    database: Database = request.app.state.database
-    async with database.transaction() as session:
-        yield session
-
-
-# scope="function": the commit happens before the answer leaves, so a client reads its writes.
-SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
 def _users_service(request: Request) -> UsersService:
