@@ -58,6 +58,7 @@ def serve(data_dir: str) -> None:
             migrate_on_start=True,
             internal_token=SecretStr("bench-internal-token"),
             log_level="WARNING",
+            own_processes=[],  # agents in this process, whose CPU is measured
         )
         configure_logging(level="WARNING", json=True)
         async with run_all_in_one(settings=settings, port=0, modules=["auth", "agents"]) as stack:

@@ -91,6 +91,16 @@ Sample = tuple[float, float, bool]  # (time to first token s, whole reply s, ok)
 ERRORS: Counter[str] = Counter()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (Linux /proc), seconds."""
+    proc = Path(f"/proc/{pid}")
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in proc.glob("task/*/children"):
+        total += sum(cpu_seconds(int(child)) for child in children.read_text().split())
+    return total
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -111,7 +121,9 @@ async def run_level(
     return samples, time.perf_counter() - started
 
 
-async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) -> None:
+async def bench(
+    args: argparse.Namespace, sim_url: str, urls: dict[str, str], stack_pid: int
+) -> None:
     gateway = urls["gateway"]
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     timeout = httpx.Timeout(120)
@@ -237,15 +249,18 @@ async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) ->
         )
         print(
             f"{'K':>3} | {'direct ttft p50/p99 ms':>22} | {'chat ttft p50/p99 ms':>22} | "
-            f"{'added p50/p99 ms':>17} | {'replies/s direct':>16} | {'replies/s chat':>14} | errors"
+            f"{'added p50/p99 ms':>17} | {'replies/s direct':>16} | {'replies/s chat':>14} | "
+            f"{'cpu/reply ms':>12} | errors"
         )
         for level in args.levels:
             ERRORS.clear()
             rounds = max(args.rounds, 30) if level == 1 else args.rounds
             d_samples, d_wall = await run_level([direct] * level, rounds)
+            cpu_before = cpu_seconds(stack_pid)
             c_samples, c_wall = await run_level(
                 [through_chat(user) for user in users[:level]], rounds
             )
+            stack_cpu = cpu_seconds(stack_pid) - cpu_before
             d_ok = [s for s in d_samples if s[2]]
             c_ok = [s for s in c_samples if s[2]]
             errors = len(c_samples) - len(c_ok)
@@ -256,7 +271,8 @@ async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) ->
             print(
                 f"{level:>3} | {d50:>10.1f} / {d99:>9.1f} | {c50:>10.1f} / {c99:>9.1f} | "
                 f"{c50 - d50:>8.1f} / {c99 - d99:>6.1f} | {len(d_ok) / d_wall:>16.1f} | "
-                f"{len(c_ok) / c_wall:>14.1f} | {errors}"
+                f"{len(c_ok) / c_wall:>14.1f} | "
+                f"{stack_cpu * 1000 / max(1, len(c_samples)):>12.1f} | {errors}"
                 + (f" ({', '.join(f'{k}: {v}' for k, v in ERRORS.items())})" if ERRORS else "")
             )
         # Where the added time goes at concurrency 1: each layer's first token, alone.
@@ -341,7 +357,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the simulator did not start")
                 time.sleep(0.1)
-            asyncio.run(bench(args, sim_url, urls))
+            asyncio.run(bench(args, sim_url, urls, stack.pid))
         finally:
             if stack.stdin is not None:
                 stack.stdin.close()

@@ -54,6 +54,12 @@ def serve(
     service: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODULE_PATHS)}.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    fd: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve on this inherited listening socket (how `kibitz up` runs it).", hidden=True
+        ),
+    ] = None,
 ) -> None:
     """Run one service (distributed mode: addresses of the others from KIBITZ_<SERVICE>_URL)."""
     modules = available_modules([service]) if service in MODULE_PATHS else {}
@@ -61,7 +67,7 @@ def serve(
         console.print(f"[red]unknown service[/] {service!r}; choose from {', '.join(MODULE_PATHS)}")
         raise typer.Exit(2)
     settings = _settings()
-    uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port))
+    uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port, fd=fd))
 
 
 @app.command()

@@ -16,35 +16,51 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from kibitz.kit.sqlite_driver import inline_connector
+
 
 def is_sqlite(url: str) -> bool:
     """Whether the URL names a SQLite database."""
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
     # WAL lets readers run beside the writer; BEGIN IMMEDIATE takes the write lock up front
-    # so two transactions never deadlock upgrading read locks (busy_timeout makes them queue).
+    # so two transactions never deadlock upgrading read locks (the driver makes them queue).
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if not read_only:
+        # A read-only engine's statements each run in autocommit: a read of their own.
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine with the right pool and pragmas for the URL's backend."""
+def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> AsyncEngine:
+    """An async engine with the right pool, driver and pragmas for the URL's backend.
+
+    SQLite runs on the event loop's thread (`sqlite_driver`); `read_only` (SQLite only) makes
+    an engine for queries that never take the write lock, so they never wait for a writer.
+    """
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8)
-        _configure_sqlite(engine)
+        path = make_url(url).database or ":memory:"
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=8,
+            max_overflow=8,
+            async_creator=inline_connector(path),
+        )
+        _configure_sqlite(engine, read_only=read_only)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

@@ -63,3 +63,5 @@ class Module:
     depends_on: tuple[str, ...] = ()
     # Applies the module's migrations (None when it has no database).
     migrate: Callable[[Platform], Awaitable[None]] | None = None
+    # Publishes and consumes no events: all-in-one may run it in a process of its own.
+    bus_free: bool = False

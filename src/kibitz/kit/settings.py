@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "KIBITZ_"
 
@@ -25,6 +26,16 @@ class PlatformSettings(BaseSettings):
     migrate_on_start: bool = False
     log_level: str = "INFO"
     log_json: bool = True
+    # All-in-one: modules that run in child processes of their own (comma-separated), so that
+    # the model streams of agents use a second core. Only modules without events may.
+    own_processes: Annotated[list[str], NoDecode] = ["agents"]
+
+    @field_validator("own_processes", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 class ServiceSettings(BaseSettings):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 from fastapi import FastAPI
 
 from kibitz.kit.events import create_bus
 from kibitz.kit.platform import Module, Platform
-from kibitz.kit.settings import PlatformSettings, service_urls_from_env
+from kibitz.kit.settings import ENV_PREFIX, PlatformSettings, service_urls_from_env
+from kibitz.runtime.children import ChildService, settings_environment
 from kibitz.runtime.registry import SERVICE_NAMES, available_modules
 
 
@@ -58,7 +60,9 @@ class RunningStack:
 
     platform: Platform
     urls: dict[str, str]
+    # The apps served in this process (not those of `children`).
     apps: dict[str, FastAPI]
+    children: list[ChildService] = field(default_factory=list)
 
     @property
     def gateway_url(self) -> str:
@@ -74,37 +78,68 @@ async def run_all_in_one(
     port: int = 8000,
     modules: list[str] | None = None,
 ) -> AsyncIterator[RunningStack]:
-    """Start every module in this event loop: services on loopback, the gateway on host:port."""
+    """Start every module: services on loopback, the gateway on host:port.
+
+    They share this event loop, except the modules named in `settings.own_processes`, which
+    run in child processes of their own (see `runtime/children.py`).
+    """
     selected = available_modules(modules)
+    apart = _modules_apart(settings, selected)
     token = settings.internal_token.get_secret_value() if settings.internal_token else ""
+    token = token or secrets.token_urlsafe(32)
     sockets = {
         name: bind_socket(host, port) if name == "gateway" else bind_socket("127.0.0.1", 0)
         for name in selected
     }
     urls = {name: _url_of(sock) for name, sock in sockets.items()}
+    service_urls = {name: [url] for name, url in urls.items() if name != "gateway"}
     platform = Platform(
         settings=settings,
-        service_urls={name: [url] for name, url in urls.items() if name != "gateway"},
+        service_urls=service_urls,
         bus=create_bus(settings.bus_url),
-        internal_token=token or secrets.token_urlsafe(32),
+        internal_token=token,
     )
     await platform.bus.start()
-    apps = {name: module.create_app(platform) for name, module in selected.items()}
+    apps = {
+        name: module.create_app(platform) for name, module in selected.items() if name not in apart
+    }
     servers: list[tuple[EmbeddedServer, asyncio.Task[None]]] = []
+    children: list[ChildService] = []
     try:
         for name, app in apps.items():
             server = EmbeddedServer(server_config(app))
             task = asyncio.create_task(server.serve(sockets=[sockets[name]]))
             servers.append((server, task))
             await _wait_started(server, task, name)
-        yield RunningStack(platform=platform, urls=urls, apps=apps)
+        environment = {
+            **settings_environment(settings),
+            f"{ENV_PREFIX}INTERNAL_TOKEN": token,
+            **{f"{ENV_PREFIX}{name.upper()}_URL": url[0] for name, url in service_urls.items()},
+        }
+        for name in apart:
+            child = ChildService(name, sockets[name], url=urls[name], environment=environment)
+            children.append(child)
+            await child.start()
+        yield RunningStack(platform=platform, urls=urls, apps=apps, children=children)
     finally:
+        await asyncio.gather(*(child.stop() for child in children), return_exceptions=True)
         for server, _ in reversed(servers):
             server.should_exit = True
         await asyncio.gather(*(task for _, task in servers), return_exceptions=True)
         await platform.bus.close()
         for sock in sockets.values():
             sock.close()
+
+
+def _modules_apart(settings: PlatformSettings, selected: dict[str, Module]) -> list[str]:
+    """The selected modules to run in child processes (only those that use no event bus)."""
+    apart = [name for name in settings.own_processes if name in selected]
+    for name in apart:
+        if not selected[name].bus_free:
+            raise ValueError(
+                f"{name} cannot run in a process of its own all-in-one: it uses the event bus"
+            )
+    return apart
 
 
 async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None], name: str) -> None:
@@ -134,13 +169,37 @@ def distributed_platform(settings: PlatformSettings) -> Platform:
     )
 
 
-async def serve_one(module: Module, *, settings: PlatformSettings, host: str, port: int) -> None:
-    """Run one module in this process until a signal stops it."""
+async def serve_one(
+    module: Module,
+    *,
+    settings: PlatformSettings,
+    host: str,
+    port: int,
+    fd: int | None = None,
+) -> None:
+    """Run one module in this process until a signal stops it (or, on a socket inherited as
+    `fd` from `kibitz up`, until that parent process is gone)."""
     platform = distributed_platform(settings)
     await platform.bus.start()
     try:
         config = server_config(module.create_app(platform))
         config.host, config.port = host, port
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        if fd is None:
+            await server.serve()
+            return
+        watch = asyncio.create_task(_exit_with_parent(server))
+        try:
+            await server.serve(sockets=[socket.socket(fileno=fd)])
+        finally:
+            watch.cancel()
     finally:
         await platform.bus.close()
+
+
+async def _exit_with_parent(server: uvicorn.Server) -> None:
+    # 1 s: an orphaned child (its parent killed outright) stops soon after.
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells of a parent gone
+        await asyncio.sleep(1.0)
+    server.should_exit = True

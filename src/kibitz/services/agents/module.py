@@ -73,4 +73,6 @@ def create_app(platform: Platform) -> FastAPI:
     return app
 
 
-module = Module(name=NAME, create_app=create_app, depends_on=("auth",), migrate=migrate)
+module = Module(
+    name=NAME, create_app=create_app, depends_on=("auth",), migrate=migrate, bus_free=True
+)

@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kibitz.kit.db import Database, is_sqlite
+from kibitz.kit.db import Database, create_engine, is_sqlite
 
 
 class ChatDatabase(Database):
@@ -30,19 +28,8 @@ class ChatDatabase(Database):
         self._readers = self.sessionmaker
         if is_sqlite(url):
             self._write_lock = asyncio.Lock()
-            # Sends read three things at once: room for a few dozen concurrent ones.
-            read_engine = create_async_engine(url, pool_size=16, max_overflow=32)
-
-            @event.listens_for(read_engine.sync_engine, "connect")
-            def _autocommit(dbapi_connection: Any, _: Any) -> None:
-                dbapi_connection.isolation_level = None
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA busy_timeout=30000")
-                cursor.execute("PRAGMA query_only=ON")
-                cursor.close()
-
-            self.read_engine = read_engine
-            self._readers = async_sessionmaker(read_engine, expire_on_commit=False)
+            self.read_engine = create_engine(url, read_only=True)
+            self._readers = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
