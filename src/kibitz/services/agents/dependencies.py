@@ -14,7 +14,7 @@ from kibitz.services.agents.models import Agent
 from kibitz.services.agents.service import AgentsRuntime
 
 
-def _runtime(request: Request) -> AgentsRuntime:
+async def _runtime(request: Request) -> AgentsRuntime:
     runtime: AgentsRuntime = request.app.state.agents
     return runtime
 

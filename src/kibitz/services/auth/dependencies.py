@@ -11,7 +11,7 @@ from kibitz.services.auth.config import AuthSettings
 from kibitz.services.auth.service import AuthService
 
 
-def _auth_service(request: Request) -> AuthService:
+async def _auth_service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth_service
     return service
 
@@ -25,7 +25,7 @@ def _trusted_proxy(request: Request) -> bool:
     return peer in settings.trusted_proxy_addresses
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     """The client's address; X-Forwarded-For counts only when a trusted proxy sent it."""
     peer = request.client.host if request.client else "unknown"
     if _trusted_proxy(request):

@@ -35,7 +35,7 @@ SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
-def _chat_service(request: Request) -> ChatService:
+async def _chat_service(request: Request) -> ChatService:
     service: ChatService = request.app.state.chat_service
     return service
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from kibitz.services.tenants.service import TenantsService
 
 
-def _tenants_service(request: Request) -> TenantsService:
+async def _tenants_service(request: Request) -> TenantsService:
     service: TenantsService = request.app.state.tenants_service
     return service
 

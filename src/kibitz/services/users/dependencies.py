@@ -13,7 +13,7 @@ from kibitz.services.users.service import UsersService
 MAX_BODY_BYTES = 16 * 1024
 
 
-def _users_service(request: Request) -> UsersService:
+async def _users_service(request: Request) -> UsersService:
     service: UsersService = request.app.state.users_service
     return service
 
