@@ -6,7 +6,6 @@ import asyncio
 import json
 from dataclasses import dataclass
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -19,6 +18,7 @@ from kibitz.gateway.tokens import TokenCheck
 from kibitz.gateway.web import WebUI, wants_html
 from kibitz.gateway.websocket_proxy import refuse, relay_websocket
 from kibitz.kit.errors import NotFound, ProblemError, ServiceUnavailable, Unauthorized
+from kibitz.kit.http import ServiceCallError
 from kibitz.kit.jwt import InvalidToken, Principal
 from kibitz.kit.observability import request_id_of
 
@@ -116,7 +116,7 @@ class Pipeline:
             return await self.tokens.principal(token)
         except InvalidToken as exc:
             raise Unauthorized("Invalid or expired access token.") from exc
-        except httpx.HTTPError as exc:
+        except ServiceCallError as exc:
             # The signing keys could not be fetched: the token cannot be judged either way.
             raise ServiceUnavailable("Access tokens cannot be checked right now.") from exc
 

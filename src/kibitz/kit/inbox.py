@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -71,6 +72,13 @@ class Inbox:
         self.database = database
         self.inbox = inbox
         self.dead_letters = dead_letters
+        # Built once: building and cache-keying a statement per call costs more than running it.
+        self._insert_handled = inbox.insert().values(
+            consumer_group=bindparam("consumer_group"),
+            event_id=bindparam("event_id"),
+            name=bindparam("name"),
+            handled_at=bindparam("handled_at"),
+        )
 
     def handler(self, group: str, handle: TransactionalHandler) -> EventHandler:
         """A bus handler that skips handled events and records the event id with the effects."""
@@ -80,12 +88,13 @@ class Inbox:
                 async with self.database.transaction() as session:
                     try:
                         await session.execute(
-                            self.inbox.insert().values(
-                                consumer_group=group,
-                                event_id=envelope.id,
-                                name=envelope.name,
-                                handled_at=datetime.now(UTC),
-                            )
+                            self._insert_handled,
+                            {
+                                "consumer_group": group,
+                                "event_id": envelope.id,
+                                "name": envelope.name,
+                                "handled_at": datetime.now(UTC),
+                            },
                         )
                     except IntegrityError as exc:
                         raise _DuplicateError from exc

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     select,
     update,
 )
@@ -60,19 +61,45 @@ class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._wake = asyncio.Event()
+        # Built once: building and cache-keying a statement per call costs more than running it.
+        self._insert = table.insert().values(
+            id=bindparam("id"),
+            name=bindparam("name"),
+            version=bindparam("version"),
+            payload=bindparam("payload"),
+            occurred_at=bindparam("occurred_at"),
+            attempts=0,
+        )
+        self._pending: Select[Any] = (
+            select(table)
+            .where(table.c.sent_at.is_(None))
+            .order_by(table.c.occurred_at, table.c.id)
+            .limit(_BATCH)
+        )
+        self._pending_locked = self._pending.with_for_update(skip_locked=True)
+        self._count_attempt_statement = (
+            update(table)
+            .where(table.c.id == bindparam("event_id"))
+            .values(attempts=table.c.attempts + 1)
+        )
+        self._mark_sent_statement = (
+            update(table)
+            .where(table.c.id == bindparam("event_id"))
+            .values(sent_at=bindparam("sent_at"))
+        )
 
     async def add(self, session: AsyncSession, event: Event) -> EventEnvelope:
         """Record the event in the caller's transaction; it is relayed after commit."""
         envelope = EventEnvelope.wrap(event)
         await session.execute(
-            self.table.insert().values(
-                id=envelope.id,
-                name=envelope.name,
-                version=envelope.version,
-                payload=envelope.payload,
-                occurred_at=envelope.occurred_at,
-                attempts=0,
-            )
+            self._insert,
+            {
+                "id": envelope.id,
+                "name": envelope.name,
+                "version": envelope.version,
+                "payload": envelope.payload,
+                "occurred_at": envelope.occurred_at,
+            },
         )
         self._wake_after_commit(session)
         return envelope
@@ -102,7 +129,7 @@ class Outbox:
         if database.engine.dialect.name == "postgresql":
             return await self._relay_locked(database, bus)
         async with database.transaction() as session:
-            rows = (await session.execute(self._pending_query())).all()
+            rows = (await session.execute(self._pending)).all()
         sent = 0
         for row in rows:
             try:
@@ -120,8 +147,7 @@ class Outbox:
         sent = 0
         failure: RelayStalledError | None = None
         async with database.transaction() as session:
-            query = self._pending_query().with_for_update(skip_locked=True)
-            for row in (await session.execute(query)).all():
+            for row in (await session.execute(self._pending_locked)).all():
                 try:
                     await bus.publish(self._envelope(row))
                 except Exception as exc:
@@ -135,14 +161,6 @@ class Outbox:
             raise failure
         return sent
 
-    def _pending_query(self) -> Select[Any]:
-        return (
-            select(self.table)
-            .where(self.table.c.sent_at.is_(None))
-            .order_by(self.table.c.occurred_at, self.table.c.id)
-            .limit(_BATCH)
-        )
-
     @staticmethod
     def _envelope(row: Row[Any]) -> EventEnvelope:
         return EventEnvelope(
@@ -154,15 +172,11 @@ class Outbox:
         )
 
     async def _count_attempt(self, session: AsyncSession, row: Row[Any]) -> None:
-        await session.execute(
-            update(self.table)
-            .where(self.table.c.id == row.id)
-            .values(attempts=self.table.c.attempts + 1)
-        )
+        await session.execute(self._count_attempt_statement, {"event_id": row.id})
 
     async def _mark_sent(self, session: AsyncSession, row: Row[Any]) -> None:
         await session.execute(
-            update(self.table).where(self.table.c.id == row.id).values(sent_at=datetime.now(UTC))
+            self._mark_sent_statement, {"event_id": row.id, "sent_at": datetime.now(UTC)}
         )
 
     async def pending_count(self, database: Database) -> int:

@@ -27,6 +27,7 @@ class Platform:
     service_urls: dict[str, list[str]] = field(default_factory=dict)
     bus: EventBus = field(default_factory=InProcessBus)
     internal_token: str = ""
+    _clients: list[ServiceClient] = field(default_factory=list, repr=False)
 
     def has_service(self, name: str) -> bool:
         """Whether this deployment runs the named service."""
@@ -37,7 +38,15 @@ class Platform:
         urls = self.service_urls.get(name)
         if not urls:
             raise ServiceUnavailable(f"The {name} service is not part of this deployment.")
-        return ServiceClient(name, urls, internal_token=self.internal_token or None)
+        client = ServiceClient(name, urls, internal_token=self.internal_token or None)
+        self._clients.append(client)
+        return client
+
+    async def close_clients(self) -> None:
+        """Close every client handed out (the runtime calls this at shutdown)."""
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
 
     def token_verifier(self) -> TokenVerifier:
         """A verifier that fetches the auth service's JWKS over HTTP."""

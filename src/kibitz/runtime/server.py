@@ -126,6 +126,7 @@ async def run_all_in_one(
         for server, _ in reversed(servers):
             server.should_exit = True
         await asyncio.gather(*(task for _, task in servers), return_exceptions=True)
+        await platform.close_clients()
         await platform.bus.close()
         for sock in sockets.values():
             sock.close()
@@ -194,6 +195,7 @@ async def serve_one(
         finally:
             watch.cancel()
     finally:
+        await platform.close_clients()
         await platform.bus.close()
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from kibitz.kit.http import StreamedResponse
 
 
 class ReplyFailedError(Exception):
@@ -64,7 +64,7 @@ def problem_detail(body: bytes, status: int) -> str:
     return f"The agent service answered {status}."
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+async def sse_events(response: StreamedResponse) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """(event, data) pairs of a text/event-stream body, as they arrive."""
     event = "message"
     data: list[str] = []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.services.chat.models import (
@@ -24,6 +24,46 @@ from kibitz.services.chat.models import (
 # path (attribute coercion, session synchronisation) costs more than the statement itself.
 _CHATS = cast(Table, Chat.__table__)
 _MESSAGES = cast(Table, Message.__table__)
+
+# The statements of every send and reply are built once, with placeholders: building and
+# cache-keying a statement on each call costs SQLAlchemy several times what running it does.
+_IN_FLIGHT_COUNT = select(func.count()).where(
+    _MESSAGES.c.user_id == bindparam("user_id"),
+    _MESSAGES.c.status.in_(IN_FLIGHT),
+    _MESSAGES.c.sender == Sender.AGENT.value,
+    _MESSAGES.c.updated_at >= bindparam("since"),
+)
+_OWNER_VIEW = select(_CHATS.c.agent_id, _CHATS.c.title).where(
+    _CHATS.c.id == bindparam("chat_id"),
+    _CHATS.c.tenant_id == bindparam("tenant_id"),
+    _CHATS.c.user_id == bindparam("user_id"),
+)
+_CONTEXT_WINDOW = (
+    select(_MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status)
+    .where(_MESSAGES.c.chat_id == bindparam("chat_id"), _MESSAGES.c.id < bindparam("before"))
+    .order_by(_MESSAGES.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_TOUCH = update(_CHATS).where(_CHATS.c.id == bindparam("chat_id"))
+_TOUCH_CHAT = _TOUCH.values(updated_at=bindparam("at"))
+_TOUCH_AND_RETITLE = _TOUCH.values(updated_at=bindparam("at"), title=bindparam("title"))
+_INSERT_MESSAGES = insert(_MESSAGES)
+_REPLY_IN_FLIGHT = update(_MESSAGES).where(
+    _MESSAGES.c.id == bindparam("message_id"), _MESSAGES.c.status.in_(IN_FLIGHT)
+)
+_SAVE_PROGRESS = _REPLY_IN_FLIGHT.values(
+    content=bindparam("content"), status=bindparam("status"), updated_at=bindparam("at")
+)
+_FINISH = _REPLY_IN_FLIGHT.values(
+    content=bindparam("content"),
+    status=bindparam("status"),
+    input_tokens=bindparam("input_tokens"),
+    output_tokens=bindparam("output_tokens"),
+    model=bindparam("model"),
+    finish_reason=bindparam("finish_reason"),
+    error=bindparam("error"),
+    updated_at=bindparam("at"),
+)
 
 
 class ChatRepository:
@@ -70,6 +110,19 @@ class ChatRepository:
         """Stage a new row."""
         self.session.add(row)
 
+    async def insert_messages(self, messages: Sequence[Message]) -> None:
+        """Insert new messages at once (plain rows: no unit of work to track them). Unset
+        attributes are left out, so the columns' defaults apply."""
+        rows = [
+            {
+                column.key: value
+                for column in _MESSAGES.columns
+                if (value := getattr(message, column.key)) is not None
+            }
+            for message in messages
+        ]
+        await self.session.execute(_INSERT_MESSAGES, rows)
+
     async def delete_chat(self, chat: Chat) -> None:
         """Delete a chat and its messages."""
         await self.session.execute(delete(Message).where(Message.chat_id == chat.id))
@@ -79,10 +132,12 @@ class ChatRepository:
         self, chat_id: uuid.UUID, at: datetime, *, title: str | None = None
     ) -> None:
         """Mark the chat as active now (it moves to the top of the list), maybe retitled."""
-        values: dict[str, Any] = {"updated_at": at}
         if title:
-            values["title"] = title
-        await self.session.execute(update(_CHATS).where(_CHATS.c.id == chat_id).values(**values))
+            await self.session.execute(
+                _TOUCH_AND_RETITLE, {"chat_id": chat_id, "at": at, "title": title}
+            )
+        else:
+            await self.session.execute(_TOUCH_CHAT, {"chat_id": chat_id, "at": at})
 
     async def history_page(
         self, chat_id: uuid.UUID, *, limit: int, before: uuid.UUID | None
@@ -135,23 +190,16 @@ class ChatRepository:
     ) -> list[tuple[str, str, str]]:
         """(sender, content, status) of the latest `limit` messages before `before`, newest
         first (plain columns: no entities to build on the send path)."""
-        statement = (
-            select(Message.sender, Message.content, Message.status)
-            .where(Message.chat_id == chat_id, Message.id < before)
-            .order_by(Message.id.desc())
-            .limit(limit)
-        )
-        rows = (await self.session.execute(statement)).all()
+        parameters = {"chat_id": chat_id, "before": before, "limit": limit}
+        rows = (await self.session.execute(_CONTEXT_WINDOW, parameters)).all()
         return [(row.sender, row.content, row.status) for row in rows]
 
     async def chat_owner_view(
         self, chat_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
     ) -> tuple[uuid.UUID, str] | None:
         """(agent_id, title) of the chat if it belongs to this user of this tenant."""
-        statement = select(Chat.agent_id, Chat.title).where(
-            Chat.id == chat_id, Chat.tenant_id == tenant_id, Chat.user_id == user_id
-        )
-        row = (await self.session.execute(statement)).one_or_none()
+        parameters = {"chat_id": chat_id, "tenant_id": tenant_id, "user_id": user_id}
+        row = (await self.session.execute(_OWNER_VIEW, parameters)).one_or_none()
         return (row.agent_id, row.title) if row is not None else None
 
     async def get_message(
@@ -169,13 +217,8 @@ class ChatRepository:
 
     async def count_in_flight(self, *, user_id: uuid.UUID, since: datetime) -> int:
         """How many of the user's replies are being generated (touched after `since`)."""
-        statement = select(func.count()).where(
-            Message.user_id == user_id,
-            Message.status.in_(IN_FLIGHT),
-            Message.sender == Sender.AGENT.value,
-            Message.updated_at >= since,
-        )
-        return int((await self.session.execute(statement)).scalar_one())
+        parameters = {"user_id": user_id, "since": since}
+        return int((await self.session.execute(_IN_FLIGHT_COUNT, parameters)).scalar_one())
 
     async def fail_stale(self, *, untouched_since: datetime, reason: str) -> int:
         """Mark replies nobody has advanced since then as failed, keeping their content."""
@@ -194,20 +237,40 @@ class ChatRepository:
         self, message_id: uuid.UUID, *, content: str, status: MessageStatus
     ) -> bool:
         """Write partial content of a reply still in flight; False if it already finished."""
-        result = await self.session.execute(
-            update(_MESSAGES)
-            .where(_MESSAGES.c.id == message_id, _MESSAGES.c.status.in_(IN_FLIGHT))
-            .values(content=content, status=status.value, updated_at=utcnow())
-        )
+        parameters = {
+            "message_id": message_id,
+            "content": content,
+            "status": status.value,
+            "at": utcnow(),
+        }
+        result = await self.session.execute(_SAVE_PROGRESS, parameters)
         return bool(getattr(result, "rowcount", 0))
 
-    async def finish(self, message_id: uuid.UUID, **values: Any) -> bool:
+    async def finish(
+        self,
+        message_id: uuid.UUID,
+        *,
+        content: str,
+        status: str,
+        input_tokens: int,
+        output_tokens: int,
+        model: str | None,
+        finish_reason: str | None,
+        error: str | None,
+    ) -> bool:
         """Write a reply's final state unless it already finished; False if it had."""
-        result = await self.session.execute(
-            update(_MESSAGES)
-            .where(_MESSAGES.c.id == message_id, _MESSAGES.c.status.in_(IN_FLIGHT))
-            .values(updated_at=utcnow(), **values)
-        )
+        parameters = {
+            "message_id": message_id,
+            "content": content,
+            "status": status,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "model": model,
+            "finish_reason": finish_reason,
+            "error": error,
+            "at": utcnow(),
+        }
+        result = await self.session.execute(_FINISH, parameters)
         return bool(getattr(result, "rowcount", 0))
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +26,77 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     if session.bind.dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+# Built once: building and cache-keying a statement per call costs more than running it.
+# They name the tables, not the mapped classes: the ORM re-keys its statements per call (and
+# an ORM INSERT given parameters takes the bulk path, which reports no rowcount).
+_prebuilt_statements: dict[tuple[str, str], Any] = {}
+_counters = UsageCounter.__table__
+_reservations = UsageReservation.__table__
+
+_USAGE = select(_counters.c.used).where(
+    _counters.c.tenant_id == bindparam("tenant_id"),
+    _counters.c.metric == bindparam("metric"),
+    _counters.c.period == bindparam("period"),
+)
+
+
+def _prebuilt(session: AsyncSession, name: str, build: Callable[[AsyncSession], Any]) -> Any:
+    """The statement `build` makes for the session's dialect, built once per dialect."""
+    assert session.bind is not None
+    key = (session.bind.dialect.name, name)
+    statement = _prebuilt_statements.get(key)
+    if statement is None:
+        statement = _prebuilt_statements[key] = build(session)
+    return statement
+
+
+async def _autoflush(session: AsyncSession) -> None:
+    """Flush pending ORM changes first, as the ORM does before its own statements."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        await session.flush()
+
+
+def _counter_upsert(session: AsyncSession) -> Any:
+    return _insert(session, _counters).values(
+        tenant_id=bindparam("tenant_id"),
+        metric=bindparam("metric"),
+        period=bindparam("period"),
+        used=bindparam("amount"),
+    )
+
+
+def _build_increment_within(session: AsyncSession) -> Any:
+    statement = _counter_upsert(session)
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "metric", "period"],
+        set_={"used": _counters.c.used + statement.excluded.used},
+        where=_counters.c.used + statement.excluded.used <= bindparam("limit"),
+    ).returning(_counters.c.used)
+
+
+def _build_add_usage(session: AsyncSession) -> Any:
+    statement = _counter_upsert(session)
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "metric", "period"],
+        set_={"used": _counters.c.used + statement.excluded.used},
+    )
+
+
+def _build_claim_reservation_key(session: AsyncSession) -> Any:
+    return (
+        _insert(session, _reservations)
+        .values(
+            tenant_id=bindparam("tenant_id"),
+            key=bindparam("key"),
+            metric=bindparam("metric"),
+            period=bindparam("period"),
+            amount=bindparam("amount"),
+            created_at=bindparam("created_at"),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+    )
 
 
 async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant | None:
@@ -90,12 +162,9 @@ async def claim_invite(
 
 async def usage(session: AsyncSession, *, tenant_id: uuid.UUID, metric: str, period: str) -> int:
     """How much of the metric the tenant used in the period."""
+    await _autoflush(session)
     value = await session.scalar(
-        select(UsageCounter.used).where(
-            UsageCounter.tenant_id == tenant_id,
-            UsageCounter.metric == metric,
-            UsageCounter.period == period,
-        )
+        _USAGE, {"tenant_id": tenant_id, "metric": metric, "period": period}
     )
     return int(value or 0)
 
@@ -128,15 +197,16 @@ async def increment_within(
     the total: one round trip inside the write transaction instead of three."""
     if amount > limit:
         return None  # a new counter would start above the limit
-    statement = _insert(session, UsageCounter).values(
-        tenant_id=tenant_id, metric=metric, period=period, used=amount
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["tenant_id", "metric", "period"],
-        set_={"used": UsageCounter.used + statement.excluded.used},
-        where=UsageCounter.used + statement.excluded.used <= limit,
-    ).returning(UsageCounter.used)
-    row = (await session.execute(statement)).first()
+    statement = _prebuilt(session, "increment_within", _build_increment_within)
+    await _autoflush(session)
+    parameters = {
+        "tenant_id": tenant_id,
+        "metric": metric,
+        "period": period,
+        "amount": amount,
+        "limit": limit,
+    }
+    row = (await session.execute(statement, parameters)).first()
     return None if row is None else int(row[0])
 
 
@@ -144,14 +214,11 @@ async def add_usage(
     session: AsyncSession, *, tenant_id: uuid.UUID, metric: str, period: str, amount: int
 ) -> None:
     """Add `amount` to the period's counter (an atomic upsert)."""
-    statement = _insert(session, UsageCounter).values(
-        tenant_id=tenant_id, metric=metric, period=period, used=amount
+    statement = _prebuilt(session, "add_usage", _build_add_usage)
+    await _autoflush(session)
+    await session.execute(
+        statement, {"tenant_id": tenant_id, "metric": metric, "period": period, "amount": amount}
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=["tenant_id", "metric", "period"],
-        set_={"used": UsageCounter.used + statement.excluded.used},
-    )
-    await session.execute(statement)
 
 
 async def get_reservation(
@@ -172,16 +239,17 @@ async def claim_reservation_key(
     now: datetime,
 ) -> bool:
     """Record the key; False when a reservation with it exists (a retry of the same work)."""
+    statement = _prebuilt(session, "claim_reservation_key", _build_claim_reservation_key)
+    await _autoflush(session)
     result = await session.execute(
-        _insert(session, UsageReservation)
-        .values(
-            tenant_id=tenant_id,
-            key=key,
-            metric=metric,
-            period=period,
-            amount=amount,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+        statement,
+        {
+            "tenant_id": tenant_id,
+            "key": key,
+            "metric": metric,
+            "period": period,
+            "amount": amount,
+            "created_at": now,
+        },
     )
     return bool(getattr(result, "rowcount", 0) == 1)
