@@ -3,7 +3,8 @@
     .venv/bin/python bench/chat_stream.py [--ttft-ms 50] [--gap-ms 5] [--tokens 20] [--rounds 6]
 
 Starts the LLM simulator in one child process and the whole kibitz stack all-in-one (gateway,
-auth, tenants, users, agents, chat; SQLite in a temp dir; in-process bus) in another. Each user
+auth, tenants, users, agents, chat; SQLite in a temp dir; in-process bus) in another, configured
+as `kibitz up` runs it (agents in a child process of its own). Each user
 gets a tenant, an `openai` agent whose deployment base URL is the simulator, and one chat. Then,
 at concurrency 1, 16 and 64 (K users each sending one message after another):
 
@@ -12,10 +13,10 @@ at concurrency 1, 16 and 64 (K users each sending one message after another):
   reservation, the message and the reply stored, the agent called, deltas fanned out — read
   until `message.completed`.
 
-It prints time to first token p50/p99 for both, what the stack adds, completed replies/s and
-errors. Targets (issue 5; all-in-one, SQLite, 2 cores, simulator 50 ms TTFT, 20 tokens 5 ms
-apart): at most 5 ms added at p50 at concurrency 1; at concurrency 16 at most 93 ms added at p50
-and at least 48 completed replies/s.
+It prints time to first token p50/p99 for both, what the stack adds, completed replies/s, the
+CPU the stack's processes spent per reply, and errors. Targets (issue 5; all-in-one, SQLite,
+2 cores, simulator 50 ms TTFT, 20 tokens 5 ms apart): at most 5 ms added at p50 at
+concurrency 1; at concurrency 16 at most 93 ms added at p50 and at least 48 completed replies/s.
 
 The plans file raises the Basic plan's limits so the benchmark measures streaming, not quotas.
 """

@@ -126,23 +126,35 @@ class UpstreamAnswer:
 
 async def _dechunk(reader: asyncio.StreamReader, read_timeout: float) -> AsyncIterator[bytes]:
     while True:
+        # One deadline per chunk, not per read: a streamed token is one small chunk, and each
+        # asyncio timeout costs a timer on the loop.
         async with asyncio.timeout(read_timeout):
             line = await reader.readuntil(b"\r\n")
-        size = int(line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            # Trailers (ignored) up to the empty line.
-            while True:
-                async with asyncio.timeout(read_timeout):
-                    if await reader.readuntil(b"\r\n") == b"\r\n":
-                        return
+            size = int(line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                # Trailers (ignored) up to the empty line.
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass
+                return
+            if size <= _READ_CHUNK_BYTES:
+                framed = await reader.readexactly(size + 2)
+                if framed[-2:] != b"\r\n":
+                    raise UpstreamProtocolError("bad chunk framing")
+                piece: bytes | None = framed[:-2]
+            else:
+                piece = None
+        if piece is not None:
+            yield piece
+            continue
+        # A large chunk goes on as it arrives.
         remaining = size
         while remaining > 0:
             async with asyncio.timeout(read_timeout):
-                piece = await reader.read(min(remaining, _READ_CHUNK_BYTES))
-            if not piece:
+                part = await reader.read(min(remaining, _READ_CHUNK_BYTES))
+            if not part:
                 raise UpstreamProtocolError("connection closed inside a chunk")
-            remaining -= len(piece)
-            yield piece
+            remaining -= len(part)
+            yield part
         async with asyncio.timeout(read_timeout):
             if await reader.readexactly(2) != b"\r\n":
                 raise UpstreamProtocolError("bad chunk framing")

@@ -42,7 +42,7 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
         # A read-only engine's statements each run in autocommit: a read of their own.
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.connection.driver_connection.begin_immediate()
 
 
 def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> AsyncEngine:

@@ -63,9 +63,10 @@ class _ImmediateQueue:
 class InlineCursor:
     """An aiosqlite-style cursor over a `sqlite3` cursor."""
 
-    def __init__(self, cursor: sqlite3.Cursor, lock_wait: _LockWait) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, owner: InlineConnection) -> None:
         self._cursor = cursor
-        self._lock_wait = lock_wait
+        self._owner = owner
+        self._lock_wait = owner.lock_wait
 
     async def __aenter__(self) -> InlineCursor:
         return self
@@ -75,12 +76,14 @@ class InlineCursor:
 
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         """Run one statement (waiting without blocking while the database is locked)."""
+        await self._owner.begin_if_asked()
         await self._lock_wait.run(lambda: self._cursor.execute(sql, parameters))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Any]) -> InlineCursor:
         """Run one statement for each parameter set."""
         rows = list(parameters)
+        await self._owner.begin_if_asked()
         await self._lock_wait.run(lambda: self._cursor.executemany(sql, rows))
         return self
 
@@ -124,7 +127,19 @@ class InlineConnection:
         # Both names are aiosqlite's: SQLAlchemy's dialect reads them.
         self._conn: sqlite3.Connection | None = connection
         self._tx = _ImmediateQueue()
-        self._lock_wait = _LockWait(busy_timeout_seconds)
+        self.lock_wait = _LockWait(busy_timeout_seconds)
+        self._begin_asked = False
+
+    def begin_immediate(self) -> None:
+        """Open a write transaction (BEGIN IMMEDIATE) with the next statement: cheaper than a
+        statement of its own through SQLAlchemy, and it waits for the lock like the others."""
+        self._begin_asked = True
+
+    async def begin_if_asked(self) -> None:
+        if self._begin_asked:
+            self._begin_asked = False
+            connection = self._open()
+            await self.lock_wait.run(lambda: connection.execute("BEGIN IMMEDIATE"))
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -141,16 +156,18 @@ class InlineConnection:
 
     def cursor(self) -> InlineCursor:
         """A new cursor (used as `await connection.cursor()` or `async with`)."""
-        return InlineCursor(self._open().cursor(), self._lock_wait)
+        return InlineCursor(self._open().cursor(), self)
 
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         """Run one statement on a new cursor."""
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        await self._lock_wait.run(self._open().commit)
+        self._begin_asked = False
+        await self.lock_wait.run(self._open().commit)
 
     async def rollback(self) -> None:
+        self._begin_asked = False
         self._open().rollback()
 
     async def close(self) -> None:

@@ -39,11 +39,11 @@ def request_from(peer: str, headers: dict[str, str], *, scheme: str = "http") ->
         ("198.51.100.7", "203.0.113.5", "198.51.100.7"),
     ],
 )
-def test_forwarded_for_counts_only_from_a_trusted_proxy(
+async def test_forwarded_for_counts_only_from_a_trusted_proxy(
     peer: str, forwarded_for: str, expected: str
 ) -> None:
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    assert client_ip(request_from(peer, headers)) == expected
+    assert await client_ip(request_from(peer, headers)) == expected
 
 
 def test_https_is_believed_from_the_scheme_or_a_trusted_proxy() -> None:
