@@ -10,12 +10,10 @@ simulator, then at concurrency 1, 16 and 64 measures:
 - agents: `POST /agents/respond` with `stream: true` (SSE), which calls the simulator through the
   same SDK.
 
-It prints time to first token p50/p99 for both, what the agents service adds, the service's own
-share of it from its metrics (mean time to the response head minus the provider's time to first
-token: parsing, auth, agent and plan lookups, SSE start) and tokens/s (aggregate over the
-concurrent streams), and the CPU the agents process spent per streamed reply (ms; with auth in
-the same process, which only serves the JWKS once). Targets (issue 4): at most 2 ms added at p50 at
-concurrency 1 and at most 20 ms at concurrency 16.
+It prints time to first token p50/p99 for both, what the agents service adds, tokens/s
+(aggregate over the concurrent streams), and the CPU the agents process spent per streamed
+reply (ms; with auth in the same process, which only serves the JWKS once). Targets (issue 4):
+at most 2 ms added at p50 at concurrency 1 and at most 20 ms at concurrency 16.
 """
 
 from __future__ import annotations
@@ -98,29 +96,6 @@ async def run_level(
     return samples, time.perf_counter() - started
 
 
-async def server_side(http: httpx.AsyncClient, agents_url: str) -> tuple[float, int, float, int]:
-    """Sums and counts of the agents service's own histograms: time to the response head of
-    `/agents/respond` (for a stream, the first token) and the provider's time to first token."""
-    text = (await http.get(f"{agents_url}/metrics")).text
-    values = {"head_sum": 0.0, "head_count": 0.0, "llm_sum": 0.0, "llm_count": 0.0}
-    for line in text.splitlines():
-        if 'route="/agents/respond"' in line and line.startswith("kibitz_http_request_duration"):
-            if line.startswith("kibitz_http_request_duration_seconds_sum"):
-                values["head_sum"] = float(line.rsplit(" ", 1)[1])
-            elif line.startswith("kibitz_http_request_duration_seconds_count"):
-                values["head_count"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('kibitz_llm_time_to_first_token_seconds_sum{provider="openai"}'):
-            values["llm_sum"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('kibitz_llm_time_to_first_token_seconds_count{provider="openai"}'):
-            values["llm_count"] = float(line.rsplit(" ", 1)[1])
-    return (
-        values["head_sum"],
-        int(values["head_count"]),
-        values["llm_sum"],
-        int(values["llm_count"]),
-    )
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -198,7 +173,7 @@ async def bench(
         )
         print(
             f"{'conc':>4} | {'direct ttft p50/p99 ms':>22} | {'agents ttft p50/p99 ms':>22} | "
-            f"{'added p50/p99 ms':>16} | {'in-service':>10} | "
+            f"{'added p50/p99 ms':>16} | "
             f"{'tok/s direct':>12} | {'tok/s agents':>12} | {'cpu/stream':>10}"
         )
         for level in args.levels:
@@ -208,7 +183,6 @@ async def bench(
             direct_samples: list[Sample] = []
             agents_samples: list[Sample] = []
             direct_wall = agents_wall = stack_cpu = 0.0
-            before = await server_side(http, urls["agents"])
             for _ in range(rounds):
                 samples, wall = await run_level(level, total // rounds, direct)
                 direct_samples += samples
@@ -218,9 +192,6 @@ async def bench(
                 stack_cpu += cpu_seconds(stack_pid) - cpu_before
                 agents_samples += samples
                 agents_wall += wall
-            after = await server_side(http, urls["agents"])
-            head = (after[0] - before[0]) / max(1, after[1] - before[1])
-            llm = (after[2] - before[2]) / max(1, after[3] - before[3])
             d_ttft = [s[0] * 1000 for s in direct_samples]
             a_ttft = [s[0] * 1000 for s in agents_samples]
             d50, d99 = statistics.median(d_ttft), percentile(d_ttft, 0.99)
@@ -230,7 +201,7 @@ async def bench(
             assert all(s[1] == args.tokens for s in agents_samples), "a stream lost tokens"
             print(
                 f"{level:>4} | {d50:>10.2f} / {d99:>9.2f} | {a50:>10.2f} / {a99:>9.2f} | "
-                f"{a50 - d50:>7.2f} / {a99 - d99:>6.2f} | {(head - llm) * 1000:>10.2f} | "
+                f"{a50 - d50:>7.2f} / {a99 - d99:>6.2f} | "
                 f"{d_rate:>12.0f} | {a_rate:>12.0f} | "
                 f"{stack_cpu * 1000 / len(agents_samples):>10.2f}",
                 flush=True,

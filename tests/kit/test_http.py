@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 from kibitz.kit.errors import ServiceUnavailable
 from kibitz.kit.http import INTERNAL_TOKEN_HEADER, ServiceClient, UpstreamPool
@@ -73,3 +75,38 @@ def test_uvicorn_config_keeps_our_logging() -> None:
     config = server_config(FastAPI())
     assert isinstance(config, uvicorn.Config)
     assert config.log_config is None
+
+
+async def test_a_streamed_event_stream_is_read_event_by_event_as_it_arrives() -> None:
+    app = FastAPI()
+    release = asyncio.Event()
+
+    @app.get("/events")
+    async def events() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b': a comment\n\nevent: delta\ndata: {"n": 1}\n\n'
+            yield b"event: delta\ndata: line one"  # an event split across writes
+            await release.wait()
+            yield b"\ndata: line two\n\ndata: plain\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    sock = bind_socket("127.0.0.1", 0)
+    server = EmbeddedServer(server_config(app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    client = ServiceClient("sse", [f"http://127.0.0.1:{sock.getsockname()[1]}"])
+    try:
+        async with client.stream("GET", "/events") as response:
+            events = response.aiter_events()
+            assert await anext(events) == ("delta", '{"n": 1}')  # before the rest was written
+            release.set()
+            assert [event async for event in events] == [
+                ("delta", "line one\nline two"),
+                ("message", "plain"),
+            ]
+    finally:
+        await client.aclose()
+        server.should_exit = True
+        await task

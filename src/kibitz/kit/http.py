@@ -66,6 +66,10 @@ def new_http_client(
     )
 
 
+# 1 MiB: the largest server-sent event read from another service.
+_MAX_EVENT_BYTES = 1024 * 1024
+
+
 class ServiceCallError(Exception):
     """A call to another service broke after it connected (or answered an error status when
     `raise_for_status` was asked)."""
@@ -109,11 +113,29 @@ class StreamedResponse:
         except aiohttp.ClientError as exc:
             raise ServiceCallError(str(exc) or type(exc).__name__) from exc
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
-        """The body line by line, as it arrives (without line endings)."""
+    async def aiter_events(self) -> AsyncIterator[tuple[str, str]]:
+        """A `text/event-stream` body as (event, data) pairs as they arrive, comments skipped.
+
+        One read per event (our services end each with a blank line, LF-framed), not one per
+        line: a streamed reply is mostly one small event per token."""
+        content = self._response.content
         try:
-            async for line in self._response.content:
-                yield line.decode("utf-8", errors="replace").rstrip("\r\n")
+            while True:
+                block = await content.readuntil(b"\n\n", max_size=_MAX_EVENT_BYTES)
+                if not block.endswith(b"\n\n"):
+                    return  # the body ended (mid-event, if anything was left)
+                event, data = "message", []
+                for line in block.decode("utf-8", errors="replace").split("\n"):
+                    if not line or line.startswith(":"):
+                        continue
+                    name, _, value = line.rstrip("\r").partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if name == "event":
+                        event = value
+                    elif name == "data":
+                        data.append(value)
+                if data:
+                    yield event, "\n".join(data)
         except aiohttp.ClientError as exc:
             raise ServiceCallError(str(exc) or type(exc).__name__) from exc
 

@@ -35,6 +35,8 @@ logger = structlog.get_logger("kibitz.outbox")
 # 1 s: how long an idle relay waits before looking again (commits wake it at once); the look
 # finds rows a crashed process left behind.
 _POLL_SECONDS = 1.0
+# 20 ms: how long a woken relay waits before relaying (events are consumed a little later).
+_WAKE_DELAY_SECONDS = 0.02
 _BATCH = 100
 # 5 s: the longest pause between relay attempts while the broker is down.
 _MAX_BACKOFF_SECONDS = 5.0
@@ -212,6 +214,9 @@ class Outbox:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                # Woken by a commit: let the requests of the moment finish first. Events made
+                # meanwhile go in the same batch, and the relay stays off their critical path.
+                await asyncio.sleep(_WAKE_DELAY_SECONDS)
 
 
 class RelayStalledError(Exception):

@@ -17,7 +17,7 @@ from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
 from kibitz.services.agents import service
 from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
-from kibitz.services.agents.providers.base import StreamEnd, StreamItem, TextDelta
+from kibitz.services.agents.providers.base import StreamEnd, StreamItem, StreamStart, TextDelta
 from kibitz.services.agents.schemas import (
     AgentCount,
     AgentCreate,
@@ -108,7 +108,9 @@ async def respond(
         if result is None:
             return Response(status_code=499)
         return JSONResponse(result)
-    # Failures before the first token (after retries) answer with a status; then the stream opens.
+    # Failures before the provider accepts the request (after retries) answer with a status;
+    # then the stream opens (its head goes out while the model thinks), and later failures
+    # end it with an `error` event.
     first = await _unless_disconnected(request, anext(items))
     if first is None:
         await items.aclose()  # type: ignore[attr-defined]
@@ -230,6 +232,9 @@ async def _sse(first: StreamItem, items: AsyncIterator[StreamItem]) -> AsyncIter
     try:
         item: StreamItem | None = first
         while item is not None:
+            if isinstance(item, StreamStart):
+                item = await anext(items, None)
+                continue
             if isinstance(item, TextDelta):
                 frames.append(_event("delta", {"content": item.text}))
                 if item.more:

@@ -66,23 +66,9 @@ def problem_detail(body: bytes, status: int) -> str:
 
 async def sse_events(response: StreamedResponse) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """(event, data) pairs of a text/event-stream body, as they arrive."""
-    event = "message"
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                try:
-                    payload = json.loads("\n".join(data))
-                except ValueError:
-                    payload = {}
-                yield event, payload if isinstance(payload, dict) else {}
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
+    async for event, data in response.aiter_events():
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            payload = {}
+        yield event, payload if isinstance(payload, dict) else {}

@@ -421,6 +421,9 @@ class ChatService:
         self._generations[agent_dict["id"]] = generation
         self._running_by_user[principal.user_id] += 1
         task = self._spawn(self._generate(job, generation))
+        # One turn of the loop: the agent request goes out now, before the reservation and the
+        # writes below take the event loop (they would delay the first token otherwise).
+        await asyncio.sleep(0)
         try:
             if reservation is None:
                 reservation = asyncio.ensure_future(

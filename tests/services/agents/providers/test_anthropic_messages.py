@@ -10,6 +10,7 @@ from kibitz.services.agents.providers.base import (
     CompletionRequest,
     ProviderError,
     StreamEnd,
+    StreamStart,
     TextDelta,
     Turn,
 )
@@ -129,5 +130,6 @@ async def test_adapter_maps_a_cut_stream_to_an_unavailable_error(sim: RunningSim
     with pytest.raises(ProviderError) as caught:
         async for item in AnthropicMessages(client).stream(request):
             received.append(item)
-    assert len(received) == 3 and caught.value.kind == "unavailable" and caught.value.retryable
+    assert isinstance(received[0], StreamStart)
+    assert len(received[1:]) == 3 and caught.value.kind == "unavailable" and caught.value.retryable
     await client.close()

@@ -9,6 +9,7 @@ from kibitz.services.agents.providers.base import (
     CompletionRequest,
     ProviderError,
     StreamEnd,
+    StreamStart,
     TextDelta,
     Turn,
 )
@@ -190,5 +191,6 @@ async def test_adapter_classifies_sdk_errors(sim: RunningSimulator) -> None:
     with pytest.raises(ProviderError) as caught:
         async for item in adapter.stream(request):
             received.append(item)
-    assert len(received) == 2 and caught.value.kind == "unavailable"
+    assert isinstance(received[0], StreamStart)  # the provider accepted before it broke
+    assert len(received[1:]) == 2 and caught.value.kind == "unavailable"
     await client.close()

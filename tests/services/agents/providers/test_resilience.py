@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -129,3 +130,45 @@ def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
     assert 0.05 <= policy.delay(1, None) <= 0.1
     assert 0.15 <= policy.delay(4, None) <= 0.3
     assert policy.delay(1, 0.2) == 0.2 and policy.delay(1, 60) == 0.3
+
+
+@pytest.mark.parametrize("provider", [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")])
+async def test_the_stream_opens_when_the_provider_accepts_before_the_first_token(
+    agents_sqlite: AgentsApi, provider: tuple[str, str]
+) -> None:
+    """The head goes out while the model thinks: a relay is ready when the first token comes."""
+    api = agents_sqlite
+    account = await api.user()
+    agent = await api.create_ok(account, llm_provider=provider[0], model=provider[1])
+    body = {
+        "agent_id": agent["id"],
+        "stream": True,
+        "messages": [{"role": "user", "content": "slow [sim:ttft-ms=600] [sim:tokens=2]"}],
+    }
+    started = time.perf_counter()
+    async with api.http.stream(
+        "POST", f"{api.url}/agents/respond", json=body, headers=account.headers
+    ) as response:
+        head_after = time.perf_counter() - started
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line == "event: delta":
+                break
+        first_token_after = time.perf_counter() - started
+    assert head_after < 0.4 < 0.6 <= first_token_after
+
+
+async def test_a_provider_that_accepts_then_keeps_failing_ends_the_open_stream_with_an_error(
+    agents_sqlite: AgentsApi,
+) -> None:
+    api, sim = agents_sqlite, agents_sqlite.sim
+    account = await api.user()
+    agent = await api.create_ok(account, llm_provider="openai", model="gpt-4o-mini")
+    before = len(sim.requests)
+    status, events = await api.stream(
+        account, agent["id"], content="cut [sim:fault=disconnect-after:0]"
+    )
+    assert status == 200
+    assert [name for name, _ in events] == ["error"]
+    assert events[0][1]["status"] == 502
+    assert len(sim.requests) - before == 3  # each attempt was retried before any token

@@ -14,6 +14,7 @@ from kibitz.services.agents.providers.base import (
     ProviderError,
     StreamEnd,
     StreamItem,
+    StreamStart,
     TextDelta,
 )
 from kibitz.services.agents.providers.sse_lines import sse_batches
@@ -116,6 +117,7 @@ class AnthropicMessages:
             async with self.client.messages.with_streaming_response.create(
                 **body, stream=True
             ) as response:
+                yield StreamStart()
                 # Raw SSE through the SDK (see sse_lines.py); leaving the block closes upstream.
                 async for batch in sse_batches(response.iter_bytes()):
                     texts: list[str] = []

@@ -30,6 +30,12 @@ class CompletionRequest:
 
 
 @dataclass(frozen=True)
+class StreamStart:
+    """The provider accepted the request (its answer's head is in) and the reply is on its way:
+    a relay may open its own stream now, so its client is ready when the first token comes."""
+
+
+@dataclass(frozen=True)
 class TextDelta:
     """A piece of the reply, in order; `more` when the next piece has already arrived too
     (a relay may then write both to its client at once)."""
@@ -48,7 +54,7 @@ class StreamEnd:
     model: str
 
 
-StreamItem = TextDelta | StreamEnd
+StreamItem = StreamStart | TextDelta | StreamEnd
 
 
 class Provider(Protocol):

@@ -14,6 +14,7 @@ from kibitz.services.agents.providers.base import (
     ProviderError,
     StreamEnd,
     StreamItem,
+    StreamStart,
     TextDelta,
     estimate_tokens,
 )
@@ -118,6 +119,7 @@ class OpenAIChat:
                 stream=True,
                 extra_body={**extra, "stream": True, "stream_options": {"include_usage": True}},
             ) as response:
+                yield StreamStart()
                 # Leaving this block closes the upstream response: no tokens paid for nobody.
                 async for batch in sse_batches(response.iter_bytes()):
                     texts: list[str] = []

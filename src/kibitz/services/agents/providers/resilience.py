@@ -7,7 +7,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from kibitz.services.agents.providers.base import ProviderError, StreamItem
+from kibitz.services.agents.providers.base import ProviderError, StreamItem, StreamStart
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,21 @@ async def stream_with_retries(
     *,
     on_retry: Callable[[ProviderError], None] | None = None,
 ) -> AsyncIterator[StreamItem]:
-    """The stream of the first attempt that yields something; later failures are marked as such."""
+    """The stream of the first attempt that yields a token (or its end); later failures are
+    marked as such. The first `StreamStart` is passed on at once; an attempt that fails after
+    it but before any token is still retried (its own `StreamStart` is not repeated)."""
     attempt = 0
+    started = False
     while True:
         attempt += 1
         stream = open_stream()
         try:
             first = await anext(stream)
+            while isinstance(first, StreamStart):
+                if not started:
+                    started = True
+                    yield first
+                first = await anext(stream)
         except ProviderError as error:
             await stream.aclose()  # type: ignore[attr-defined]
             if not error.retryable or attempt >= policy.max_attempts:
