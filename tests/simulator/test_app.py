@@ -250,7 +250,8 @@ async def test_timing_follows_ttft_and_gap(oai: openai.AsyncOpenAI) -> None:
         async for chunk in stream
         if chunk.choices and chunk.choices[0].delta.content
     ]
-    assert times[0] >= 0.15 and times[-1] - times[0] >= 0.08
+    # 4 gaps of 20 ms; the client may read the first token late, so allow one gap of slack.
+    assert times[0] >= 0.145 and times[-1] - times[0] >= 0.06
 
 
 async def test_requests_are_recorded_and_faults_can_be_queued(sim: RunningSimulator) -> None:

@@ -5,6 +5,8 @@ Always real loopback/network HTTP (httpx's in-memory ASGI transport buffers whol
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json as json_module
 import time
@@ -112,6 +114,13 @@ class StreamedResponse:
             return await self._response.read()
         except aiohttp.ClientError as exc:
             raise ServiceCallError(str(exc) or type(exc).__name__) from exc
+
+    async def read_to_end(self, *, seconds: float = 0.25) -> None:
+        """Read what is left of a body whose content is all in (usually its last chunk): a
+        response read to its end gives its connection back for reuse, instead of closing it."""
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._response.read()
 
     async def aiter_events(self) -> AsyncIterator[tuple[str, str]]:
         """A `text/event-stream` body as (event, data) pairs as they arrive, comments skipped.

@@ -666,6 +666,7 @@ class ChatService:
                             await self.fanout.publish_delta(chat_key, message_id, offset, text)
                     elif event == "done":
                         progress.finish(data)
+                        await response.read_to_end()
                         return
                     elif event == "error":
                         raise ReplyFailedError(

@@ -18,7 +18,7 @@ from kibitz.services.agents.providers.base import (
     TextDelta,
     estimate_tokens,
 )
-from kibitz.services.agents.providers.sse_lines import sse_batches
+from kibitz.services.agents.providers.sse_lines import read_to_end, sse_batches
 
 
 def _retry_after(headers: httpx2.Headers | None) -> float | None:
@@ -121,7 +121,8 @@ class OpenAIChat:
             ) as response:
                 yield StreamStart()
                 # Leaving this block closes the upstream response: no tokens paid for nobody.
-                async for batch in sse_batches(response.iter_bytes()):
+                batches = sse_batches(response.iter_bytes())
+                async for batch in batches:
                     texts: list[str] = []
                     done = False
                     for _, data in batch:
@@ -148,6 +149,7 @@ class OpenAIChat:
                     for index, text in enumerate(texts):
                         yield TextDelta(text, more=index < len(texts) - 1)
                     if done:
+                        await read_to_end(batches)
                         break
         except _SDK_ERRORS as exc:
             raise map_openai_error(exc) from None

@@ -7,6 +7,8 @@ tell the caller which events arrived together, so it can write them to its clien
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 Event = tuple[str | None, str]
@@ -60,3 +62,12 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Event]
     tail = parser.finish()
     if tail:
         yield tail
+
+
+async def read_to_end(batches: AsyncIterator[list[Event]], *, seconds: float = 0.25) -> None:
+    """Read what is left of a finished stream (its last chunk, usually at once): a body read to
+    its end lets the connection be reused; one that does not end soon is left to be closed."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            async for _ in batches:
+                pass
