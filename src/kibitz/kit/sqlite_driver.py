@@ -7,10 +7,11 @@ on an indexed table takes microseconds, so the hand-offs cost far more than the 
 interface but calls `sqlite3` directly, so SQLAlchemy's async engine, sessions and dialect are
 used unchanged.
 
-Calls never block on a lock: the connection runs with `busy_timeout=0`, and a statement that
-finds the database locked (another transaction holds the write lock) is retried after an
-asyncio sleep, with back-off, until `busy_timeout_seconds` — what SQLite's busy handler would
-do, without stopping the event loop while it waits.
+Calls never block on a lock. Write transactions of one process queue for a database on an
+asyncio lock (in order, no polling); against another process's writer the connection runs with
+`busy_timeout=0`, and a statement that finds the database locked is retried after an asyncio
+sleep, with back-off, until `busy_timeout_seconds` — what SQLite's busy handler would do,
+without stopping the event loop while it waits.
 """
 
 from __future__ import annotations
@@ -18,12 +19,24 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 # Back-off between attempts on a locked database (s): short first, a few ms at most.
 _FIRST_RETRY_SECONDS = 0.0005
 _MAX_RETRY_SECONDS = 0.01
+
+
+# Per event loop, per database file: the lock its write transactions queue on.
+_WRITE_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _write_gate(path: str) -> asyncio.Lock:
+    gates = _WRITE_GATES.setdefault(asyncio.get_running_loop(), {})
+    return gates.setdefault(path, asyncio.Lock())
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
@@ -123,12 +136,16 @@ class InlineCursor:
 class InlineConnection:
     """An aiosqlite-style connection whose calls run at once on the calling thread."""
 
-    def __init__(self, connection: sqlite3.Connection, *, busy_timeout_seconds: float) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, *, path: str, busy_timeout_seconds: float
+    ) -> None:
         # Both names are aiosqlite's: SQLAlchemy's dialect reads them.
         self._conn: sqlite3.Connection | None = connection
         self._tx = _ImmediateQueue()
         self.lock_wait = _LockWait(busy_timeout_seconds)
+        self._path = path
         self._begin_asked = False
+        self._gate: asyncio.Lock | None = None
 
     def begin_immediate(self) -> None:
         """Open a write transaction (BEGIN IMMEDIATE) with the next statement: cheaper than a
@@ -136,10 +153,27 @@ class InlineConnection:
         self._begin_asked = True
 
     async def begin_if_asked(self) -> None:
-        if self._begin_asked:
-            self._begin_asked = False
-            connection = self._open()
+        if not self._begin_asked:
+            return
+        self._begin_asked = False
+        connection = self._open()
+        gate = _write_gate(self._path)
+        try:
+            async with asyncio.timeout(self.lock_wait.timeout_seconds):
+                await gate.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        self._gate = gate
+        try:
             await self.lock_wait.run(lambda: connection.execute("BEGIN IMMEDIATE"))
+        except BaseException:
+            self._open_gate()
+            raise
+
+    def _open_gate(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -164,19 +198,24 @@ class InlineConnection:
 
     async def commit(self) -> None:
         self._begin_asked = False
-        await self.lock_wait.run(self._open().commit)
+        try:
+            await self.lock_wait.run(self._open().commit)
+        finally:
+            self._open_gate()
 
     async def rollback(self) -> None:
         self._begin_asked = False
-        self._open().rollback()
+        try:
+            self._open().rollback()
+        finally:
+            self._open_gate()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.stop()
 
     def stop(self) -> None:
         """Close at once (SQLAlchemy's terminate)."""
+        self._open_gate()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -202,6 +241,6 @@ def inline_connector(
         # Autocommit at the driver: SQLAlchemy's "begin" event issues BEGIN IMMEDIATE itself.
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA busy_timeout=0")
-        return InlineConnection(connection, busy_timeout_seconds=busy_timeout_seconds)
+        return InlineConnection(connection, path=path, busy_timeout_seconds=busy_timeout_seconds)
 
     return connect
