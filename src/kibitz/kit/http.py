@@ -177,7 +177,6 @@ class ServiceClient:
             connector = aiohttp.TCPConnector(limit=self._max_connections, use_dns_cache=True)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=_timeout(None),
                 trust_env=False,
                 auto_decompress=False,
             )
@@ -271,8 +270,9 @@ class ServiceClient:
             self._session = None
 
 
-def _timeout(total_read: float | None) -> aiohttp.ClientTimeout:
-    """2 s to connect; `total_read` (default 30 s) between two reads of the answer."""
+def _timeout(read_seconds: float | None) -> aiohttp.ClientTimeout:
+    """2 s to connect (5 s with the wait for a pooled connection); `read_seconds` (default
+    30 s) between two reads of the answer."""
     return aiohttp.ClientTimeout(
-        total=None, connect=5.0, sock_connect=2.0, sock_read=total_read or 30.0
+        total=None, connect=5.0, sock_connect=2.0, sock_read=read_seconds or 30.0
     )

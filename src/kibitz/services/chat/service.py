@@ -421,9 +421,6 @@ class ChatService:
         self._generations[agent_dict["id"]] = generation
         self._running_by_user[principal.user_id] += 1
         task = self._spawn(self._generate(job, generation))
-        # One turn of the loop: the agent request goes out now, before the reservation and the
-        # writes below take the event loop (they would delay the first token otherwise).
-        await asyncio.sleep(0)
         try:
             if reservation is None:
                 reservation = asyncio.ensure_future(
@@ -489,24 +486,27 @@ class ChatService:
         since = now - timedelta(seconds=self.settings.stale_generation_seconds)
         async with self.database.reading() as session:
             chats = ChatRepository(session)
-            chat = None
-            if body.chat_id is not None:
-                chat = await chats.chat_owner_view(
-                    body.chat_id, tenant_id=principal.tenant_id, user_id=principal.user_id
-                )
-                if chat is None:
-                    raise ChatNotFound()
-            in_flight = await chats.count_in_flight(user_id=principal.user_id, since=since)
-            if in_flight >= self.settings.max_concurrent_generations:
-                raise self._too_many_generations()
-            if body.chat_id is None or chat is None:
+            if body.chat_id is None:
+                await self._check_cap(chats, principal.user_id, since)
                 assert body.agent_id is not None
                 return body.agent_id, [], body.title or default_title(body.content)
+            chat = await chats.chat_owner_view(
+                body.chat_id, tenant_id=principal.tenant_id, user_id=principal.user_id
+            )
+            if chat is None:
+                raise ChatNotFound()
+            await self._check_cap(chats, principal.user_id, since)
             window = await chats.context_window(
                 body.chat_id, before=before, limit=self.settings.context_messages - 1
             )
         agent_id, title = chat
         return agent_id, window, title
+
+    async def _check_cap(self, chats: ChatRepository, user_id: uuid.UUID, since: datetime) -> None:
+        """429 when the user already has as many replies in flight as allowed."""
+        in_flight = await chats.count_in_flight(user_id=user_id, since=since)
+        if in_flight >= self.settings.max_concurrent_generations:
+            raise self._too_many_generations()
 
     def _too_many_generations(self) -> TooManyGenerations:
         return TooManyGenerations(
