@@ -203,8 +203,10 @@ async def bench(
                             if line == "event: message.delta" and not first:
                                 first = time.perf_counter() - started
                             elif line == "event: message.completed":
+                                # Read on to the end of the body (the server ends it next), as
+                                # the direct path does: a response left unread closes its
+                                # connection, and the next send would open a new one.
                                 ok = True
-                                break
                             elif line == "event: message.failed":
                                 failed = True
                             elif failed and line.startswith("data:"):

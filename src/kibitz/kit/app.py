@@ -46,6 +46,9 @@ def create_service_app(
         openapi_url=f"/{name}/openapi.json",
         docs_url=None,
         redoc_url=None,
+        # Metrics and logs are the kit's own (Prometheus, structlog): FastAPI's OpenTelemetry
+        # hooks would only look up unconfigured providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.service_name = name
     app.state.platform = platform

@@ -15,7 +15,7 @@ from kibitz.kit.ids import new_id
 from kibitz.kit.migrations import upgrade_to_head_async
 from kibitz.services.chat.models import Chat, Message
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
-from kibitz.services.chat.repository import ChatRepository
+from kibitz.services.chat.repository import ChatRepository, SendReads
 from kibitz.services.chat.storage import ChatDatabase
 
 TENANT, USER = uuid.uuid4(), uuid.uuid4()
@@ -133,3 +133,36 @@ async def test_replies_nobody_advanced_for_long_are_failed_with_their_content(
             untouched_since=datetime.now(UTC) - timedelta(minutes=10), reason="interrupted"
         )
     assert fresh == 0
+
+
+async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_go(
+    chat_db: ChatDatabase,
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    chat_id = await new_chat(chat_db, 7)
+    await new_chat(chat_db, 2, status="streaming")  # one reply in flight, in another chat
+    empty_chat = await new_chat(chat_db, 0)
+    owner = {"tenant_id": TENANT, "user_id": USER, "since": since}
+    async with chat_db.read_connection() as connection:
+        reads = SendReads(connection)
+        view = await reads.existing_chat(chat_id, **owner, before=new_id(), limit=4)
+        empty = await reads.existing_chat(empty_chat, **owner, before=new_id(), limit=4)
+        strangers = [
+            await reads.existing_chat(
+                chat_id, tenant_id=tenant, user_id=user, since=since, before=new_id(), limit=4
+            )
+            for tenant, user in ((uuid.uuid4(), USER), (TENANT, uuid.uuid4()))
+        ]
+        in_flight = await reads.in_flight(user_id=USER, since=since)
+        none_recent = await reads.in_flight(user_id=USER, since=datetime.now(UTC))
+    assert view is not None and empty is not None
+    assert (view.title, view.in_flight) == ("t", 1)
+    assert view.history == [
+        ("user", "6", "complete"),
+        ("agent", "5", "complete"),
+        ("user", "4", "complete"),
+        ("agent", "3", "complete"),
+    ]
+    assert (empty.history, empty.in_flight) == ([], 1)
+    assert strangers == [None, None]
+    assert (in_flight, none_recent) == (1, 0)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kibitz.services.chat.models import (
     IN_FLIGHT,
@@ -33,16 +34,32 @@ _IN_FLIGHT_COUNT = select(func.count()).where(
     _MESSAGES.c.sender == Sender.AGENT.value,
     _MESSAGES.c.updated_at >= bindparam("since"),
 )
-_OWNER_VIEW = select(_CHATS.c.agent_id, _CHATS.c.title).where(
-    _CHATS.c.id == bindparam("chat_id"),
-    _CHATS.c.tenant_id == bindparam("tenant_id"),
-    _CHATS.c.user_id == bindparam("user_id"),
-)
-_CONTEXT_WINDOW = (
-    select(_MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status)
+_RECENT = (
+    select(_MESSAGES.c.id, _MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status)
     .where(_MESSAGES.c.chat_id == bindparam("chat_id"), _MESSAGES.c.id < bindparam("before"))
     .order_by(_MESSAGES.c.id.desc())
     .limit(bindparam("limit"))
+    .subquery("recent")
+)
+# A send to an existing chat: the owner's view of the chat, the user's replies in flight and the
+# recent messages, newest first: one row per message (one with empty message columns for a chat
+# without any), none when the chat is not the caller's.
+_SEND_VIEW = (
+    select(
+        _CHATS.c.agent_id,
+        _CHATS.c.title,
+        _IN_FLIGHT_COUNT.scalar_subquery().label("in_flight"),
+        _RECENT.c.sender,
+        _RECENT.c.content,
+        _RECENT.c.status,
+    )
+    .select_from(_CHATS.outerjoin(_RECENT, true()))
+    .where(
+        _CHATS.c.id == bindparam("chat_id"),
+        _CHATS.c.tenant_id == bindparam("tenant_id"),
+        _CHATS.c.user_id == bindparam("user_id"),
+    )
+    .order_by(_RECENT.c.id.desc())
 )
 _TOUCH = update(_CHATS).where(_CHATS.c.id == bindparam("chat_id"))
 _TOUCH_CHAT = _TOUCH.values(updated_at=bindparam("at"))
@@ -185,23 +202,6 @@ class ChatRepository:
         )
         return (await self.session.execute(statement)).scalars().all()
 
-    async def context_window(
-        self, chat_id: uuid.UUID, *, before: uuid.UUID, limit: int
-    ) -> list[tuple[str, str, str]]:
-        """(sender, content, status) of the latest `limit` messages before `before`, newest
-        first (plain columns: no entities to build on the send path)."""
-        parameters = {"chat_id": chat_id, "before": before, "limit": limit}
-        rows = (await self.session.execute(_CONTEXT_WINDOW, parameters)).all()
-        return [(row.sender, row.content, row.status) for row in rows]
-
-    async def chat_owner_view(
-        self, chat_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-    ) -> tuple[uuid.UUID, str] | None:
-        """(agent_id, title) of the chat if it belongs to this user of this tenant."""
-        parameters = {"chat_id": chat_id, "tenant_id": tenant_id, "user_id": user_id}
-        row = (await self.session.execute(_OWNER_VIEW, parameters)).one_or_none()
-        return (row.agent_id, row.title) if row is not None else None
-
     async def get_message(
         self, message_id: uuid.UUID, *, tenant_id: uuid.UUID, user_id: uuid.UUID
     ) -> Message | None:
@@ -214,11 +214,6 @@ class ChatRepository:
     async def get_message_by_id(self, message_id: uuid.UUID) -> Message | None:
         """A message by id alone (for the generation task)."""
         return await self.session.get(Message, message_id)
-
-    async def count_in_flight(self, *, user_id: uuid.UUID, since: datetime) -> int:
-        """How many of the user's replies are being generated (touched after `since`)."""
-        parameters = {"user_id": user_id, "since": since}
-        return int((await self.session.execute(_IN_FLIGHT_COUNT, parameters)).scalar_one())
 
     async def fail_stale(self, *, untouched_since: datetime, reason: str) -> int:
         """Mark replies nobody has advanced since then as failed, keeping their content."""
@@ -272,6 +267,60 @@ class ChatRepository:
         }
         result = await self.session.execute(_FINISH, parameters)
         return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class SendView:
+    """What a send to an existing chat reads: the chat's agent and title, how many of the
+    user's replies are in flight, and the recent (sender, content, status), newest first."""
+
+    agent_id: uuid.UUID
+    title: str
+    in_flight: int
+    history: list[tuple[str, str, str]]
+
+
+class SendReads:
+    """The reads of every send, one statement each, on a plain connection: an ORM session's
+    bookkeeping would cost more than the statements."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def in_flight(self, *, user_id: uuid.UUID, since: datetime) -> int:
+        """How many of the user's replies are being generated (touched after `since`)."""
+        parameters = {"user_id": user_id, "since": since}
+        return int((await self.connection.execute(_IN_FLIGHT_COUNT, parameters)).scalar_one())
+
+    async def existing_chat(
+        self,
+        chat_id: uuid.UUID,
+        *,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID,
+        since: datetime,
+        before: uuid.UUID,
+        limit: int,
+    ) -> SendView | None:
+        """The chat if it belongs to this user of this tenant, with the user's replies in flight
+        (touched after `since`) and its latest `limit` messages before `before`."""
+        parameters = {
+            "chat_id": chat_id,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "since": since,
+            "before": before,
+            "limit": limit,
+        }
+        rows = (await self.connection.execute(_SEND_VIEW, parameters)).all()
+        if not rows:
+            return None
+        return SendView(
+            agent_id=rows[0].agent_id,
+            title=rows[0].title,
+            in_flight=int(rows[0].in_flight),
+            history=[(row.sender, row.content, row.status) for row in rows if row.sender],
+        )
 
 
 class IdempotencyRepository:

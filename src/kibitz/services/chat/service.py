@@ -46,7 +46,7 @@ from kibitz.services.chat.errors import (
 from kibitz.services.chat.fanout import Fanout, Subscription
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender, utcnow
 from kibitz.services.chat.replies import ReplyFailedError, ReplyProgress, problem_detail, sse_events
-from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
+from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads
 from kibitz.services.chat.schemas import ChatRead, ChatSend, HistoryPage, MessageRead, SendResult
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams import (
@@ -479,32 +479,29 @@ class ChatService:
         self, principal: Principal, body: ChatSend, now: datetime, before: uuid.UUID
     ) -> tuple[uuid.UUID, list[tuple[str, str, str]], str]:
         """The chat is the caller's and the cap allows one more reply; the agent, the recent
-        history (newest first) and the title of a new chat.
-
-        One read session runs the three reads in turn (SQLite answers them on this thread in
-        microseconds: a session each would cost more than the reads)."""
+        history (newest first) and the title of a new chat (one statement either way)."""
         since = now - timedelta(seconds=self.settings.stale_generation_seconds)
-        async with self.database.reading() as session:
-            chats = ChatRepository(session)
+        async with self.database.read_connection() as connection:
+            reads = SendReads(connection)
             if body.chat_id is None:
-                await self._check_cap(chats, principal.user_id, since)
+                self._check_cap(await reads.in_flight(user_id=principal.user_id, since=since))
                 assert body.agent_id is not None
                 return body.agent_id, [], body.title or default_title(body.content)
-            chat = await chats.chat_owner_view(
-                body.chat_id, tenant_id=principal.tenant_id, user_id=principal.user_id
+            chat = await reads.existing_chat(
+                body.chat_id,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                since=since,
+                before=before,
+                limit=self.settings.context_messages - 1,
             )
-            if chat is None:
-                raise ChatNotFound()
-            await self._check_cap(chats, principal.user_id, since)
-            window = await chats.context_window(
-                body.chat_id, before=before, limit=self.settings.context_messages - 1
-            )
-        agent_id, title = chat
-        return agent_id, window, title
+        if chat is None:
+            raise ChatNotFound()
+        self._check_cap(chat.in_flight)
+        return chat.agent_id, chat.history, chat.title
 
-    async def _check_cap(self, chats: ChatRepository, user_id: uuid.UUID, since: datetime) -> None:
+    def _check_cap(self, in_flight: int) -> None:
         """429 when the user already has as many replies in flight as allowed."""
-        in_flight = await chats.count_in_flight(user_id=user_id, since=since)
         if in_flight >= self.settings.max_concurrent_generations:
             raise self._too_many_generations()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from kibitz.kit.db import Database, create_engine, is_sqlite
 
@@ -33,6 +33,12 @@ class ChatDatabase(Database):
         """A session for queries only (on SQLite: no write lock, no waiting for writers)."""
         async with self._readers() as session:
             yield session
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A plain connection for Core queries only (on SQLite: no write lock either)."""
+        async with (self.read_engine or self.engine).connect() as connection:
+            yield connection
 
     async def read_session_for_request(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: a read-only session for the request."""

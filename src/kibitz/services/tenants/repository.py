@@ -35,6 +35,10 @@ _prebuilt_statements: dict[tuple[str, str], Any] = {}
 _counters = UsageCounter.__table__
 _reservations = UsageReservation.__table__
 
+_tenants = Tenant.__table__
+_PLAN_AND_OVERRIDES = select(_tenants.c.plan, _tenants.c.limits).where(
+    _tenants.c.id == bindparam("tenant_id")
+)
 _USAGE = select(_counters.c.used).where(
     _counters.c.tenant_id == bindparam("tenant_id"),
     _counters.c.metric == bindparam("metric"),
@@ -102,6 +106,14 @@ def _build_claim_reservation_key(session: AsyncSession) -> Any:
 async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant | None:
     """The tenant, if it exists."""
     return await session.get(Tenant, tenant_id)
+
+
+async def plan_and_overrides(
+    session: AsyncSession, *, tenant_id: uuid.UUID
+) -> tuple[str, dict[str, Any] | None] | None:
+    """The tenant's plan id and limit overrides, if the tenant exists (no entity built)."""
+    row = (await session.execute(_PLAN_AND_OVERRIDES, {"tenant_id": tenant_id})).first()
+    return None if row is None else (row.plan, row.limits)
 
 
 async def add_tenant(session: AsyncSession, tenant: Tenant) -> None:

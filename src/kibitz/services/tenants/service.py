@@ -87,7 +87,11 @@ class TenantsService:
 
     def plan_of(self, tenant: Tenant) -> Plan:
         """The catalogue entry of the tenant's plan (the default plan if it left the catalogue)."""
-        plan = self.catalogue.get(tenant.plan)
+        return self.plan_named(tenant.plan)
+
+    def plan_named(self, plan_id: str) -> Plan:
+        """The catalogue entry of a plan id (the default plan if it left the catalogue)."""
+        plan = self.catalogue.get(plan_id)
         if plan is None:
             fallback = self.catalogue.get(self.catalogue.default_plan)
             assert fallback is not None
@@ -288,9 +292,13 @@ class TenantsService:
         Messages are counted here; tokens are only checked (they are counted when the reply's
         `chat.message_completed` arrives, with the real figure).
         """
-        tenant = await self.tenant(session, tenant_id=tenant_id)
+        # The plan and overrides as a plain row: an entity load costs more than the metering.
+        found = await repository.plan_and_overrides(session, tenant_id=tenant_id)
+        if found is None:
+            raise TenantNotFound()
+        plan_id, overrides = found
         limit_name = METRIC_LIMITS[metric]
-        limit = int(self.summary(tenant)["limits"][limit_name])
+        limit = int(self.plan_named(plan_id).with_overrides(overrides)[limit_name])
         now = datetime.now(UTC)
         period = period_of(metric, now)
         counted = metric == "messages"
@@ -329,8 +337,8 @@ class TenantsService:
                     limit_name=limit_name,
                     limit=limit,
                     used=used,
-                    plan=tenant.plan,
-                    upgrade_to=self.catalogue.upgrade_after(tenant.plan),
+                    plan=plan_id,
+                    upgrade_to=self.catalogue.upgrade_after(plan_id),
                     retry_after=max(int((period.resets_at - now).total_seconds()), 1),
                 )
         if used is None:

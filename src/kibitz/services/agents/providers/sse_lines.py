@@ -1,6 +1,6 @@
 """Server-sent events from the bytes of a stream, a batch per network read.
 
-The adapters read streams raw (through the SDKs' `with_streaming_response`): building a typed
+The adapters read streams raw through the SDKs (unparsed responses): building a typed
 model per chunk costs ~0.1 ms of CPU, the largest per-token cost of a relayed stream. Batches
 tell the caller which events arrived together, so it can write them to its client at once.
 """
