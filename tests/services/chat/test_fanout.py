@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kibitz.services.chat.fanout import Fanout, InProcessFanout, RedisFanout
+from kibitz.services.chat.fanout import (
+    _MAX_QUEUED_EVENTS,
+    Fanout,
+    InProcessFanout,
+    RedisFanout,
+    Subscription,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -81,3 +87,16 @@ async def test_a_stop_request_reaches_the_generating_replica(
             break
         await asyncio.sleep(0.01)
     assert message in stops
+
+
+async def test_a_subscriber_behind_takes_every_queued_event_at_once_until_cut_off() -> None:
+    subscription = Subscription("chat")
+    for offset in range(3):
+        subscription.deliver({"type": "message.delta", "offset": offset})
+    assert [event["offset"] for event in subscription.ready()] == [0, 1, 2]
+    assert list(subscription.ready()) == []  # nothing waits: no blocking either
+    for offset in range(_MAX_QUEUED_EVENTS + 1):  # one more than fits: cut off
+        subscription.deliver({"type": "message.delta", "offset": offset})
+    assert list(subscription.ready()) == []
+    with pytest.raises(EOFError):
+        await subscription.next(1)

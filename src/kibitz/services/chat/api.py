@@ -34,7 +34,7 @@ from kibitz.services.chat.schemas import (
     SendResult,
 )
 from kibitz.services.chat.service import ChatService
-from kibitz.services.chat.streams import Frame, ResumePoint
+from kibitz.services.chat.streams import Batch, ResumePoint
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -53,17 +53,21 @@ def wants_event_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def sse_body(frames: AsyncIterator[Frame | None]) -> AsyncIterator[bytes]:
+async def sse_body(frames: AsyncIterator[Batch | None]) -> AsyncIterator[bytes]:
     """Frames as `text/event-stream`; None becomes a heartbeat comment."""
     yield b"retry: 2000\n\n"
     try:
-        async for frame in frames:
-            yield frame.sse() if frame is not None else b": heartbeat\n\n"
+        async for batch in frames:
+            yield (
+                b"".join(frame.sse() for frame in batch)
+                if batch is not None
+                else b": heartbeat\n\n"
+            )
     finally:
         await frames.aclose()  # type: ignore[attr-defined]
 
 
-def event_stream(frames: AsyncIterator[Frame | None], *, status_code: int = 200) -> Response:
+def event_stream(frames: AsyncIterator[Batch | None], *, status_code: int = 200) -> Response:
     """A streaming SSE response that proxies do not buffer."""
     return StreamingResponse(
         sse_body(frames),
@@ -280,12 +284,13 @@ async def _verify(verifier: TokenVerifier, token: str | None) -> Principal | Non
         return None
 
 
-async def _send_frames(websocket: WebSocket, frames: AsyncIterator[Frame | None]) -> None:
+async def _send_frames(websocket: WebSocket, frames: AsyncIterator[Batch | None]) -> None:
     try:
-        async for frame in frames:
-            if frame is None:
+        async for batch in frames:
+            if batch is None:
                 await websocket.send_text('{"event":"heartbeat"}')
-            else:
+                continue
+            for frame in batch:
                 await websocket.send_text(frame.json())
     finally:
         await frames.aclose()  # type: ignore[attr-defined]

@@ -46,6 +46,14 @@ class Subscription:
             self.queue = asyncio.Queue(maxsize=1)
             self.queue.put_nowait(None)
 
+    def ready(self) -> Iterator[StreamEvent]:
+        """The events already queued, taken one by one while asked for (no waiting; a
+        subscriber that was cut off gets none, and `next` then tells it)."""
+        while not self.overflowed and not self.queue.empty():
+            event = self.queue.get_nowait()
+            assert event is not None  # only an overflow queues the end marker
+            yield event
+
     async def next(self, wait_seconds: float) -> StreamEvent:
         """The next event; raises TimeoutError when none came in time, EOFError when cut off."""
         if not self.queue.empty():

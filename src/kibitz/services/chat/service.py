@@ -51,7 +51,7 @@ from kibitz.services.chat.schemas import ChatRead, ChatSend, HistoryPage, Messag
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams import (
     CREATED,
-    Frame,
+    Batch,
     ResumePoint,
     StreamCursor,
     terminal_event_name,
@@ -148,7 +148,7 @@ class SendOutcome:
     result: dict[str, Any]
     replayed: bool = False
     # For a streamed send: the chat subscription opened before generation started.
-    frames: AsyncIterator[Frame | None] | None = None
+    frames: AsyncIterator[Batch | None] | None = None
 
 
 @dataclass
@@ -854,7 +854,7 @@ class ChatService:
 
     async def follow(
         self, *, chat_id: uuid.UUID, resume: ResumePoint | None
-    ) -> AsyncIterator[Frame | None]:
+    ) -> AsyncIterator[Batch | None]:
         """A chat's events from the resume point on (None is a heartbeat)."""
         exits = contextlib.ExitStack()
         subscription = exits.enter_context(self.fanout.subscribe(str(chat_id)))
@@ -879,8 +879,8 @@ class ChatService:
         except BaseException:
             exits.close()
             raise
-        async for frame in self._frames(subscription, exits, cursor=cursor, replay=replay):
-            yield frame
+        async for batch in self._frames(subscription, exits, cursor=cursor, replay=replay):
+            yield batch
 
     async def _content_now(self, message: dict[str, Any]) -> str:
         """The freshest content of a message: the live snapshot while it streams."""
@@ -890,7 +890,7 @@ class ChatService:
                 return snapshot
         return str(message["content"])
 
-    async def _replay_send(self, result: dict[str, Any]) -> AsyncIterator[Frame | None]:
+    async def _replay_send(self, result: dict[str, Any]) -> AsyncIterator[Batch | None]:
         """The stream of an earlier send (same Idempotency-Key): its two messages, from the top."""
         chat_id = uuid.UUID(result["chat_id"])
         ids = [result["user_message"]["id"], result["agent_message"]["id"]]
@@ -909,8 +909,8 @@ class ChatService:
         frames = self._frames(
             subscription, exits, cursor=StreamCursor(only=set(ids)), replay=replay, until=ids[1]
         )
-        async for frame in frames:
-            yield frame
+        async for batch in frames:
+            yield batch
 
     async def _frames(
         self,
@@ -920,12 +920,17 @@ class ChatService:
         cursor: StreamCursor,
         replay: list[tuple[dict[str, Any], str]],
         until: str | None = None,
-    ) -> AsyncIterator[Frame | None]:
-        """Replay, then live events; ends after `until` is whole (or when cut off)."""
+    ) -> AsyncIterator[Batch | None]:
+        """Replay, then live events; ends after `until` is whole (or when cut off).
+
+        Events already queued when the subscriber gets to them go out in one batch: a subscriber
+        that fell behind catches up with one write instead of one per event."""
         with exits:
-            for message, content in replay:
-                for frame in cursor.replay(message, content):
-                    yield frame
+            batch = [
+                frame for message, content in replay for frame in cursor.replay(message, content)
+            ]
+            if batch:
+                yield batch
             if until is not None and cursor.is_finished(until):
                 return
             while True:
@@ -936,7 +941,14 @@ class ChatService:
                     continue
                 except EOFError:
                     return
-                for frame in cursor.accept(event):
-                    yield frame
-                if until is not None and cursor.is_finished(until):
+                batch = cursor.accept(event)
+                finished = until is not None and cursor.is_finished(until)
+                for queued in subscription.ready() if not finished else ():
+                    batch += cursor.accept(queued)
+                    finished = until is not None and cursor.is_finished(until)
+                    if finished:
+                        break
+                if batch:
+                    yield batch
+                if finished:
                     return

@@ -43,6 +43,10 @@ class Frame:
         return json.dumps({"event": self.event, "id": self.id, "data": self.data})
 
 
+# The frames a subscriber can be sent at one moment (one write); None stands for a heartbeat.
+Batch = list[Frame]
+
+
 @dataclass(frozen=True)
 class ResumePoint:
     """Where a client's last event left it: a message and a position in it (None: whole)."""
