@@ -129,6 +129,21 @@ async def test_a_chat_can_be_renamed_and_deleted(world: World) -> None:
     assert history.status_code == 404
 
 
+async def test_deleting_a_chat_ends_its_open_streams(world: World) -> None:
+    alice = await world.member()
+    chat_id, _ = await converse(world, alice, "hello")
+    url = world.url(f"/chat/chats/{chat_id}")
+    async with world.stream(alice, chat_id) as stream:
+        assert stream.status_code == 200
+        reading = asyncio.create_task(read_sse(stream))
+        await asyncio.sleep(0.2)  # subscribed, idle
+        assert not reading.done()
+        assert (await world.http.delete(url, headers=alice.headers)).status_code == 204
+        assert await asyncio.wait_for(reading, 5) == []  # the body ended, no event sent
+    async with world.stream(alice, chat_id) as again:
+        assert again.status_code == 404  # a reconnecting client learns it is gone
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

@@ -51,6 +51,7 @@ from kibitz.services.chat.schemas import ChatRead, ChatSend, HistoryPage, Messag
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams import (
     CREATED,
+    DELETED,
     Batch,
     ResumePoint,
     StreamCursor,
@@ -849,6 +850,10 @@ class ChatService:
                 await self.fanout.request_stop(str(message.id))
         await chats.delete_chat(chat)
         await session.flush()
+        try:
+            await self.fanout.publish(str(chat.id), {"type": DELETED})
+        except Exception:  # the streams still end at the subscriber's next reconnect (404)
+            logger.warning("chat_deleted_publish_failed", chat_id=str(chat.id))
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -912,6 +917,14 @@ class ChatService:
         async for batch in frames:
             yield batch
 
+    @staticmethod
+    def _ends_stream(event: dict[str, Any], cursor: StreamCursor, until: str | None) -> bool:
+        """Whether a stream is over after this event: its chat was deleted, or the message it
+        waited for is whole."""
+        if event.get("type") == DELETED:
+            return True
+        return until is not None and cursor.is_finished(until)
+
     async def _frames(
         self,
         subscription: Subscription,
@@ -942,10 +955,10 @@ class ChatService:
                 except EOFError:
                     return
                 batch = cursor.accept(event)
-                finished = until is not None and cursor.is_finished(until)
+                finished = self._ends_stream(event, cursor, until)
                 for queued in subscription.ready() if not finished else ():
                     batch += cursor.accept(queued)
-                    finished = until is not None and cursor.is_finished(until)
+                    finished = self._ends_stream(queued, cursor, until)
                     if finished:
                         break
                 if batch:

@@ -23,6 +23,8 @@ CREATED = "message.created"
 DELTA = "message.delta"
 COMPLETED = "message.completed"
 FAILED = "message.failed"
+# Fan-out only (never sent to a client): the chat is gone, so its streams end.
+DELETED = "chat.deleted"
 
 
 @dataclass(frozen=True)
