@@ -33,9 +33,11 @@ class RecordingBus(InProcessBus):
         super().__init__()
         self.published: list[EventEnvelope] = []
         self.down = False
+        self.refuse_after: int | None = None  # take this many, then refuse
 
     async def publish(self, envelope: EventEnvelope) -> None:
-        if self.down:
+        full = self.refuse_after is not None and len(self.published) >= self.refuse_after
+        if self.down or full:
             raise ConnectionError("broker down")
         await asyncio.sleep(0)
         self.published.append(envelope)
@@ -106,6 +108,22 @@ async def test_a_broker_refusal_keeps_the_event_for_the_next_try(database: Datab
     bus.down = False
     assert await outbox.relay_pending(database, bus) == 2
     assert [e.payload["number"] for e in bus.published] == [1, 2]
+
+
+@BOTH
+async def test_a_refusal_mid_batch_keeps_what_was_published_marked_and_the_rest_pending(
+    database: Database,
+) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    for number in (1, 2, 3):
+        await write(database, outbox, number)
+    bus.refuse_after = 1
+    with pytest.raises(RelayStalledError):
+        await outbox.relay_pending(database, bus)
+    assert await outbox.pending_count(database) == 2
+    bus.refuse_after = None
+    assert await outbox.relay_pending(database, bus) == 2
+    assert [e.payload["number"] for e in bus.published] == [1, 2, 3]  # none twice
 
 
 @BOTH

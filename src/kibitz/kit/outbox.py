@@ -130,20 +130,24 @@ class Outbox:
         """
         if database.engine.dialect.name == "postgresql":
             return await self._relay_locked(database, bus)
+        # SQLite: no write lock held while publishing (a broker may be slow); the rows published
+        # are marked in one transaction after, the refused one counted in the same.
         async with database.transaction() as session:
             rows = (await session.execute(self._pending)).all()
-        sent = 0
+        published: list[Row[Any]] = []
         for row in rows:
             try:
                 await bus.publish(self._envelope(row))
             except Exception as exc:
                 async with database.transaction() as session:
+                    await self._mark_sent(session, published)
                     await self._count_attempt(session, row)
                 raise RelayStalledError(row.name, row.id) from exc
+            published.append(row)
+        if published:
             async with database.transaction() as session:
-                await self._mark_sent(session, row)
-            sent += 1
-        return sent
+                await self._mark_sent(session, published)
+        return len(published)
 
     async def _relay_locked(self, database: Database, bus: EventBus) -> int:
         sent = 0
@@ -157,7 +161,7 @@ class Outbox:
                     failure = RelayStalledError(row.name, row.id)
                     failure.__cause__ = exc
                     break
-                await self._mark_sent(session, row)
+                await self._mark_sent(session, [row])
                 sent += 1
         if failure is not None:
             raise failure
@@ -176,9 +180,12 @@ class Outbox:
     async def _count_attempt(self, session: AsyncSession, row: Row[Any]) -> None:
         await session.execute(self._count_attempt_statement, {"event_id": row.id})
 
-    async def _mark_sent(self, session: AsyncSession, row: Row[Any]) -> None:
+    async def _mark_sent(self, session: AsyncSession, rows: list[Row[Any]]) -> None:
+        if not rows:
+            return
+        now = datetime.now(UTC)
         await session.execute(
-            self._mark_sent_statement, {"event_id": row.id, "sent_at": datetime.now(UTC)}
+            self._mark_sent_statement, [{"event_id": row.id, "sent_at": now} for row in rows]
         )
 
     async def pending_count(self, database: Database) -> int:
