@@ -6,10 +6,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.fixtures.stack import Stack, start_stack
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# Tests leave logging unconfigured, and structlog's default console renderer draws tracebacks
+# with rich: seconds of CPU for each logged exception. Plain tracebacks say the same.
+structlog.configure(
+    processors=[
+        *structlog.get_config()["processors"][:-1],
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+)
 
 
 @pytest.fixture(params=DATABASES)
