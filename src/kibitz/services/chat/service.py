@@ -956,11 +956,10 @@ class ChatService:
                     return
                 batch = cursor.accept(event)
                 finished = self._ends_stream(event, cursor, until)
-                for queued in subscription.ready() if not finished else ():
+                waiting = subscription.ready()
+                while not finished and (queued := next(waiting, None)) is not None:
                     batch += cursor.accept(queued)
                     finished = self._ends_stream(queued, cursor, until)
-                    if finished:
-                        break
                 if batch:
                     yield batch
                 if finished:
