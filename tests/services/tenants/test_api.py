@@ -336,6 +336,7 @@ async def test_one_tenant_never_sees_or_changes_anothers_plan_members_or_invites
         ("POST", "/tenants/internal/tenants"),
         ("GET", f"/tenants/internal/tenants/{uuid.uuid4()}/plan"),
         ("POST", "/tenants/internal/usage/reserve"),
+        ("POST", "/tenants/internal/usage/reserve-batch"),
     ],
 )
 async def test_internal_routes_refuse_callers_without_the_service_credential(
@@ -484,3 +485,56 @@ async def test_a_reservation_refuses_bad_input(
 
 async def test_a_reservation_for_an_unknown_tenant_is_404(tenants: Tenants) -> None:
     assert_problem(await tenants.reserve(str(uuid.uuid4()), key="k"), 404)
+
+
+async def test_a_reservation_batch_grants_and_refuses_each_reservation_on_its_own(
+    stack: Stack, tenants: Tenants
+) -> None:
+    owner, other = await stack.register(), await stack.register()
+    assert (await tenants.reserve(owner.tenant_id, key="fill", amount=99)).status_code == 200
+
+    def asked(tenant_id: str, key: str, metric: str = "messages") -> dict[str, Any]:
+        return {"tenant_id": tenant_id, "metric": metric, "amount": 1, "key": key}
+
+    batch = [
+        asked(owner.tenant_id, "last"),
+        asked(owner.tenant_id, "over"),
+        asked(owner.tenant_id, "last"),  # the same key again: counted once
+        asked(other.tenant_id, "theirs"),
+        asked(owner.tenant_id, "tokens", metric="tokens"),
+        asked(str(uuid.uuid4()), "nobody"),
+    ]
+    response = await tenants.internal("POST", "/usage/reserve-batch", json={"reservations": batch})
+    assert response.status_code == 200
+    outcomes = response.json()["outcomes"]
+    assert [outcome["status"] for outcome in outcomes] == [200, 429, 200, 200, 200, 404]
+    assert outcomes[0]["reservation"] == {"allowed": True, "used": 100, "limit": 100, "remaining": 0}
+    refused = outcomes[1]
+    assert refused["problem"]["limit"] == "messages_per_day"
+    assert refused["problem"]["type"].endswith("/quota-exceeded")
+    assert int(refused["headers"]["Retry-After"]) >= 1
+    assert outcomes[3]["reservation"]["used"] == 1
+    usage = (await tenants.get("/tenants/usage", owner)).json()
+    assert usage["messages"]["used"] == 100
+    # The refused key was not kept: after an upgrade it passes.
+    await tenants.post("/tenants/subscribe", owner, json={"plan": "premium"})
+    again = await tenants.internal(
+        "POST", "/usage/reserve-batch", json={"reservations": [asked(owner.tenant_id, "over")]}
+    )
+    assert again.json()["outcomes"][0]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reservations": []},
+        {"reservations": [{"tenant_id": str(uuid.uuid4()), "metric": "messages", "key": ""}]},
+        {"reservations": [{"tenant_id": str(uuid.uuid4()), "key": "k"}] * 101},
+        {"reservations": [], "extra": True},
+    ],
+)
+async def test_a_reservation_batch_refuses_bad_input(
+    tenants: Tenants, body: dict[str, Any]
+) -> None:
+    response = await tenants.internal("POST", "/usage/reserve-batch", json=body)
+    assert_problem(response, 422)

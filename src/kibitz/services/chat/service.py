@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.contracts.events import MessageCompleted
+from kibitz.kit.batching import CallBatcher
 from kibitz.kit.errors import (
     PROBLEM_BASE_URI,
     BadRequest,
@@ -77,6 +78,8 @@ _COMFORTABLE_SHARE = 0.1
 _MESSAGES_COMFORTABLE_MIN = 5
 _QUOTA_RECHECK_SECONDS = 10.0
 _QUOTA_MEMORY_TENANTS = 10_000
+# The tenants service's limit per reservation batch.
+_RESERVATIONS_PER_CALL = 100
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -123,21 +126,26 @@ def passed_through_problem(response: ServiceResponse) -> ProblemError:
         document = response.json()
     except ValueError:
         document = {}
+    return problem_from_document(document, response.status_code, response.headers)
+
+
+def problem_from_document(document: Any, status: int, headers: Mapping[str, str]) -> ProblemError:
+    """A problem+json document another service answered (with its headers), as our own."""
     if not isinstance(document, dict):
         document = {}
     slug = str(document.get("type", "")).removeprefix(PROBLEM_BASE_URI).rsplit("/", 1)[-1]
     extra = {k: v for k, v in document.items() if k not in ("type", "title", "status", "detail")}
-    headers = {
-        name: response.headers[name]
-        for name in ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
-        if name in response.headers
-    }
+    passed = {name.lower(): value for name, value in headers.items()}
     return ProblemError(
         str(document.get("detail") or "The request was refused."),
-        status=response.status_code,
-        problem_type=slug or f"http-{response.status_code}",
+        status=status,
+        problem_type=slug or f"http-{status}",
         title=str(document.get("title") or "Error"),
-        headers=headers,
+        headers={
+            name: passed[name]
+            for name in ("retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
+            if name in passed
+        },
         extra=extra,
     )
 
@@ -213,6 +221,10 @@ class ChatService:
         # tenant id -> until when (monotonic s) its monthly tokens need no re-check.
         self._tokens_fine_until: dict[uuid.UUID, float] = {}
         self._messages_fine_until: dict[uuid.UUID, float] = {}
+        # Quota reservations of concurrent sends share round trips to the tenants service.
+        self._reservations: CallBatcher[dict[str, Any], dict[str, Any]] = CallBatcher(
+            self._send_reservations, max_batch=_RESERVATIONS_PER_CALL
+        )
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -227,6 +239,7 @@ class ChatService:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.fanout.close()
+        await self._reservations.close()
         for client in self._clients.values():
             await client.aclose()
 
@@ -559,40 +572,52 @@ class ChatService:
         metrics = ["messages"]
         if self._tokens_fine_until.get(tenant_id, 0.0) < time.monotonic():
             metrics.append("tokens")
-        tenants = self._client("tenants")
-        responses = await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(
-                tenants.request(
-                    "POST",
-                    "/tenants/internal/usage/reserve",
-                    json={
+                self._reservations.call(
+                    {
                         "tenant_id": str(tenant_id),
                         "metric": metric,
                         "amount": 1,
                         "key": f"{key}:{metric}",
-                    },
+                    }
                 )
                 for metric in metrics
             )
         )
-        for response in responses:
-            if response.status_code == 429:
-                raise passed_through_problem(response)
-        for response in responses:
-            if response.status_code != 200:
-                logger.warning("chat_quota_check_failed", status=response.status_code)
+        for outcome in outcomes:
+            if outcome["status"] == 429:
+                raise problem_from_document(outcome["problem"], 429, outcome["headers"])
+        for outcome in outcomes:
+            if outcome["status"] != 200:
+                logger.warning("chat_quota_check_failed", status=outcome["status"])
                 raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
         until = time.monotonic() + _QUOTA_RECHECK_SECONDS
         if len(self._messages_fine_until) > _QUOTA_MEMORY_TENANTS:
             # Entries are only hints; forgetting them all costs one strict check each.
             self._messages_fine_until.clear()
             self._tokens_fine_until.clear()
-        if _comfortable(responses[0].json(), minimum=_MESSAGES_COMFORTABLE_MIN):
+        if _comfortable(outcomes[0]["reservation"], minimum=_MESSAGES_COMFORTABLE_MIN):
             self._messages_fine_until[tenant_id] = until
         else:
             self._messages_fine_until.pop(tenant_id, None)
-        if len(responses) == 2 and _comfortable(responses[1].json(), minimum=0):
+        if len(outcomes) == 2 and _comfortable(outcomes[1]["reservation"], minimum=0):
             self._tokens_fine_until[tenant_id] = until
+
+    async def _send_reservations(self, reservations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One round trip to the tenants service for the reservations of many sends (an
+        outcome each; the call's own failure is every reservation's outcome)."""
+        try:
+            response = await self._client("tenants").request(
+                "POST", "/tenants/internal/usage/reserve-batch", json={"reservations": reservations}
+            )
+        except ProblemError as unreachable:
+            failed = {"status": unreachable.status, "problem": unreachable.to_dict(), "headers": {}}
+            return [failed] * len(reservations)
+        if response.status_code != 200:
+            return [{"status": response.status_code}] * len(reservations)
+        outcomes: list[dict[str, Any]] = response.json()["outcomes"]
+        return outcomes
 
     # -- generating -------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from kibitz.services.tenants.schemas import (
     MemberRead,
     MembershipCreated,
     PlanSummary,
+    ReserveBatchRequest,
+    ReserveBatchResult,
     ReserveRequest,
     ReserveResult,
     SubscribeRequest,
@@ -167,3 +169,15 @@ async def reserve_usage(
     return await tenants.reserve(
         session, tenant_id=body.tenant_id, metric=body.metric, amount=body.amount, key=body.key
     )
+
+
+@internal.post(
+    "/usage/reserve-batch",
+    response_model=ReserveBatchResult,
+    responses=problem_responses(403, 422),
+)
+async def reserve_usage_batch(
+    body: ReserveBatchRequest, session: SessionDep, tenants: TenantsServiceDep
+) -> dict[str, Any]:
+    """Several reservations in one round trip; each answers as `/usage/reserve` would."""
+    return {"outcomes": await tenants.reserve_many(session, reservations=body.reservations)}

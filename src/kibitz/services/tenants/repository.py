@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,10 @@ _reservations = UsageReservation.__table__
 _tenants = Tenant.__table__
 _PLAN_AND_OVERRIDES = select(_tenants.c.plan, _tenants.c.limits).where(
     _tenants.c.id == bindparam("tenant_id")
+)
+# Refusals only: the ORM's per-call cost does not matter here.
+_RELEASE_RESERVATION_KEY = delete(UsageReservation).where(
+    UsageReservation.tenant_id == bindparam("tenant_id"), UsageReservation.key == bindparam("key")
 )
 _USAGE = select(_counters.c.used).where(
     _counters.c.tenant_id == bindparam("tenant_id"),
@@ -265,3 +269,8 @@ async def claim_reservation_key(
         },
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def release_reservation_key(session: AsyncSession, *, tenant_id: uuid.UUID, key: str) -> None:
+    """Forget a key claimed in this transaction (its reservation was refused: a retry may pass)."""
+    await session.execute(_RELEASE_RESERVATION_KEY, {"tenant_id": tenant_id, "key": key})

@@ -164,3 +164,29 @@ class ReserveResult(BaseModel):
     used: int
     limit: int
     remaining: int
+
+
+# 100: what one chat process piles up during one round trip under heavy load, with room to spare.
+RESERVE_BATCH_MAX = 100
+
+
+class ReserveBatchRequest(Strict):
+    """Internal: several reservations in one round trip, each granted or refused on its own."""
+
+    reservations: Annotated[list[ReserveRequest], Field(min_length=1, max_length=RESERVE_BATCH_MAX)]
+
+
+class ReserveOutcome(BaseModel):
+    """Internal: one reservation's answer, as the single route would give it."""
+
+    status: int
+    reservation: ReserveResult | None = None
+    # For a refusal: the problem+json document and the headers (`Retry-After`) it came with.
+    problem: dict[str, Any] | None = None
+    headers: dict[str, str] = {}
+
+
+class ReserveBatchResult(BaseModel):
+    """Internal: one outcome per reservation asked for, in order."""
+
+    outcomes: list[ReserveOutcome]

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.contracts.events import MessageCompleted, PlanChanged
+from kibitz.kit.errors import ProblemError
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
 from kibitz.kit.outbox import Outbox
@@ -30,6 +31,7 @@ from kibitz.services.tenants.errors import (
     UnknownPlanError,
 )
 from kibitz.services.tenants.models import Invite, Membership, Tenant
+from kibitz.services.tenants.schemas import ReserveRequest
 
 logger = structlog.get_logger("kibitz.tenants")
 
@@ -329,10 +331,12 @@ class TenantsService:
                 )
                 granted = used + amount <= limit
             if not granted:
+                # The key goes too (not left to a rollback: a batch carries on with its other
+                # reservations), so a retry after an upgrade may pass.
+                await repository.release_reservation_key(session, tenant_id=tenant_id, key=key)
                 used = await repository.usage(
                     session, tenant_id=tenant_id, metric=metric, period=period.label
                 )
-                # Raising rolls the key back too: a retry after an upgrade may pass.
                 raise QuotaExceeded(
                     limit_name=limit_name,
                     limit=limit,
@@ -346,6 +350,33 @@ class TenantsService:
                 session, tenant_id=tenant_id, metric=metric, period=period.label
             )
         return {"allowed": True, "used": used, "limit": limit, "remaining": max(limit - used, 0)}
+
+    async def reserve_many(
+        self, session: AsyncSession, *, reservations: list[ReserveRequest]
+    ) -> list[dict[str, Any]]:
+        """Several reservations in one transaction, each granted or refused on its own (a
+        refusal writes nothing); one outcome per reservation, in order."""
+        outcomes: list[dict[str, Any]] = []
+        for asked in reservations:
+            try:
+                granted = await self.reserve(
+                    session,
+                    tenant_id=asked.tenant_id,
+                    metric=asked.metric,
+                    amount=asked.amount,
+                    key=asked.key,
+                )
+            except ProblemError as refusal:
+                outcomes.append(
+                    {
+                        "status": refusal.status,
+                        "problem": refusal.to_dict(),
+                        "headers": refusal.headers,
+                    }
+                )
+            else:
+                outcomes.append({"status": 200, "reservation": granted})
+        return outcomes
 
     async def record_message_completed(
         self, session: AsyncSession, *, event: MessageCompleted, occurred_at: datetime

@@ -98,6 +98,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tenants/internal/usage/reserve-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reserve Usage Batch
+         * @description Several reservations in one round trip; each answers as `/usage/reserve` would.
+         */
+        post: operations["reserve_usage_batch_tenants_internal_usage_reserve_batch_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tenants/invites": {
         parameters: {
             query?: never;
@@ -371,6 +391,42 @@ export interface components {
             tenant_id: string;
             /** Tenant Name */
             tenant_name: string;
+        };
+        /**
+         * ReserveBatchRequest
+         * @description Internal: several reservations in one round trip, each granted or refused on its own.
+         */
+        ReserveBatchRequest: {
+            /** Reservations */
+            reservations: components["schemas"]["ReserveRequest"][];
+        };
+        /**
+         * ReserveBatchResult
+         * @description Internal: one outcome per reservation asked for, in order.
+         */
+        ReserveBatchResult: {
+            /** Outcomes */
+            outcomes: components["schemas"]["ReserveOutcome"][];
+        };
+        /**
+         * ReserveOutcome
+         * @description Internal: one reservation's answer, as the single route would give it.
+         */
+        ReserveOutcome: {
+            /**
+             * Headers
+             * @default {}
+             */
+            headers?: {
+                [key: string]: string;
+            };
+            /** Problem */
+            problem?: {
+                [key: string]: unknown;
+            } | null;
+            reservation?: components["schemas"]["ReserveResult"] | null;
+            /** Status */
+            status: number;
         };
         /**
          * ReserveRequest
@@ -1072,6 +1128,111 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 429,
                      *       "title": "Limit reached (see Retry-After)",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 500,
+                     *       "title": "Unexpected error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+        };
+    };
+    reserve_usage_batch_tenants_internal_usage_reserve_batch_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReserveBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReserveBatchResult"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 403,
+                     *       "title": "Authenticated but not allowed",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Validation error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */

@@ -1,0 +1,101 @@
+"""CallBatcher: concurrent calls share round trips, each gets its own result."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kibitz.kit.batching import CallBatcher
+
+
+class Remote:
+    """A batch operation that records its batches and can be held while one is out."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail_next = False
+
+    async def square(self, items: list[int]) -> list[int]:
+        self.batches.append(items)
+        await self.release.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("remote down")
+        return [item * item for item in items]
+
+
+async def test_a_lone_call_goes_at_once_in_a_batch_of_its_own() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=10)
+    assert await batcher.call(3) == 9
+    assert remote.batches == [[3]]
+
+
+async def test_calls_made_while_a_batch_is_out_go_together_in_the_next() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=10)
+    remote.release.clear()
+    first = asyncio.create_task(batcher.call(1))
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(batcher.call(n)) for n in range(2, 7)]
+    await asyncio.sleep(0)
+    assert remote.batches == [[1]]  # the others wait for the first round trip
+    remote.release.set()
+    assert await first == 1
+    assert await asyncio.gather(*rest) == [4, 9, 16, 25, 36]
+    assert remote.batches == [[1], [2, 3, 4, 5, 6]]
+
+
+async def test_a_batch_holds_at_most_max_batch_items() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=2)
+    remote.release.clear()
+    calls = [asyncio.create_task(batcher.call(n)) for n in range(5)]
+    await asyncio.sleep(0)
+    remote.release.set()
+    assert await asyncio.gather(*calls) == [0, 1, 4, 9, 16]
+    assert remote.batches == [[0, 1], [2, 3], [4]]
+
+
+async def test_a_failed_round_trip_fails_its_calls_only() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=10)
+    remote.release.clear()
+    remote.fail_next = True
+    doomed = [asyncio.create_task(batcher.call(n)) for n in (1, 2)]
+    await asyncio.sleep(0)
+    later = asyncio.create_task(batcher.call(3))
+    await asyncio.sleep(0)
+    remote.release.set()
+    for call in doomed:
+        with pytest.raises(ConnectionError):
+            await call
+    assert await later == 9
+
+
+async def test_a_wrong_number_of_results_fails_the_batch() -> None:
+    async def short(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    batcher = CallBatcher(short, max_batch=10)
+    calls = [asyncio.create_task(batcher.call(n)) for n in (1, 2)]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="1 results for a batch of 2"):
+            await call
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=10)
+    remote.release.clear()
+    gone = asyncio.create_task(batcher.call(2))
+    kept = asyncio.create_task(batcher.call(3))
+    await asyncio.sleep(0)
+    gone.cancel()
+    remote.release.set()
+    assert await kept == 9
+    assert gone.cancelled()
+    await batcher.close()
