@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,7 +26,7 @@ from kibitz.kit.events import (
     RetryPolicy,
     create_bus,
 )
-from kibitz.kit.inbox import Inbox, define_inbox_tables
+from kibitz.kit.inbox import KEEP_HANDLED, Inbox, define_inbox_tables
 from kibitz.kit.outbox import Outbox, define_outbox_table
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -253,6 +254,24 @@ async def test_a_duplicate_delivery_is_skipped_by_the_inbox(
     await asyncio.sleep(0.3)
     assert await count_effects(database) == 2
     assert await inbox.handled_count("svc") == 2
+
+
+async def test_events_handled_before_the_cutoff_are_forgotten(database: Database) -> None:
+    inbox = Inbox(database, inbox_table, dead_letter_table)
+    handler = inbox.handler("svc", record_effect())
+    old, recent = EventEnvelope.wrap(Pinged(number=1)), EventEnvelope.wrap(Pinged(number=2))
+    await handler(old)
+    await handler(recent)
+    async with database.transaction() as session:
+        await session.execute(
+            inbox_table.update()
+            .where(inbox_table.c.event_id == old.id)
+            .values(handled_at=datetime.now(UTC) - KEEP_HANDLED - timedelta(minutes=1))
+        )
+    assert await inbox.prune_handled(handled_before=datetime.now(UTC) - KEEP_HANDLED) == 1
+    assert await inbox.handled_count("svc") == 1
+    await handler(recent)  # still remembered: skipped
+    assert await count_effects(database) == 2
 
 
 async def test_a_poison_event_is_retried_then_parked_and_the_next_ones_flow(

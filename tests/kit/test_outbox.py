@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table
+from sqlalchemy import Column, Integer, MetaData, Table, func, select
 
-from kibitz.kit.db import Database
+from kibitz.kit.db import Database, delete_in_batches
 from kibitz.kit.events import Event, EventEnvelope, InProcessBus
-from kibitz.kit.outbox import Outbox, RelayStalledError, define_outbox_table
+from kibitz.kit.outbox import KEEP_SENT, Outbox, RelayStalledError, define_outbox_table
 from tests.fixtures.stack import postgres_databases
 
 metadata = MetaData()
@@ -161,3 +162,36 @@ async def test_two_relays_on_postgresql_publish_each_event_once(database: Databa
     counts = Counter(e.payload["number"] for e in bus.published)
     assert sorted(counts) == list(range(60))
     assert set(counts.values()) == {1}
+
+
+@BOTH
+async def test_events_sent_before_the_cutoff_are_pruned_and_the_rest_kept(
+    database: Database,
+) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    for number in range(5):
+        await write(database, outbox, number)
+    await outbox.relay_pending(database, bus)
+    await write(database, outbox, 5)  # not sent yet: never pruned
+    async with database.transaction() as session:
+        await session.execute(
+            outbox_table.update()
+            .where(outbox_table.c.payload["number"].as_integer() < 3)
+            .values(sent_at=datetime.now(UTC) - KEEP_SENT - timedelta(minutes=1))
+        )
+    pruned = await outbox.prune_sent(database, sent_before=datetime.now(UTC) - KEEP_SENT)
+    assert pruned == 3
+    async with database.transaction() as session:
+        left = (await session.execute(select(outbox_table.c.payload))).scalars().all()
+    assert sorted(payload["number"] for payload in left) == [3, 4, 5]
+    assert await outbox.pending_count(database) == 1
+
+
+async def test_pruning_deletes_a_backlog_in_batches(database: Database) -> None:
+    rows = [{"id": number} for number in range(2500)]
+    async with database.transaction() as session:
+        await session.execute(changes.insert(), rows)
+    deleted = await delete_in_batches(database, changes, changes.c.id < 2300, batch=1000)
+    assert deleted == 2300
+    async with database.transaction() as session:
+        assert (await session.execute(select(func.count()).select_from(changes))).scalar() == 200

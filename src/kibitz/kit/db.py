@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, Table, delete, event, select, text, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -97,6 +97,24 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+async def delete_in_batches(
+    database: Database, table: Table, condition: ColumnElement[bool], *, batch: int
+) -> int:
+    """Delete the rows matching `condition`, `batch` rows per transaction (a backlog never
+    holds the write lock for long); how many were deleted."""
+    key = tuple_(*table.primary_key.columns)
+    chosen = select(*table.primary_key.columns).where(condition).limit(batch)
+    statement = delete(table).where(key.in_(chosen))
+    deleted = 0
+    while True:
+        async with database.transaction() as session:
+            result = await session.execute(statement)
+        count = int(getattr(result, "rowcount", 0) or 0)
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -6,8 +6,9 @@ handled, so its effects happen exactly once even though the bus delivers at leas
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -27,11 +28,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.kit.db import Database
+from kibitz.kit.db import Database, delete_in_batches
 from kibitz.kit.events import EVENTS_HANDLED, EventBus, EventEnvelope, EventHandler, Subscription
 from kibitz.kit.ids import new_id
 
 logger = structlog.get_logger("kibitz.inbox")
+
+# 7 days: an event id is remembered that long, far beyond any broker's redelivery of it; then
+# the row goes (the table would grow forever). Pruned at most once an hour, 1000 rows per
+# transaction.
+KEEP_HANDLED = timedelta(days=7)
+_PRUNE_EVERY_SECONDS = 3600.0
+_PRUNE_BATCH = 1000
 
 TransactionalHandler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
 
@@ -44,7 +52,7 @@ def define_inbox_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("consumer_group", String(100), primary_key=True),
         Column("event_id", Uuid, primary_key=True),
         Column("name", String(100), nullable=False),
-        Column("handled_at", DateTime(timezone=True), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False, index=True),
     )
     dead_letters = Table(
         "dead_letters",
@@ -79,6 +87,7 @@ class Inbox:
             name=bindparam("name"),
             handled_at=bindparam("handled_at"),
         )
+        self._next_prune = time.monotonic()
 
     def handler(self, group: str, handle: TransactionalHandler) -> EventHandler:
         """A bus handler that skips handled events and records the event id with the effects."""
@@ -107,8 +116,25 @@ class Inbox:
                     event_name=envelope.name,
                     event_id=str(envelope.id),
                 )
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
+                await self._prune_quietly()
 
         return run
+
+    async def prune_handled(self, *, handled_before: datetime) -> int:
+        """Forget the events handled before `handled_before`; how many were forgotten."""
+        condition = self.inbox.c.handled_at < handled_before
+        return await delete_in_batches(self.database, self.inbox, condition, batch=_PRUNE_BATCH)
+
+    async def _prune_quietly(self) -> None:
+        try:
+            pruned = await self.prune_handled(handled_before=datetime.now(UTC) - KEEP_HANDLED)
+        except Exception:
+            logger.exception("inbox_prune_failed")
+            return
+        if pruned:
+            logger.info("inbox_pruned", events=pruned)
 
     async def park(self, group: str, envelope: EventEnvelope, error: str, attempts: int) -> None:
         """Record an event whose handler kept failing (the dead-letter sink)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.kit.db import Database
+from kibitz.kit.db import Database, delete_in_batches
 from kibitz.kit.events import Event, EventBus, EventEnvelope
 
 logger = structlog.get_logger("kibitz.outbox")
@@ -40,6 +41,11 @@ _WAKE_DELAY_SECONDS = 0.02
 _BATCH = 100
 # 5 s: the longest pause between relay attempts while the broker is down.
 _MAX_BACKOFF_SECONDS = 5.0
+# 7 days: sent events stay that long for inspection, then go (the table would grow forever).
+KEEP_SENT = timedelta(days=7)
+# 1 h between prunes, 1000 rows per transaction.
+_PRUNE_EVERY_SECONDS = 3600.0
+_PRUNE_BATCH = 1000
 
 
 def define_outbox_table(metadata: MetaData) -> Table:
@@ -188,6 +194,20 @@ class Outbox:
             self._mark_sent_statement, [{"event_id": row.id, "sent_at": now} for row in rows]
         )
 
+    async def prune_sent(self, database: Database, *, sent_before: datetime) -> int:
+        """Delete the events sent before `sent_before`; how many went."""
+        condition = self.table.c.sent_at < sent_before
+        return await delete_in_batches(database, self.table, condition, batch=_PRUNE_BATCH)
+
+    async def _prune_quietly(self, database: Database) -> None:
+        try:
+            pruned = await self.prune_sent(database, sent_before=datetime.now(UTC) - KEEP_SENT)
+        except Exception:
+            logger.exception("outbox_prune_failed")
+            return
+        if pruned:
+            logger.info("outbox_pruned", events=pruned)
+
     async def pending_count(self, database: Database) -> int:
         """How many events wait to be relayed."""
         async with database.transaction() as session:
@@ -199,7 +219,11 @@ class Outbox:
     async def run_relay(self, database: Database, bus: EventBus) -> None:
         """Relay forever: woken by new events, polling otherwise, backing off on broker errors."""
         backoff = _POLL_SECONDS
+        next_prune = time.monotonic()
         while True:
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
+                await self._prune_quietly(database)
             try:
                 sent = await self.relay_pending(database, bus)
                 backoff = _POLL_SECONDS

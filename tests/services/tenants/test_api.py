@@ -508,7 +508,8 @@ async def test_a_reservation_batch_grants_and_refuses_each_reservation_on_its_ow
     assert response.status_code == 200
     outcomes = response.json()["outcomes"]
     assert [outcome["status"] for outcome in outcomes] == [200, 429, 200, 200, 200, 404]
-    assert outcomes[0]["reservation"] == {"allowed": True, "used": 100, "limit": 100, "remaining": 0}
+    granted = {"allowed": True, "used": 100, "limit": 100, "remaining": 0}
+    assert outcomes[0]["reservation"] == granted
     refused = outcomes[1]
     assert refused["problem"]["limit"] == "messages_per_day"
     assert refused["problem"]["type"].endswith("/quota-exceeded")
