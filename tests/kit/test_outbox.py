@@ -149,6 +149,27 @@ async def test_the_relay_loop_delivers_what_was_written_during_an_outage(
     assert sorted(e.payload["number"] for e in bus.published) == list(range(10))
 
 
+async def test_a_commit_wakes_the_relay_at_once_and_a_rollback_does_not(
+    database: Database,
+) -> None:
+    outbox, bus = Outbox(outbox_table), RecordingBus()
+    relay = asyncio.create_task(outbox.run_relay(database, bus))
+    try:
+        await asyncio.sleep(0.1)  # the relay's first look found nothing: it waits up to 1 s
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as session:
+                await outbox.add(session, Changed(number=1))
+                raise RuntimeError("rolled back")
+        assert not outbox._wake.is_set()
+        await write(database, outbox, 2)
+        # Woken by the commit, it relays within its 20 ms grace, long before its next poll.
+        await asyncio.sleep(0.3)
+        assert [event.payload["number"] for event in bus.published] == [2]
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+
+
 @pytest.mark.parametrize(
     "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from kibitz.kit.db import Database, delete_in_batches
 from kibitz.kit.events import Event, EventBus, EventEnvelope
@@ -46,6 +47,22 @@ KEEP_SENT = timedelta(days=7)
 # 1 h between prunes, 1000 rows per transaction.
 _PRUNE_EVERY_SECONDS = 3600.0
 _PRUNE_BATCH = 1000
+
+
+# The relays to wake when a session commits (session.info). One listener for every session,
+# registered once: a listener per transaction would cost more than the insert it follows.
+_WAKE_AFTER_COMMIT = "kibitz_outbox_wake_after_commit"
+
+
+@sqlalchemy_event.listens_for(Session, "after_commit")
+def _wake_relays(session: Session) -> None:
+    for wake in session.info.pop(_WAKE_AFTER_COMMIT, ()):
+        wake.set()
+
+
+@sqlalchemy_event.listens_for(Session, "after_soft_rollback")
+def _forget_relays(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_WAKE_AFTER_COMMIT, None)
 
 
 def define_outbox_table(metadata: MetaData) -> Table:
@@ -114,19 +131,7 @@ class Outbox:
 
     def _wake_after_commit(self, session: AsyncSession) -> None:
         # Woken before the commit, the relay would find nothing and sleep a whole poll period.
-        if session.info.get("outbox_wake_registered"):
-            return
-        session.info["outbox_wake_registered"] = True
-
-        def wake(sync_session: Any) -> None:
-            sync_session.info.pop("outbox_wake_registered", None)
-            self._wake.set()
-
-        def forget(sync_session: Any, *_: Any) -> None:
-            sync_session.info.pop("outbox_wake_registered", None)
-
-        sqlalchemy_event.listen(session.sync_session, "after_commit", wake, once=True)
-        sqlalchemy_event.listen(session.sync_session, "after_soft_rollback", forget, once=True)
+        session.info.setdefault(_WAKE_AFTER_COMMIT, set()).add(self._wake)
 
     async def relay_pending(self, database: Database, bus: EventBus) -> int:
         """Publish unsent rows, oldest first, and mark them sent; returns how many were sent.
