@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from kibitz.contracts.events import MessageCompleted
 from kibitz.kit.events import EventEnvelope
+from kibitz.services.tenants import repository
 from kibitz.services.tenants.events import GROUP, metering_handler
+from kibitz.services.tenants.models import UsageReservation
 from tests.conftest import DATABASES
 from tests.fixtures.stack import Account, Stack, start_stack
 from tests.services.tenants.conftest import Tenants
@@ -110,3 +114,30 @@ async def test_concurrent_retries_of_one_key_count_once(stack: Stack, tenants: T
     assert {answer.status_code for answer in answers} == {200}
     usage = (await tenants.get("/tenants/usage", owner)).json()
     assert usage["messages"]["used"] == 1
+
+
+async def test_reservation_keys_past_their_time_are_forgotten(
+    stack: Stack, tenants: Tenants
+) -> None:
+    owner = await stack.register()
+    for key in ("old-1", "old-2", "recent"):
+        assert (await tenants.reserve(owner.tenant_id, key=key)).status_code == 200
+    database = stack.running.apps["tenants"].state.database
+    table = UsageReservation.__table__
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    async with database.transaction() as session:
+        await session.execute(
+            update(table)
+            .where(table.c.tenant_id == uuid.UUID(owner.tenant_id), table.c.key.like("old-%"))
+            .values(created_at=long_ago)
+        )
+    cutoff = datetime.now(UTC) - timedelta(days=2)
+    assert await repository.forget_reservation_keys(database, created_before=cutoff) == 2
+    async with database.transaction() as session:
+        keys = await session.execute(
+            select(table.c.key).where(table.c.tenant_id == uuid.UUID(owner.tenant_id))
+        )
+        assert keys.scalars().all() == ["recent"]
+    # The usage they counted stays counted.
+    usage = (await tenants.get("/tenants/usage", owner)).json()
+    assert usage["messages"]["used"] == 3

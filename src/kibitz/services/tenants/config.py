@@ -18,3 +18,6 @@ class TenantsSettings(ServiceSettings):
     plans_file: Path | None = None
     # 7 days: long enough to reach a colleague on holiday, short enough that a leaked code dies.
     invite_ttl_hours: int = 7 * 24
+    # 2 days: a reservation's key only has to catch a retry of the same send (seconds later);
+    # past that its row is deleted, hourly.
+    reservation_key_ttl_hours: int = 48

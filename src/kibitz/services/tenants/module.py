@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
 from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
@@ -16,7 +18,7 @@ from kibitz.kit.inbox import Inbox
 from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.outbox import Outbox
 from kibitz.kit.platform import Module, Platform
-from kibitz.services.tenants import events
+from kibitz.services.tenants import events, repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.api import internal, router
 from kibitz.services.tenants.catalogue import load_catalogue
@@ -24,13 +26,30 @@ from kibitz.services.tenants.config import TenantsSettings
 from kibitz.services.tenants.models import dead_letter_table, inbox_table, outbox_table
 from kibitz.services.tenants.service import TenantsService
 
+logger = structlog.get_logger("kibitz.tenants")
+
 NAME = "tenants"
+# 1 h between sweeps of expired reservation keys.
+_SWEEP_SECONDS = 3600.0
 SCHEMA = ServiceSchema(NAME, Path(__file__).parent / "migrations")
 
 
 async def migrate(platform: Platform) -> None:
     """Apply the tenants service's pending migrations."""
     await SCHEMA.upgrade(SCHEMA.database_url(platform, TenantsSettings()))
+
+
+async def _sweep(database: Database, settings: TenantsSettings) -> None:
+    """Forget reservation keys past their time, hourly (the table would grow forever)."""
+    while True:
+        cutoff = datetime.now(UTC) - timedelta(hours=settings.reservation_key_ttl_hours)
+        try:
+            forgotten = await repository.forget_reservation_keys(database, created_before=cutoff)
+            if forgotten:
+                logger.info("tenants_reservation_keys_forgotten", count=forgotten)
+        except Exception:
+            logger.warning("tenants_sweep_failed")
+        await asyncio.sleep(_SWEEP_SECONDS)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -50,15 +69,20 @@ def create_app(platform: Platform) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if platform.settings.migrate_on_start:
             await migrate(platform)
-        relay = asyncio.create_task(outbox.run_relay(database, platform.bus))
+        background = [
+            asyncio.create_task(outbox.run_relay(database, platform.bus)),
+            asyncio.create_task(_sweep(database, settings)),
+        ]
         subscription = await events.subscribe(platform.bus, inbox=inbox, tenants=tenants)
         try:
             yield
         finally:
             await subscription.cancel()
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if tenants.agent_counts is not None:
                 await tenants.agent_counts.aclose()
             await database.dispose()

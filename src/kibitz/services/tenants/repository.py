@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kibitz.kit.db import Database, delete_in_batches
 from kibitz.services.tenants.models import (
     Invite,
     Membership,
@@ -274,3 +275,10 @@ async def claim_reservation_key(
 async def release_reservation_key(session: AsyncSession, *, tenant_id: uuid.UUID, key: str) -> None:
     """Forget a key claimed in this transaction (its reservation was refused: a retry may pass)."""
     await session.execute(_RELEASE_RESERVATION_KEY, {"tenant_id": tenant_id, "key": key})
+
+
+async def forget_reservation_keys(database: Database, *, created_before: datetime) -> int:
+    """Forget reservation keys made before `created_before` (1000 per transaction); how many."""
+    table = cast(Table, UsageReservation.__table__)
+    condition = table.c.created_at < created_before
+    return await delete_in_batches(database, table, condition, batch=1000)
