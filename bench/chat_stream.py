@@ -56,7 +56,9 @@ def serve(data_dir: str) -> None:
 
     from kibitz.kit.observability import configure_logging
     from kibitz.kit.settings import PlatformSettings
-    from kibitz.runtime.server import run_all_in_one
+    from kibitz.runtime.server import run_all_in_one, tune_garbage_collection
+
+    tune_garbage_collection()  # as `kibitz up` does
 
     async def main() -> None:
         settings = PlatformSettings(

@@ -14,7 +14,7 @@ from kibitz.kit.observability import configure_logging
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
-from kibitz.runtime.server import run_all_in_one, serve_one
+from kibitz.runtime.server import run_all_in_one, serve_one, tune_garbage_collection
 
 app = typer.Typer(help="kibitz: a multi-tenant AI agent chat platform.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -35,6 +35,7 @@ def up(
 ) -> None:
     """Run every service in this process (SQLite files under KIBITZ_DATA_DIR, in-process bus)."""
     settings = _settings(migrate_on_start=True)
+    tune_garbage_collection()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -67,6 +68,7 @@ def serve(
         console.print(f"[red]unknown service[/] {service!r}; choose from {', '.join(MODULE_PATHS)}")
         raise typer.Exit(2)
     settings = _settings()
+    tune_garbage_collection()
     uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port, fd=fd))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import socket
@@ -68,6 +69,19 @@ class RunningStack:
     def gateway_url(self) -> str:
         """The public entry point."""
         return self.urls["gateway"]
+
+
+# A serving process allocates many short-lived objects per request (pydantic, SQLAlchemy, ASGI
+# messages): with Python's default thresholds (700, 10, 10) the young generation is collected
+# every few hundred of them, and older ones are rescanned often, the oldest with the whole heap
+# (a pause of ~350 ms here). Measured with bench/chat_stream.py at concurrency 16: 9% less CPU
+# per reply and p99 time to first token ~40% lower with these.
+SERVING_GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def tune_garbage_collection() -> None:
+    """Collect cyclic garbage less often, as suits a long-running server process."""
+    gc.set_threshold(*SERVING_GC_THRESHOLDS)
 
 
 @asynccontextmanager
