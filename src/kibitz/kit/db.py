@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, Table, delete, event, select, text, tuple_
 from sqlalchemy.engine import make_url
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from kibitz.kit.sqlite_driver import inline_connector
+
+logger = structlog.get_logger("kibitz.db")
 
 
 def is_sqlite(url: str) -> bool:
@@ -115,6 +118,18 @@ async def delete_in_batches(
         deleted += count
         if count < batch:
             return deleted
+
+
+async def prune_quietly(prune: Awaitable[int], *, what: str) -> None:
+    """Await a background prune: how many rows it deleted is logged, and so is a failure
+    (never raised: the next prune tries again)."""
+    try:
+        deleted = await prune
+    except Exception:
+        logger.exception("prune_failed", what=what)
+        return
+    if deleted:
+        logger.info("pruned", what=what, rows=deleted)
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.kit.db import Database, delete_in_batches
+from kibitz.kit.db import Database, delete_in_batches, prune_quietly
 from kibitz.kit.events import EVENTS_HANDLED, EventBus, EventEnvelope, EventHandler, Subscription
 from kibitz.kit.ids import new_id
 
@@ -118,7 +118,8 @@ class Inbox:
                 )
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
-                await self._prune_quietly()
+                cutoff = datetime.now(UTC) - KEEP_HANDLED
+                await prune_quietly(self.prune_handled(handled_before=cutoff), what="inbox")
 
         return run
 
@@ -126,15 +127,6 @@ class Inbox:
         """Forget the events handled before `handled_before`; how many were forgotten."""
         condition = self.inbox.c.handled_at < handled_before
         return await delete_in_batches(self.database, self.inbox, condition, batch=_PRUNE_BATCH)
-
-    async def _prune_quietly(self) -> None:
-        try:
-            pruned = await self.prune_handled(handled_before=datetime.now(UTC) - KEEP_HANDLED)
-        except Exception:
-            logger.exception("inbox_prune_failed")
-            return
-        if pruned:
-            logger.info("inbox_pruned", events=pruned)
 
     async def park(self, group: str, envelope: EventEnvelope, error: str, attempts: int) -> None:
         """Record an event whose handler kept failing (the dead-letter sink)."""

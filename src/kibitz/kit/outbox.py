@@ -29,7 +29,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kibitz.kit.db import Database, delete_in_batches
+from kibitz.kit.db import Database, delete_in_batches, prune_quietly
 from kibitz.kit.events import Event, EventBus, EventEnvelope
 
 logger = structlog.get_logger("kibitz.outbox")
@@ -204,15 +204,6 @@ class Outbox:
         condition = self.table.c.sent_at < sent_before
         return await delete_in_batches(database, self.table, condition, batch=_PRUNE_BATCH)
 
-    async def _prune_quietly(self, database: Database) -> None:
-        try:
-            pruned = await self.prune_sent(database, sent_before=datetime.now(UTC) - KEEP_SENT)
-        except Exception:
-            logger.exception("outbox_prune_failed")
-            return
-        if pruned:
-            logger.info("outbox_pruned", events=pruned)
-
     async def pending_count(self, database: Database) -> int:
         """How many events wait to be relayed."""
         async with database.transaction() as session:
@@ -228,7 +219,8 @@ class Outbox:
         while True:
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
-                await self._prune_quietly(database)
+                cutoff = datetime.now(UTC) - KEEP_SENT
+                await prune_quietly(self.prune_sent(database, sent_before=cutoff), what="outbox")
             try:
                 sent = await self.relay_pending(database, bus)
                 backoff = _POLL_SECONDS

@@ -612,8 +612,7 @@ class ChatService:
                 "POST", "/tenants/internal/usage/reserve-batch", json={"reservations": reservations}
             )
         except ProblemError as unreachable:
-            failed = {"status": unreachable.status, "problem": unreachable.to_dict(), "headers": {}}
-            return [failed] * len(reservations)
+            return [{"status": unreachable.status}] * len(reservations)
         if response.status_code != 200:
             return [{"status": response.status_code}] * len(reservations)
         outcomes: list[dict[str, Any]] = response.json()["outcomes"]

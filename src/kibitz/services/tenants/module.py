@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import structlog
 from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
-from kibitz.kit.db import Database
+from kibitz.kit.db import Database, prune_quietly
 from kibitz.kit.inbox import Inbox
 from kibitz.kit.migrations import ServiceSchema
 from kibitz.kit.outbox import Outbox
@@ -25,8 +24,6 @@ from kibitz.services.tenants.catalogue import load_catalogue
 from kibitz.services.tenants.config import TenantsSettings
 from kibitz.services.tenants.models import dead_letter_table, inbox_table, outbox_table
 from kibitz.services.tenants.service import TenantsService
-
-logger = structlog.get_logger("kibitz.tenants")
 
 NAME = "tenants"
 # 1 h between sweeps of expired reservation keys.
@@ -43,12 +40,10 @@ async def _sweep(database: Database, settings: TenantsSettings) -> None:
     """Forget reservation keys past their time, hourly (the table would grow forever)."""
     while True:
         cutoff = datetime.now(UTC) - timedelta(hours=settings.reservation_key_ttl_hours)
-        try:
-            forgotten = await repository.forget_reservation_keys(database, created_before=cutoff)
-            if forgotten:
-                logger.info("tenants_reservation_keys_forgotten", count=forgotten)
-        except Exception:
-            logger.warning("tenants_sweep_failed")
+        await prune_quietly(
+            repository.forget_reservation_keys(database, created_before=cutoff),
+            what="tenants reservation keys",
+        )
         await asyncio.sleep(_SWEEP_SECONDS)
 
 
