@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -106,6 +107,48 @@ async def test_a_streamed_event_stream_is_read_event_by_event_as_it_arrives() ->
                 ("delta", "line one\nline two"),
                 ("message", "plain"),
             ]
+    finally:
+        await client.aclose()
+        server.should_exit = True
+        await task
+
+
+async def test_a_streamed_request_says_when_its_body_is_on_the_connection() -> None:
+    app = FastAPI()
+    received: list[bytes] = []
+    release = asyncio.Event()
+
+    @app.post("/slow")
+    async def slow(request: Request) -> StreamingResponse:
+        received.append(await request.body())
+        await release.wait()  # the answer is held back until the test has looked
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"data: done\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    sock = bind_socket("127.0.0.1", 0)
+    server = EmbeddedServer(server_config(app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    client = ServiceClient("slow", [f"http://127.0.0.1:{sock.getsockname()[1]}"])
+    sent = asyncio.Event()
+
+    async def call() -> list[tuple[str, str]]:
+        async with client.stream("POST", "/slow", json={"n": 1}, sent=sent) as response:
+            return [event async for event in response.aiter_events()]
+
+    try:
+        answer = asyncio.create_task(call())
+        await asyncio.wait_for(sent.wait(), 5)
+        assert not answer.done()  # sent long before any answer
+        while not received:  # and it is the whole body
+            await asyncio.sleep(0.01)
+        assert [json.loads(body) for body in received] == [{"n": 1}]
+        release.set()
+        assert await answer == [("message", "done")]
     finally:
         await client.aclose()
         server.should_exit = True

@@ -149,6 +149,14 @@ class StreamedResponse:
             raise ServiceCallError(str(exc) or type(exc).__name__) from exc
 
 
+async def _signal_sent(_: Any, context: Any, __: Any) -> None:
+    # aiohttp calls this just before it writes a body chunk, in the same step as the write:
+    # whoever waits on the event runs after the bytes are on the connection.
+    sent = context.trace_request_ctx
+    if isinstance(sent, asyncio.Event):
+        sent.set()
+
+
 class ServiceClient:
     """Calls one kibitz service over HTTP, across its replicas, with the service credential.
 
@@ -175,10 +183,13 @@ class ServiceClient:
         # Made on first use: an aiohttp session belongs to the running event loop.
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, use_dns_cache=True)
+            tracing = aiohttp.TraceConfig()
+            tracing.on_request_chunk_sent.append(_signal_sent)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trust_env=False,
                 auto_decompress=False,
+                trace_configs=[tracing],
             )
         return self._session
 
@@ -217,9 +228,13 @@ class ServiceClient:
         *,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        sent: asyncio.Event | None = None,
     ) -> AsyncIterator[StreamedResponse]:
-        """Send a request and yield the answer with its body still unread (streaming)."""
-        async with self._send(method, path, json, None, headers, None) as response:
+        """Send a request and yield the answer with its body still unread (streaming).
+
+        `sent` is set once the request's body is on the connection, well before the answer:
+        a caller can hold other work back until its request is on its way."""
+        async with self._send(method, path, json, None, headers, None, sent) as response:
             yield StreamedResponse(response)
 
     @asynccontextmanager
@@ -231,6 +246,7 @@ class ServiceClient:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         timeout: float | None,
+        sent: asyncio.Event | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         last_error: Exception | None = None
         for base_url in self.pool.candidates()[:2]:
@@ -243,6 +259,7 @@ class ServiceClient:
                     headers=self._headers(headers),
                     timeout=_timeout(timeout),
                     allow_redirects=False,
+                    trace_request_ctx=sent,
                 )
             except aiohttp.ClientConnectorError as exc:  # refused, unreachable: try another
                 self.pool.mark_failed(base_url)

@@ -157,12 +157,14 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
         none_recent = await reads.in_flight(user_id=USER, since=datetime.now(UTC))
     assert view is not None and empty is not None
     assert (view.title, view.in_flight) == ("t", 1)
-    assert view.history == [
+    assert [message[1:] for message in view.history] == [
         ("user", "6", "complete"),
         ("agent", "5", "complete"),
         ("user", "4", "complete"),
         ("agent", "3", "complete"),
     ]
+    ids = [message.id for message in view.history]
+    assert ids == sorted(ids, reverse=True)
     assert (empty.history, empty.in_flight) == ([], 1)
     assert strangers == [None, None]
     assert (in_flight, none_recent) == (1, 0)

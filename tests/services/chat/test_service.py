@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from tests.services.chat.world import (
     Member,
     SseEvent,
@@ -22,6 +24,10 @@ from tests.services.chat.world import (
 )
 
 from kibitz.kit.events import EventEnvelope
+from kibitz.kit.ids import new_id
+from kibitz.services.chat.models import Message, utcnow
+from kibitz.services.chat.repository import ChatRepository
+from kibitz.services.chat.service import ChatService
 
 SLOW = "[sim:tokens=40] [sim:gap-ms=25]"
 
@@ -393,3 +399,101 @@ async def test_with_one_message_left_ten_concurrent_sends_let_one_through(
     statuses = sorted(a.status_code for a in answers)
     assert statuses.count(201) == 1, statuses
     assert set(statuses) <= {201, 429}
+
+
+# -- asking the agent from remembered messages ----------------------------------------------
+
+
+def early_asks(outcome: str) -> float:
+    """How many sends so far asked early with this outcome (the counter is process-wide)."""
+    value = REGISTRY.get_sample_value("kibitz_chat_early_asks_total", {"outcome": outcome})
+    return value or 0.0
+
+
+def chat_service(world: World) -> ChatService:
+    service: ChatService = world.stack.running.apps["chat"].state.chat_service
+    return service
+
+
+def asked_with(request: dict[str, Any]) -> list[str]:
+    """The conversation a simulator request carried (without the instructions)."""
+    return [m["content"] for m in request["body"]["messages"] if m["role"] != "system"]
+
+
+async def test_a_send_to_a_chat_it_served_asks_the_agent_from_what_it_remembers(
+    world: World,
+) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    first_reply = world.simulator.requests[-1]
+    confirmed, asked = early_asks("confirmed"), len(world.simulator.requests)
+    body = (await world.send(alice, "again [sim:tokens=2]", chat_id=chat_id)).json()
+    reply = await world.wait_finished(alice, chat_id, body["agent_message"]["id"])
+    assert reply["status"] == "complete"
+    assert early_asks("confirmed") == confirmed + 1
+    assert len(world.simulator.requests) == asked + 1  # asked once
+    history = await world.http.get(world.url(f"/chat/history/{chat_id}"), headers=alice.headers)
+    earlier_reply = history.json()["messages"][1]["content"]
+    assert asked_with(world.simulator.requests[-1]) == [
+        *asked_with(first_reply),
+        earlier_reply,
+        "again [sim:tokens=2]",
+    ]
+
+
+async def test_a_chat_written_to_elsewhere_is_answered_from_the_stored_messages(
+    world: World,
+) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    service = chat_service(world)
+    # Another chat process adds an exchange this one never saw.
+    async with service.database.transaction() as session:
+        chat = await ChatRepository(session).get_chat_by_id(uuid.UUID(chat_id))
+        assert chat is not None
+        now = utcnow()
+        common = {
+            "chat_id": chat.id,
+            "tenant_id": chat.tenant_id,
+            "user_id": chat.user_id,
+            "status": "complete",
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await ChatRepository(session).insert_messages(
+            [
+                Message(id=new_id(), sender="user", content="asked elsewhere", **common),
+                Message(id=new_id(), sender="agent", content="answered elsewhere", **common),
+            ]
+        )
+    again = early_asks("asked_again")
+    content = "and here? [sim:tokens=3] [sim:ttft-ms=200]"
+    body = (await world.send(alice, content, chat_id=chat_id)).json()
+    reply = await world.wait_finished(alice, chat_id, body["agent_message"]["id"])
+    assert reply["status"] == "complete"
+    assert early_asks("asked_again") == again + 1
+    asked = [r for r in world.simulator.requests if asked_with(r)[-1] == content]
+    answered = [r for r in asked if r["outcome"] == "completed"]
+    assert len(answered) == 1
+    assert asked_with(answered[0])[-3:] == ["asked elsewhere", "answered elsewhere", content]
+    # The early request, if it got as far as the model, was given up.
+    assert all("asked elsewhere" in asked_with(r) for r in answered)
+
+
+async def test_a_remembered_chat_deleted_elsewhere_answers_404(world: World) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    async with chat_service(world).database.transaction() as session:
+        chat = await ChatRepository(session).get_chat_by_id(uuid.UUID(chat_id))
+        assert chat is not None
+        await ChatRepository(session).delete_chat(chat)
+    content = "still there? [sim:ttft-ms=200]"
+    refused = await world.send(alice, content, chat_id=chat_id)
+    assert refused.status_code == 404, refused.text
+    await asyncio.sleep(0.3)  # long enough for an early request to have been answered
+    asked = [r for r in world.simulator.requests if asked_with(r)[-1] == content]
+    assert all(r["outcome"] != "completed" for r in asked)
+    history = await world.http.get(world.url(f"/chat/history/{chat_id}"), headers=alice.headers)
+    assert history.status_code == 404

@@ -19,6 +19,10 @@ class ChatSettings(ServiceSettings):
     # The history window sent to the agent: at most this many messages and characters.
     context_messages: int = 20
     context_chars: int = 24_000
+    # Chats whose latest messages this process remembers, so a send asks the agent before it
+    # reads them back (see recent_messages.py). 0 turns it off: several chat replicas serving
+    # the same chats (round-robin) would each remember stale messages and ask twice.
+    recent_chats: int = 1000
     # 0.5 s: how often partial reply content is written, so a crash keeps what streamed.
     persist_interval_seconds: float = 0.5
     # 15 s: comments on idle streams so proxies do not close them.

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -49,6 +49,7 @@ _SEND_VIEW = (
         _CHATS.c.agent_id,
         _CHATS.c.title,
         _IN_FLIGHT_COUNT.scalar_subquery().label("in_flight"),
+        _RECENT.c.id,
         _RECENT.c.sender,
         _RECENT.c.content,
         _RECENT.c.status,
@@ -269,15 +270,24 @@ class ChatRepository:
         return bool(getattr(result, "rowcount", 0))
 
 
+class RecentMessage(NamedTuple):
+    """What a reply's context needs of one message."""
+
+    id: uuid.UUID
+    sender: str
+    content: str
+    status: str
+
+
 @dataclass(frozen=True)
 class SendView:
     """What a send to an existing chat reads: the chat's agent and title, how many of the
-    user's replies are in flight, and the recent (sender, content, status), newest first."""
+    user's replies are in flight, and its recent messages, newest first."""
 
     agent_id: uuid.UUID
     title: str
     in_flight: int
-    history: list[tuple[str, str, str]]
+    history: list[RecentMessage]
 
 
 class SendReads:
@@ -315,11 +325,13 @@ class SendReads:
         rows = (await self.connection.execute(_SEND_VIEW, parameters)).all()
         if not rows:
             return None
+        agent_id, title, in_flight = rows[0][:3]
         return SendView(
-            agent_id=rows[0].agent_id,
-            title=rows[0].title,
-            in_flight=int(rows[0].in_flight),
-            history=[(row.sender, row.content, row.status) for row in rows if row.sender],
+            agent_id=agent_id,
+            title=title,
+            in_flight=int(in_flight),
+            # A chat without messages reads as one row whose message columns are empty.
+            history=[RecentMessage(*row[3:]) for row in rows if row[4]],
         )
 
 

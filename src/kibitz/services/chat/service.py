@@ -45,9 +45,17 @@ from kibitz.services.chat.errors import (
     TooManyGenerations,
 )
 from kibitz.services.chat.fanout import Fanout, Subscription
+from kibitz.services.chat.metrics import EARLY_ASKS
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender, utcnow
+from kibitz.services.chat.recent_messages import RecentChat, RecentMessages
 from kibitz.services.chat.replies import ReplyFailedError, ReplyProgress, problem_detail, sse_events
-from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads
+from kibitz.services.chat.repository import (
+    ChatRepository,
+    IdempotencyRepository,
+    RecentMessage,
+    SendReads,
+    SendView,
+)
 from kibitz.services.chat.schemas import ChatRead, ChatSend, HistoryPage, MessageRead, SendResult
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams import (
@@ -60,6 +68,8 @@ from kibitz.services.chat.streams import (
 )
 
 logger = structlog.get_logger("kibitz.chat")
+_EARLY_ASK_CONFIRMED = EARLY_ASKS.labels("confirmed")
+_EARLY_ASK_REPEATED = EARLY_ASKS.labels("asked_again")
 
 # A chat's title defaults to this many of the first message's words.
 _TITLE_WORDS = 8
@@ -174,13 +184,37 @@ class _ReplyJob:
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     agent_id: uuid.UUID
-    message: dict[str, Any]
+    message_id: str
     context: list[dict[str, str]]
     access_token: str
     request_id: str | None
+    # The reply as the API shows it, set before `stored`.
+    message: dict[str, Any] = field(default_factory=dict)
+    # Set once the agent request is on its way (or could not be sent).
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
     # Set once the messages are stored (deltas wait for it); abandoned when storing failed.
     stored: asyncio.Event = field(default_factory=asyncio.Event)
     abandoned: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def abandon(self) -> None:
+        """Give the reply up before it was stored: its agent request is cancelled."""
+        self.abandoned = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def again(self, *, agent_id: uuid.UUID, context: list[dict[str, str]]) -> _ReplyJob:
+        """The same reply asked anew, from another context."""
+        return _ReplyJob(
+            chat_id=self.chat_id,
+            tenant_id=self.tenant_id,
+            user_id=self.user_id,
+            agent_id=agent_id,
+            message_id=self.message_id,
+            context=context,
+            access_token=self.access_token,
+            request_id=self.request_id,
+        )
 
 
 async def _nothing() -> None:
@@ -214,6 +248,11 @@ class ChatService:
         self.database = database
         self.fanout = fanout
         self.outbox = outbox
+        self.recent = RecentMessages(
+            chats=settings.recent_chats,
+            messages=settings.context_messages - 1,
+            chars=settings.context_chars,
+        )
         self._generations: dict[str, _Generation] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: dict[str, ServiceClient] = {}
@@ -358,7 +397,7 @@ class ChatService:
         stream: bool,
     ) -> SendOutcome:
         now = utcnow()
-        user_message_id, agent_message_id = new_id(), new_id()
+        ids = (new_id(), new_id())  # the user's message, then the reply: time-ordered
         if self._running_by_user[principal.user_id] >= self.settings.max_concurrent_generations:
             raise self._too_many_generations()
         # A tenant far from its daily limit gets its reply started before the reservation
@@ -371,107 +410,132 @@ class ChatService:
         # pre-checked above to keep that rare).
         optimistic = self._messages_fine_until.get(principal.tenant_id, 0.0) > time.monotonic()
         reservation: asyncio.Future[None] | None = None
-        if not optimistic:
-            reservation = asyncio.ensure_future(
-                self._reserve_message(principal.tenant_id, key=str(user_message_id))
+        remembered = None
+        if optimistic and body.chat_id is not None:
+            remembered = self.recent.get(
+                body.chat_id, tenant_id=principal.tenant_id, user_id=principal.user_id
             )
-        checked = await asyncio.gather(
-            self._check_send(principal, body, now, user_message_id),
-            self._check_agent(body.agent_id, access_token) if body.agent_id else _nothing(),
-            return_exceptions=True,
+        if remembered is None:
+            if not optimistic:
+                reservation = asyncio.ensure_future(
+                    self._reserve_message(principal.tenant_id, key=str(ids[0]))
+                )
+            view = await self._checked_send(principal, body, now, ids[0], access_token, reservation)
+            agent_id, history = view.agent_id, view.history
+        else:
+            # Asked from the messages remembered here; the read below confirms them.
+            agent_id, history = remembered.agent_id, list(remembered.messages)
+        job = self._start_reply(
+            _ReplyJob(
+                chat_id=body.chat_id or new_id(),
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                agent_id=agent_id,
+                message_id=str(ids[1]),
+                context=self._context(history, body.content),
+                access_token=access_token,
+                request_id=request_id,
+            )
         )
-        for answer in checked:
-            if isinstance(answer, BaseException):
-                if reservation is not None:
-                    await asyncio.gather(reservation, return_exceptions=True)
-                raise answer
-        if reservation is not None:
-            await reservation
-        agent_id, history, title = checked[0]  # type: ignore[misc]
-        chat_id = body.chat_id or new_id()
-        common = {
-            "chat_id": chat_id,
-            "tenant_id": principal.tenant_id,
-            "user_id": principal.user_id,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        user_message = Message(
-            id=user_message_id,
-            sender=Sender.USER.value,
-            content=body.content,
-            status=MessageStatus.COMPLETE.value,
-            **common,
+        try:
+            # Nothing below is needed for the reply's first token: the agent request goes first.
+            await job.asked.wait()
+            if remembered is not None:
+                view = await self._check_send(principal, body, now, ids[0])
+                job = self._confirmed(job, view, body.content)
+            if reservation is None:
+                reservation = asyncio.ensure_future(
+                    self._reserve_message(principal.tenant_id, key=str(ids[0]))
+                )
+            await reservation  # 429 when refused: the reply is abandoned
+            result = await self._store_send(
+                principal, body, job.chat_id, view, now, ids, idempotency_key
+            )
+        except BaseException as exc:
+            job.abandon()
+            if reservation is not None and not reservation.done():
+                reservation.cancel()
+            if isinstance(exc, IntegrityError):
+                raise ChatNotFound() from exc  # deleted while we were checking
+            raise
+        self.recent.put(
+            job.chat_id,
+            RecentChat(
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                agent_id=view.agent_id,
+                messages=(
+                    RecentMessage(ids[1], Sender.AGENT.value, "", MessageStatus.PENDING.value),
+                    RecentMessage(ids[0], Sender.USER.value, body.content, "complete"),
+                    *view.history,
+                ),
+            ),
         )
-        agent_message = Message(
-            id=agent_message_id,
-            sender=Sender.AGENT.value,
-            content="",
-            status=MessageStatus.PENDING.value,
-            **common,
-        )
+        return await self._announce_send(job, result, stream=stream)
+
+    def _confirmed(self, job: _ReplyJob, view: SendView, content: str) -> _ReplyJob:
+        """The job asked from remembered messages if the stored ones give the same context;
+        otherwise (another process wrote to the chat) the reply asked anew from the stored."""
+        context = self._context(view.history, content)
+        agreed = view.agent_id == job.agent_id and context == job.context
+        self.recent.checked(agreed=agreed)
+        if agreed:
+            _EARLY_ASK_CONFIRMED.inc()
+            return job
+        _EARLY_ASK_REPEATED.inc()
+        job.abandon()
+        return self._start_reply(job.again(agent_id=view.agent_id, context=context))
+
+    async def _store_send(
+        self,
+        principal: Principal,
+        body: ChatSend,
+        chat_id: uuid.UUID,
+        view: SendView,
+        now: datetime,
+        ids: tuple[uuid.UUID, uuid.UUID],
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        """Store the user's message and the pending reply (and a new chat); the answer."""
+        user_message, agent_message = self._new_messages(principal, chat_id, now, ids, body)
         result = SendResult(
             chat_id=chat_id,
             user_message=MessageRead.model_validate(user_message),
             agent_message=MessageRead.model_validate(agent_message),
         ).model_dump(mode="json")
-        user_dict, agent_dict = result["user_message"], result["agent_message"]
-
-        # The agent is asked now, while the messages are written: the reply's first token
-        # waits for neither. Its deltas are held back until the messages are stored.
-        job = _ReplyJob(
-            chat_id=chat_id,
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            agent_id=agent_id,
-            message=agent_dict,
-            context=self._context(history, body.content),
-            access_token=access_token,
-            request_id=request_id,
-        )
-        generation = _Generation()
-        self._generations[agent_dict["id"]] = generation
-        self._running_by_user[principal.user_id] += 1
-        task = self._spawn(self._generate(job, generation))
-        try:
-            if reservation is None:
-                reservation = asyncio.ensure_future(
-                    self._reserve_message(principal.tenant_id, key=str(user_message_id))
+        async with self.database.transaction() as session:
+            chats = ChatRepository(session)
+            if body.chat_id is None:
+                chats.add(
+                    Chat(
+                        id=chat_id,
+                        tenant_id=principal.tenant_id,
+                        user_id=principal.user_id,
+                        agent_id=view.agent_id,
+                        title=view.title,
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            await reservation  # 429 when refused: the reply is abandoned
-            async with self.database.transaction() as session:
-                chats = ChatRepository(session)
-                if body.chat_id is None:
-                    chats.add(
-                        Chat(
-                            id=chat_id,
-                            tenant_id=principal.tenant_id,
-                            user_id=principal.user_id,
-                            agent_id=agent_id,
-                            title=title,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                else:
-                    await chats.touch_chat(chat_id, now, title=body.title)
-                await session.flush()  # the new chat first: the messages refer to it
-                await chats.insert_messages([user_message, agent_message])
-                if idempotency_key is not None:
-                    await IdempotencyRepository(session).record(
-                        user_id=principal.user_id, key=idempotency_key, response=result
-                    )
-        except BaseException as exc:
-            job.abandoned = True
-            task.cancel()
-            if isinstance(exc, IntegrityError):
-                raise ChatNotFound() from exc  # deleted while we were checking
-            raise
+            else:
+                await chats.touch_chat(chat_id, now, title=body.title)
+            await session.flush()  # the new chat first: the messages refer to it
+            await chats.insert_messages([user_message, agent_message])
+            if idempotency_key is not None:
+                await IdempotencyRepository(session).record(
+                    user_id=principal.user_id, key=idempotency_key, response=result
+                )
+        return result
 
+    async def _announce_send(
+        self, job: _ReplyJob, result: dict[str, Any], *, stream: bool
+    ) -> SendOutcome:
+        """Tell the chat's subscribers about the two new messages (and subscribe the sender
+        first, if it streams); the reply's deltas may flow from then on."""
+        user_dict, agent_dict = result["user_message"], result["agent_message"]
+        job.message = agent_dict
         outcome = SendOutcome(result=result)
-        chat_key = str(chat_id)
+        chat_key = str(job.chat_id)
         if stream:
             exits = contextlib.ExitStack()
             subscription = exits.enter_context(self.fanout.subscribe(chat_key))
@@ -489,18 +553,92 @@ class ChatService:
             job.stored.set()
         return outcome
 
+    async def _checked_send(
+        self,
+        principal: Principal,
+        body: ChatSend,
+        now: datetime,
+        before: uuid.UUID,
+        access_token: str,
+        reservation: asyncio.Future[None] | None,
+    ) -> SendView:
+        """The send's checks (and the agent check of a new chat, and the reservation if it was
+        sent), run at once; the first refusal is raised once all have answered."""
+        checked = await asyncio.gather(
+            self._check_send(principal, body, now, before),
+            self._check_agent(body.agent_id, access_token) if body.agent_id else _nothing(),
+            return_exceptions=True,
+        )
+        for answer in checked:
+            if isinstance(answer, BaseException):
+                if reservation is not None:
+                    await asyncio.gather(reservation, return_exceptions=True)
+                raise answer
+        if reservation is not None:
+            await reservation
+        view: SendView = checked[0]  # type: ignore[assignment]
+        return view
+
+    def _start_reply(self, job: _ReplyJob) -> _ReplyJob:
+        """Start generating the reply in the background (its deltas wait until it is stored)."""
+        generation = _Generation()
+        self._generations[job.message_id] = generation
+        self._running_by_user[job.user_id] += 1
+        job.task = self._spawn(self._generate(job, generation))
+        # A generation cancelled before it ran never asks: nobody may wait for it forever.
+        job.task.add_done_callback(lambda _: job.asked.set())
+        return job
+
+    @staticmethod
+    def _new_messages(
+        principal: Principal,
+        chat_id: uuid.UUID,
+        now: datetime,
+        ids: tuple[uuid.UUID, uuid.UUID],
+        body: ChatSend,
+    ) -> tuple[Message, Message]:
+        """The user's message and the pending reply."""
+        common = {
+            "chat_id": chat_id,
+            "tenant_id": principal.tenant_id,
+            "user_id": principal.user_id,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        user_message = Message(
+            id=ids[0],
+            sender=Sender.USER.value,
+            content=body.content,
+            status=MessageStatus.COMPLETE.value,
+            **common,
+        )
+        agent_message = Message(
+            id=ids[1],
+            sender=Sender.AGENT.value,
+            content="",
+            status=MessageStatus.PENDING.value,
+            **common,
+        )
+        return user_message, agent_message
+
     async def _check_send(
         self, principal: Principal, body: ChatSend, now: datetime, before: uuid.UUID
-    ) -> tuple[uuid.UUID, list[tuple[str, str, str]], str]:
-        """The chat is the caller's and the cap allows one more reply; the agent, the recent
-        history (newest first) and the title of a new chat (one statement either way)."""
+    ) -> SendView:
+        """The chat is the caller's and the cap allows one more reply; its agent, its recent
+        messages (newest first) and, for a new chat, its title (one statement either way)."""
         since = now - timedelta(seconds=self.settings.stale_generation_seconds)
         async with self.database.read_connection() as connection:
             reads = SendReads(connection)
             if body.chat_id is None:
-                self._check_cap(await reads.in_flight(user_id=principal.user_id, since=since))
+                in_flight = await reads.in_flight(user_id=principal.user_id, since=since)
+                self._check_cap(in_flight)
                 assert body.agent_id is not None
-                return body.agent_id, [], body.title or default_title(body.content)
+                title = body.title or default_title(body.content)
+                return SendView(
+                    agent_id=body.agent_id, title=title, in_flight=in_flight, history=[]
+                )
             chat = await reads.existing_chat(
                 body.chat_id,
                 tenant_id=principal.tenant_id,
@@ -512,7 +650,7 @@ class ChatService:
         if chat is None:
             raise ChatNotFound()
         self._check_cap(chat.in_flight)
-        return chat.agent_id, chat.history, chat.title
+        return chat
 
     def _check_cap(self, in_flight: int) -> None:
         """429 when the user already has as many replies in flight as allowed."""
@@ -527,13 +665,11 @@ class ChatService:
             extra={"limit": "concurrent_generations"},
         )
 
-    def _context(
-        self, history: Sequence[tuple[str, str, str]], content: str
-    ) -> list[dict[str, str]]:
+    def _context(self, history: Sequence[RecentMessage], content: str) -> list[dict[str, str]]:
         """The recent history sent to the agent (newest kept first), ending with the new message."""
         budget = self.settings.context_chars - len(content)
         window: list[dict[str, str]] = []
-        for sender, text, status in history:  # newest first
+        for _, sender, text, status in history:  # newest first
             if not text or status == MessageStatus.PENDING.value:
                 continue
             budget -= len(text)
@@ -622,7 +758,7 @@ class ChatService:
 
     async def _generate(self, job: _ReplyJob, generation: _Generation) -> None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening."""
-        message_id = job.message["id"]
+        message_id = job.message_id
         progress = ReplyProgress()
         status, error = MessageStatus.COMPLETE, None
         reader = asyncio.create_task(self._read_reply(job, progress))
@@ -659,20 +795,21 @@ class ChatService:
                     await self._finish(job, progress, status, error)
             finally:
                 generation.done.set()
-                self._generations.pop(message_id, None)
+                if self._generations.get(message_id) is generation:  # not its restart's
+                    del self._generations[message_id]
                 self._running_by_user[job.user_id] -= 1
                 if self._running_by_user[job.user_id] <= 0:
                     del self._running_by_user[job.user_id]
 
     async def _read_reply(self, job: _ReplyJob, progress: ReplyProgress) -> None:
-        chat_key, message_id = str(job.chat_id), job.message["id"]
+        chat_key, message_id = str(job.chat_id), job.message_id
         headers = {"Authorization": f"Bearer {job.access_token}", "Accept": "text/event-stream"}
         if job.request_id:
             headers["X-Request-ID"] = job.request_id
         body = {"agent_id": str(job.agent_id), "messages": job.context, "stream": True}
         try:
             async with self._client("agents").stream(
-                "POST", "/agents/respond", json=body, headers=headers
+                "POST", "/agents/respond", json=body, headers=headers, sent=job.asked
             ) as response:
                 if response.status_code != 200:
                     raise ReplyFailedError(
@@ -698,11 +835,13 @@ class ChatService:
             raise ReplyFailedError(exc.detail) from exc
         except ServiceCallError as exc:
             raise ReplyFailedError("The connection to the agent was lost.") from exc
+        finally:
+            job.asked.set()  # also when the request could not be sent
         raise ReplyFailedError("The agent's reply ended unexpectedly.")
 
     async def _save_progress_periodically(self, job: _ReplyJob, progress: ReplyProgress) -> None:
         """Write what streamed every so often, so a crash or failure keeps it."""
-        message_id = job.message["id"]
+        message_id = job.message_id
         key = uuid.UUID(message_id)
         await job.stored.wait()
         while True:
@@ -723,7 +862,7 @@ class ChatService:
         self, job: _ReplyJob, progress: ReplyProgress, status: MessageStatus, error: str | None
     ) -> None:
         """Store the reply's final state, meter it (outbox) and tell subscribers."""
-        message_id = job.message["id"]
+        message_id = job.message_id
         values = {
             "content": progress.content,
             "status": status.value,
@@ -739,6 +878,9 @@ class ChatService:
             logger.exception("chat_reply_store_failed", message_id=message_id)
             finished = False
         if finished:
+            self.recent.reply_finished(
+                job.chat_id, uuid.UUID(message_id), content=progress.content, status=status.value
+            )
             final = MessageRead.model_validate(
                 {**job.message, **values, "updated_at": utcnow()}
             ).model_dump(mode="json")
@@ -750,12 +892,12 @@ class ChatService:
 
     async def _store_final(self, job: _ReplyJob, values: dict[str, Any]) -> bool:
         async with self.database.transaction() as session:
-            finished = await ChatRepository(session).finish(uuid.UUID(job.message["id"]), **values)
+            finished = await ChatRepository(session).finish(uuid.UUID(job.message_id), **values)
             if finished:
                 await self.outbox.add(
                     session,
                     MessageCompleted(
-                        message_id=uuid.UUID(job.message["id"]),
+                        message_id=uuid.UUID(job.message_id),
                         chat_id=job.chat_id,
                         tenant_id=job.tenant_id,
                         user_id=job.user_id,
@@ -813,6 +955,7 @@ class ChatService:
             tenant_id=chat.tenant_id,
             user_id=chat.user_id,
             agent_id=chat.agent_id,
+            message_id=str(message["id"]),
             message=message,
             context=[],
             access_token="",
@@ -874,6 +1017,7 @@ class ChatService:
                 await self.fanout.request_stop(str(message.id))
         await chats.delete_chat(chat)
         await session.flush()
+        self.recent.forget(chat.id)
         try:
             await self.fanout.publish(str(chat.id), {"type": DELETED})
         except Exception:  # the streams still end at the subscriber's next reconnect (404)
