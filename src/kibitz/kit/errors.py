@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -131,12 +131,14 @@ _STATUS_PROBLEMS: dict[int, type[ProblemError]] = {
 }
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
-    errors = []
-    for error in exc.errors():
+def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Unprocessable:
+    """A 422 listing pydantic's errors as (field, message) pairs."""
+    fields = []
+    for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
-        errors.append({"field": ".".join(location) or "body", "message": str(error.get("msg"))})
-    return errors
+        fields.append({"field": ".".join(location) or "body", "message": str(error.get("msg"))})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in fields)[:500]
+    return Unprocessable(detail or "Invalid request", extra={"errors": fields})
 
 
 async def _handle_problem(_: Request, exc: Exception) -> JSONResponse:
@@ -158,9 +160,7 @@ async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
 
 async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _validation_errors(exc)
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500]
-    return problem_response(Unprocessable(detail or "Invalid request", extra={"errors": errors}))
+    return problem_response(validation_problem(exc.errors()))
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:

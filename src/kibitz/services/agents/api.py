@@ -12,11 +12,12 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from kibitz.kit.db import SessionDep
+from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.observability import OPEN_STREAMS
-from kibitz.kit.security import CurrentPrincipal, ServiceCaller
+from kibitz.kit.security import CurrentPrincipal, ServiceCaller, current_principal
 from kibitz.services.agents import service
-from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
+from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep, agents_runtime
 from kibitz.services.agents.providers.base import StreamEnd, StreamItem, StreamStart, TextDelta
 from kibitz.services.agents.schemas import (
     AgentCount,
@@ -34,6 +35,8 @@ internal = APIRouter(
     prefix="/agents/internal", tags=["agents (internal)"], dependencies=[ServiceCaller]
 )
 T = TypeVar("T")
+# 16 MiB: far above any conversation the configured limits let through (they answer 413).
+_RESPOND_MAX_BYTES = 16 * 1024 * 1024
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _SSE_DOC = {
     "text/event-stream": {
@@ -118,6 +121,14 @@ async def respond(
     return StreamingResponse(
         _sse(first, items), media_type="text/event-stream", headers=_SSE_HEADERS
     )
+
+
+async def respond_directly(request: Request) -> Response:
+    """`respond` as a direct route (every message of every chat comes through here): its
+    parameters resolved as its dependencies would, in the same order."""
+    principal = await current_principal(request)
+    body = await json_body(request, RespondRequest, max_bytes=_RESPOND_MAX_BYTES)
+    return await respond(body, principal, await agents_runtime(request), request)
 
 
 @router.get(

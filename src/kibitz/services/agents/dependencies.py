@@ -14,12 +14,13 @@ from kibitz.services.agents.models import Agent
 from kibitz.services.agents.service import AgentsRuntime
 
 
-async def _runtime(request: Request) -> AgentsRuntime:
+async def agents_runtime(request: Request) -> AgentsRuntime:
+    """The service's runtime (providers, caches, settings)."""
     runtime: AgentsRuntime = request.app.state.agents
     return runtime
 
 
-RuntimeDep = Annotated[AgentsRuntime, Depends(_runtime)]
+RuntimeDep = Annotated[AgentsRuntime, Depends(agents_runtime)]
 
 
 async def _owned_agent(

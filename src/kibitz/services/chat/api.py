@@ -12,16 +12,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 from kibitz.kit.observability import request_id_of
-from kibitz.kit.security import CurrentPrincipal, bearer_token
+from kibitz.kit.security import CurrentPrincipal, bearer_token, current_principal
 from kibitz.services.chat.dependencies import (
     ChatServiceDep,
     OwnedChat,
     OwnedChatToRead,
     ReadSessionDep,
     SessionDep,
+    chat_service,
     owned_chat_id,
 )
 from kibitz.services.chat.schemas import (
@@ -46,6 +48,8 @@ SSE_HEADERS = {
 # 10 s: a WebSocket client that has not authenticated by then is closed.
 _WS_AUTH_SECONDS = 10.0
 WS_UNAUTHORIZED, WS_NOT_FOUND = 4401, 4404
+# 1 MiB: a message holds at most 32 000 characters (413 beyond); its JSON never comes near.
+_SEND_MAX_BYTES = 1024 * 1024
 
 
 def wants_event_stream(request: Request) -> bool:
@@ -110,6 +114,20 @@ async def send_message(
         response.headers.update(headers)
         return response
     return JSONResponse(outcome.result, status_code=201, headers=headers)
+
+
+async def send_message_directly(request: Request) -> Response:
+    """`send_message` as a direct route (every message comes through here): its parameters
+    resolved as its dependencies would, in the same order."""
+    principal = await current_principal(request)
+    body = await json_body(request, ChatSend, max_bytes=_SEND_MAX_BYTES)
+    return await send_message(
+        body,
+        request,
+        principal,
+        await chat_service(request),
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
 
 
 @router.get(

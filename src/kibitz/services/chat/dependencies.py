@@ -35,12 +35,13 @@ SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
-async def _chat_service(request: Request) -> ChatService:
+async def chat_service(request: Request) -> ChatService:
+    """The service (one per process)."""
     service: ChatService = request.app.state.chat_service
     return service
 
 
-ChatServiceDep = Annotated[ChatService, Depends(_chat_service)]
+ChatServiceDep = Annotated[ChatService, Depends(chat_service)]
 
 
 async def _owned_chat(chat_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Chat:
