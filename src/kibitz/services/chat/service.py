@@ -70,7 +70,7 @@ from kibitz.services.chat.streams import (
 
 logger = structlog.get_logger("kibitz.chat")
 _EARLY_ASK_CONFIRMED = EARLY_ASKS.labels("confirmed")
-_EARLY_ASK_REPEATED = EARLY_ASKS.labels("asked_again")
+_EARLY_ASK_AGAIN = EARLY_ASKS.labels("asked_again")
 
 # A chat's title defaults to this many of the first message's words.
 _TITLE_WORDS = 8
@@ -463,20 +463,24 @@ class ChatService:
             if isinstance(exc, IntegrityError):
                 raise ChatNotFound() from exc  # deleted while we were checking
             raise
+        self._remember_send(job, view, ids, body.content)
+        return await self._announce_send(job, result, stream=stream)
+
+    def _remember_send(
+        self, job: _ReplyJob, view: SendView, ids: tuple[uuid.UUID, uuid.UUID], content: str
+    ) -> None:
+        """The chat as it now stands: the stored messages, then the new message and reply."""
+        pending = RecentMessage(ids[1], Sender.AGENT.value, "", MessageStatus.PENDING.value)
+        sent = RecentMessage(ids[0], Sender.USER.value, content, MessageStatus.COMPLETE.value)
         self.recent.put(
             job.chat_id,
             RecentChat(
-                tenant_id=principal.tenant_id,
-                user_id=principal.user_id,
+                tenant_id=job.tenant_id,
+                user_id=job.user_id,
                 agent_id=view.agent_id,
-                messages=(
-                    RecentMessage(ids[1], Sender.AGENT.value, "", MessageStatus.PENDING.value),
-                    RecentMessage(ids[0], Sender.USER.value, body.content, "complete"),
-                    *view.history,
-                ),
+                messages=(pending, sent, *view.history),
             ),
         )
-        return await self._announce_send(job, result, stream=stream)
 
     def _confirmed(self, job: _ReplyJob, view: SendView, content: str) -> _ReplyJob:
         """The job asked from remembered messages if the stored ones give the same context;
@@ -487,7 +491,7 @@ class ChatService:
         if agreed:
             _EARLY_ASK_CONFIRMED.inc()
             return job
-        _EARLY_ASK_REPEATED.inc()
+        _EARLY_ASK_AGAIN.inc()
         job.abandon()
         return self._start_reply(job.again(agent_id=view.agent_id, context=context))
 
