@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,27 +16,9 @@ from kibitz.kit.events import InProcessBus
 from kibitz.kit.jwt import SigningKey
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from tests.fixtures.serving import serving
 from tests.fixtures.stack import environment
 from tests.gateway.upstream import create_upstream_app
-
-
-@asynccontextmanager
-async def serve_app(app: FastAPI) -> AsyncIterator[str]:
-    """Serve an ASGI app on a free loopback port; yields its base URL."""
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @dataclass
@@ -79,7 +60,7 @@ async def start_gateway(
             internal_token="test-internal-token",
         )
         app = create_app(platform)
-    async with serve_app(app) as url:
+    async with serving(app) as url:
         yield url, app, platform
     await platform.bus.close()
 
@@ -99,8 +80,7 @@ async def start_harness(
             for name in services
         }
         urls = {
-            name: [await stack.enter_async_context(serve_app(app))]
-            for name, app in upstreams.items()
+            name: [await stack.enter_async_context(serving(app))] for name, app in upstreams.items()
         }
         url, app, platform = await stack.enter_async_context(
             start_gateway(service_urls=urls, env=env, redis_url=redis_url)

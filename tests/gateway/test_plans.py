@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from kibitz.contracts.events import PlanChanged
 from kibitz.kit.events import EventEnvelope
 from kibitz.kit.http import INTERNAL_TOKEN_HEADER
-from tests.gateway.conftest import Harness, serve_app, start_gateway, start_harness
+from tests.fixtures.serving import serving
+from tests.gateway.conftest import Harness, start_gateway, start_harness
 
 
 def _limits(per_minute: int) -> dict[str, Any]:
@@ -59,7 +60,7 @@ async def _with_tenants(
     running: Harness, plans: dict[uuid.UUID, int]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI, Any]]:
     tenants = _tenants_app(plans)
-    async with serve_app(tenants) as tenants_url:
+    async with serving(tenants) as tenants_url:
         urls = {**running.platform.service_urls, "tenants": [tenants_url]}
         async with (
             start_gateway(service_urls=urls) as (url, _, platform),

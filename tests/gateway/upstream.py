@@ -1,6 +1,6 @@
 """A small real upstream for gateway tests: echoes requests, streams SSE, serves a JWKS.
 
-Run in the test's event loop (`serve_app`) or as its own process:
+Run in the test's event loop (`tests.fixtures.serving`) or as its own process:
 `python -m tests.gateway.upstream --service users --replica a --port 9001`.
 """
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,7 +8,7 @@ from fastapi import APIRouter
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.platform import Platform
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from tests.fixtures.serving import serving
 
 router = APIRouter(prefix="/demo")
 
@@ -34,14 +33,8 @@ async def demo_url() -> AsyncIterator[str]:
         readiness_checks={"dependency": dependency_check},
     )
     app.state.healthy = healthy
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await task
+    async with serving(app) as url:
+        yield url
 
 
 async def test_a_request_id_is_kept_or_made(demo_url: str) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,7 +12,7 @@ from kibitz.kit.app import create_service_app
 from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import Conflict
 from kibitz.kit.platform import Platform
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from tests.fixtures.serving import serving
 
 router = APIRouter(prefix="/demo")
 
@@ -53,15 +52,8 @@ async def demo() -> AsyncIterator[httpx.AsyncClient]:
         routers=[router],
         direct_routes={("POST", "/demo/greet"): greet_directly},
     )
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
         yield client
-    server.should_exit = True
-    await task
 
 
 async def test_a_direct_route_is_answered_by_its_endpoint_with_the_kit_conventions(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from kibitz.kit.errors import (
     problem_responses,
 )
 from kibitz.kit.platform import Platform
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from tests.fixtures.serving import serving
 
 router = APIRouter(prefix="/demo")
 
@@ -63,18 +62,8 @@ async def create_item(item: Item) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def demo() -> AsyncIterator[httpx.AsyncClient]:
     app = create_service_app(name="demo", platform=Platform(), routers=[router])
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not task.done()
-        await asyncio.sleep(0.01)
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, trust_env=False) as client:
         yield client
-    server.should_exit = True
-    await task
-    sock.close()
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 
 from kibitz.kit.errors import ServiceUnavailable
 from kibitz.kit.http import INTERNAL_TOKEN_HEADER, ServiceClient, UpstreamPool
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from kibitz.runtime.server import bind_socket, server_config
+from tests.fixtures.serving import serving
 
 
 def test_round_robin_visits_every_replica_in_turn() -> None:
@@ -40,24 +41,19 @@ async def test_service_client_skips_a_dead_replica_and_sends_the_credential() ->
     async def echo(request: Request) -> dict[str, str | None]:
         return {"token": request.headers.get(INTERNAL_TOKEN_HEADER)}
 
-    sock = bind_socket("127.0.0.1", 0)
     dead = bind_socket("127.0.0.1", 0)
     dead_port = dead.getsockname()[1]
     dead.close()  # nothing listens there any more: connection refused
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    live_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    client = ServiceClient("echo", [f"http://127.0.0.1:{dead_port}", live_url], internal_token="s3")
-    try:
-        for _ in range(3):
-            response = await client.request("GET", "/echo")
-            assert response.json() == {"token": "s3"}
-    finally:
-        await client.aclose()
-        server.should_exit = True
-        await task
+    async with serving(app) as live_url:
+        client = ServiceClient(
+            "echo", [f"http://127.0.0.1:{dead_port}", live_url], internal_token="s3"
+        )
+        try:
+            for _ in range(3):
+                response = await client.request("GET", "/echo")
+                assert response.json() == {"token": "s3"}
+        finally:
+            await client.aclose()
 
 
 async def test_service_client_with_no_live_replica_raises_unavailable() -> None:
@@ -92,25 +88,19 @@ async def test_a_streamed_event_stream_is_read_event_by_event_as_it_arrives() ->
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    client = ServiceClient("sse", [f"http://127.0.0.1:{sock.getsockname()[1]}"])
-    try:
-        async with client.stream("GET", "/events") as response:
-            events = response.aiter_events()
-            assert await anext(events) == ("delta", '{"n": 1}')  # before the rest was written
-            release.set()
-            assert [event async for event in events] == [
-                ("delta", "line one\nline two"),
-                ("message", "plain"),
-            ]
-    finally:
-        await client.aclose()
-        server.should_exit = True
-        await task
+    async with serving(app) as url:
+        client = ServiceClient("sse", [url])
+        try:
+            async with client.stream("GET", "/events") as response:
+                events = response.aiter_events()
+                assert await anext(events) == ("delta", '{"n": 1}')  # before the rest was written
+                release.set()
+                assert [event async for event in events] == [
+                    ("delta", "line one\nline two"),
+                    ("message", "plain"),
+                ]
+        finally:
+            await client.aclose()
 
 
 async def test_a_streamed_request_says_when_its_body_is_on_the_connection() -> None:
@@ -128,28 +118,22 @@ async def test_a_streamed_request_says_when_its_body_is_on_the_connection() -> N
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    client = ServiceClient("slow", [f"http://127.0.0.1:{sock.getsockname()[1]}"])
     sent = asyncio.Event()
+    async with serving(app) as url:
+        client = ServiceClient("slow", [url])
 
-    async def call() -> list[tuple[str, str]]:
-        async with client.stream("POST", "/slow", json={"n": 1}, sent=sent) as response:
-            return [event async for event in response.aiter_events()]
+        async def call() -> list[tuple[str, str]]:
+            async with client.stream("POST", "/slow", json={"n": 1}, sent=sent) as response:
+                return [event async for event in response.aiter_events()]
 
-    try:
-        answer = asyncio.create_task(call())
-        await asyncio.wait_for(sent.wait(), 5)
-        assert not answer.done()  # sent long before any answer
-        while not received:  # and it is the whole body
-            await asyncio.sleep(0.01)
-        assert [json.loads(body) for body in received] == [{"n": 1}]
-        release.set()
-        assert await answer == [("message", "done")]
-    finally:
-        await client.aclose()
-        server.should_exit = True
-        await task
+        try:
+            answer = asyncio.create_task(call())
+            await asyncio.wait_for(sent.wait(), 5)
+            assert not answer.done()  # sent long before any answer
+            while not received:  # and it is the whole body
+                await asyncio.sleep(0.01)
+            assert [json.loads(body) for body in received] == [{"n": 1}]
+            release.set()
+            assert await answer == [("message", "done")]
+        finally:
+            await client.aclose()

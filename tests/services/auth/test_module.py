@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -13,8 +10,8 @@ import jwt
 
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
 from kibitz.services.auth.module import create_app, module
+from tests.fixtures.serving import serving
 from tests.fixtures.stack import environment, start_stack
 
 
@@ -47,30 +44,14 @@ async def test_the_signing_key_survives_a_restart(tmp_path: Path) -> None:
         assert jwt.get_unverified_header(refreshed.json()["access_token"])["kid"] == kid
 
 
-@asynccontextmanager
-async def _replica(platform: Platform) -> AsyncIterator[str]:
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(create_app(platform)))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not task.done()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 async def test_replicas_on_one_database_sign_with_the_same_key(tmp_path: Path) -> None:
     platform = Platform(
         settings=PlatformSettings(data_dir=tmp_path, migrate_on_start=True), internal_token="s"
     )
     with environment({"KIBITZ_AUTH_DATABASE_URL": ""}):
         async with (
-            _replica(platform) as first,
-            _replica(platform) as second,
+            serving(create_app(platform)) as first,
+            serving(create_app(platform)) as second,
             httpx.AsyncClient(trust_env=False) as http,
         ):
             registered = await http.post(

@@ -13,10 +13,11 @@ import pytest
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings
 from kibitz.runtime.registry import load_module
-from kibitz.runtime.server import EmbeddedServer, bind_socket, server_config
+from kibitz.runtime.server import bind_socket
 from kibitz.services.auth.errors import WeakPassword
 from kibitz.services.auth.module import create_app
 from kibitz.services.auth.service import check_password_policy, common_passwords
+from tests.fixtures.serving import serving
 from tests.fixtures.stack import DEFAULT_PASSWORD, Stack, environment, start_stack
 
 
@@ -169,22 +170,6 @@ async def test_passwords_with_control_characters_work(fresh_auth: Stack) -> None
 # --- tenants ----------------------------------------------------------------------------------
 
 
-async def _serve(platform: Platform) -> AsyncIterator[str]:
-    app = create_app(platform)
-    sock = bind_socket("127.0.0.1", 0)
-    server = EmbeddedServer(server_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not task.done()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 async def test_register_answers_503_and_keeps_no_user_when_tenants_is_unreachable(
     tmp_path: Path,
 ) -> None:
@@ -197,19 +182,21 @@ async def test_register_answers_503_and_keeps_no_user_when_tenants_is_unreachabl
         internal_token="secret",
     )
     with environment({"KIBITZ_AUTH_DATABASE_URL": ""}):
-        async for url in _serve(platform):
-            async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
-                email = new_email()
-                response = await client.post(
-                    "/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
-                )
-                assert response.status_code == 503
-                assert response.headers["content-type"].startswith("application/problem+json")
-                assert "Retry-After" in response.headers
-                login = await client.post(
-                    "/auth/login", json={"email": email, "password": DEFAULT_PASSWORD}
-                )
-                assert login.status_code == 401
+        async with (
+            serving(create_app(platform)) as url,
+            httpx.AsyncClient(base_url=url, trust_env=False) as client,
+        ):
+            email = new_email()
+            response = await client.post(
+                "/auth/register", json={"email": email, "password": DEFAULT_PASSWORD}
+            )
+            assert response.status_code == 503
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert "Retry-After" in response.headers
+            login = await client.post(
+                "/auth/login", json={"email": email, "password": DEFAULT_PASSWORD}
+            )
+            assert login.status_code == 401
 
 
 @pytest.mark.skipif(load_module("tenants") is None, reason="the tenants service is not built yet")
