@@ -593,9 +593,17 @@ class ChatService:
         generation = _Generation()
         self._generations[job.message_id] = generation
         self._running_by_user[job.user_id] += 1
-        job.task = self._spawn(self._generate(job, generation))
-        # A generation cancelled before it ran never asks: nobody may wait for it forever.
-        job.task.add_done_callback(lambda _: job.asked.set())
+        progress = ReplyProgress()
+        # The reader before the task that watches it: the agent request goes out a turn sooner.
+        reader = asyncio.create_task(self._read_reply(job, progress))
+        job.task = self._spawn(self._generate(job, generation, reader, progress))
+
+        def settled(_: asyncio.Task[None]) -> None:
+            # A generation cancelled before it ran has not stopped its reader, nor asked.
+            reader.cancel()
+            job.asked.set()
+
+        job.task.add_done_callback(settled)
         return job
 
     @staticmethod
@@ -765,12 +773,17 @@ class ChatService:
 
     # -- generating -------------------------------------------------------------------------
 
-    async def _generate(self, job: _ReplyJob, generation: _Generation) -> None:
-        """Stream the agent's reply to subscribers and store it, whoever is still listening."""
+    async def _generate(
+        self,
+        job: _ReplyJob,
+        generation: _Generation,
+        reader: asyncio.Task[None],
+        progress: ReplyProgress,
+    ) -> None:
+        """Stream the agent's reply (the reader's) to subscribers and store it, whoever is
+        still listening."""
         message_id = job.message_id
-        progress = ReplyProgress()
         status, error = MessageStatus.COMPLETE, None
-        reader = asyncio.create_task(self._read_reply(job, progress))
         stopper = asyncio.create_task(generation.stop.wait())
         saver = asyncio.create_task(self._save_progress_periodically(job, progress))
         try:
