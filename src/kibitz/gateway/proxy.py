@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import structlog
 from starlette.requests import Request
@@ -20,6 +18,7 @@ from kibitz.gateway.upstream_client import (
     UpstreamTimeoutError,
 )
 from kibitz.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable
+from kibitz.kit.event_stream import until_disconnect
 from kibitz.kit.http import IDEMPOTENT_METHODS, UpstreamPool
 from kibitz.kit.observability import OPEN_STREAMS
 
@@ -247,7 +246,7 @@ class UpstreamResponse(Response):
             # Without a length the answer may be endless (SSE): stop when the client leaves.
             OPEN_STREAMS.labels("gateway").inc()
             try:
-                await _until_disconnect(self._relay(send), receive)
+                await until_disconnect(self._relay(send), receive)
             finally:
                 OPEN_STREAMS.labels("gateway").dec()
         finally:
@@ -263,24 +262,3 @@ class UpstreamResponse(Response):
             logger.warning("upstream_broke_mid_answer", service=self._service, error=str(exc))
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _until_disconnect(relay: Coroutine[Any, Any, None], receive: Receive) -> None:
-    """Run the relay until it ends or the client disconnects, whichever comes first."""
-
-    async def client_gone() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    relay_task = asyncio.create_task(relay)
-    watch_task = asyncio.create_task(client_gone())
-    try:
-        await asyncio.wait({relay_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (relay_task, watch_task):
-            task.cancel()
-        await asyncio.gather(relay_task, watch_task, return_exceptions=True)
-    if relay_task.done() and not relay_task.cancelled():
-        error = relay_task.exception()
-        if error is not None:
-            raise error

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, status
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from kibitz.kit.db import SessionDep
 from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
+from kibitz.kit.event_stream import EventStreamResponse
 from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller, current_principal
 from kibitz.services.agents import service
@@ -118,7 +119,7 @@ async def respond(
     if first is None:
         await items.aclose()  # type: ignore[attr-defined]
         return Response(status_code=499)
-    return StreamingResponse(
+    return EventStreamResponse(
         _sse(first, items), media_type="text/event-stream", headers=_SSE_HEADERS
     )
 
@@ -234,7 +235,7 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def _sse(first: StreamItem, items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
-    """SSE frames; when the client goes away Starlette cancels this, which closes the upstream.
+    """SSE frames; when the client goes away the response cancels this, which closes the upstream.
 
     Deltas that arrived together upstream go out in one write (one event each, fewer syscalls).
     """

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
+from kibitz.kit.event_stream import EventStreamResponse
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 from kibitz.kit.observability import request_id_of
 from kibitz.kit.security import CurrentPrincipal, bearer_token, current_principal
@@ -73,7 +74,7 @@ async def sse_body(frames: AsyncIterator[Batch | None]) -> AsyncIterator[bytes]:
 
 def event_stream(frames: AsyncIterator[Batch | None], *, status_code: int = 200) -> Response:
     """A streaming SSE response that proxies do not buffer."""
-    return StreamingResponse(
+    return EventStreamResponse(
         sse_body(frames),
         status_code=status_code,
         media_type="text/event-stream",
