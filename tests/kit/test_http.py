@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from kibitz.kit.errors import ServiceUnavailable
 from kibitz.kit.http import INTERNAL_TOKEN_HEADER, ServiceClient, UpstreamPool
@@ -137,3 +137,52 @@ async def test_a_streamed_request_says_when_its_body_is_on_the_connection() -> N
             assert await answer == [("message", "done")]
         finally:
             await client.aclose()
+
+
+async def test_a_stream_reuses_its_connection_skips_dead_replicas_and_reads_error_bodies() -> None:
+    app = FastAPI()
+    peers: list[object] = []
+
+    @app.post("/events")
+    async def events(request: Request) -> StreamingResponse:
+        peers.append(request.client)
+        payload = await request.json()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield f"data: {payload['n']}\n\n".encode()
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    @app.post("/refused")
+    async def refused() -> JSONResponse:
+        return JSONResponse({"detail": "no"}, status_code=403)
+
+    dead = bind_socket("127.0.0.1", 0)
+    dead_port = dead.getsockname()[1]
+    dead.close()
+    async with serving(app) as live_url:
+        client = ServiceClient("sse", [f"http://127.0.0.1:{dead_port}", live_url])
+        try:
+            for number in range(3):
+                async with client.stream("POST", "/events", json={"n": number}) as response:
+                    assert response.status_code == 200
+                    assert [event async for event in response.aiter_events()] == [
+                        ("message", str(number))
+                    ]
+            assert len(set(map(str, peers))) == 1  # one kept-alive connection for all three
+            async with client.stream("POST", "/refused", json={}) as response:
+                assert response.status_code == 403
+                assert json.loads(await response.aread()) == {"detail": "no"}
+        finally:
+            await client.aclose()
+
+
+async def test_a_stream_with_no_live_replica_raises_unavailable() -> None:
+    dead = bind_socket("127.0.0.1", 0)
+    port = dead.getsockname()[1]
+    dead.close()
+    client = ServiceClient("ghost", [f"http://127.0.0.1:{port}"])
+    with pytest.raises(ServiceUnavailable):
+        async with client.stream("POST", "/", json={}):
+            pass
+    await client.aclose()

@@ -21,13 +21,13 @@ from kibitz.gateway.plans import PlanLimits
 from kibitz.gateway.proxy import Proxy, Upstreams
 from kibitz.gateway.rate_limits import RateLimits, storage_for
 from kibitz.gateway.tokens import TokenCheck
-from kibitz.gateway.upstream_client import UpstreamClient
 from kibitz.gateway.web import WebUI
 from kibitz.kit.app import ReadinessCheck, create_service_app
 from kibitz.kit.errors import NotFound
 from kibitz.kit.http import new_http_client
 from kibitz.kit.observability import metrics_endpoint
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.upstream_client import UpstreamClient
 
 _PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 

@@ -9,7 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from kibitz.gateway.upstream_client import (
+from kibitz.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable
+from kibitz.kit.event_stream import until_disconnect
+from kibitz.kit.http import IDEMPOTENT_METHODS, UpstreamPool
+from kibitz.kit.observability import OPEN_STREAMS
+from kibitz.kit.upstream_client import (
     UpstreamAnswer,
     UpstreamClient,
     UpstreamConnectError,
@@ -17,10 +21,6 @@ from kibitz.gateway.upstream_client import (
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
-from kibitz.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable
-from kibitz.kit.event_stream import until_disconnect
-from kibitz.kit.http import IDEMPOTENT_METHODS, UpstreamPool
-from kibitz.kit.observability import OPEN_STREAMS
 
 logger = structlog.get_logger("kibitz.gateway.proxy")
 

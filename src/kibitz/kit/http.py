@@ -19,6 +19,13 @@ import aiohttp
 import httpx
 
 from kibitz.kit.errors import GatewayTimeout, ServiceUnavailable
+from kibitz.kit.upstream_client import (
+    UpstreamAnswer,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 
 INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
 # 10 s: a replica that refused a connection is skipped this long before it is tried again.
@@ -68,6 +75,8 @@ def new_http_client(
     )
 
 
+# Seconds: to connect to another service, between two reads of its answer, to send a body.
+_CONNECT_SECONDS, _READ_SECONDS, _WRITE_SECONDS = 2.0, 30.0, 10.0
 # 1 MiB: the largest server-sent event read from another service.
 _MAX_EVENT_BYTES = 1024 * 1024
 
@@ -103,58 +112,58 @@ class ServiceResponse:
 class StreamedResponse:
     """An answer from another service whose body is read as it arrives."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-        self.status_code = response.status
-        self.headers: Mapping[str, str] = response.headers
+    def __init__(self, answer: UpstreamAnswer) -> None:
+        self._answer = answer
+        self._chunks = answer.chunks()
+        self.status_code = answer.status
 
     async def aread(self) -> bytes:
         """The rest of the body."""
         try:
-            return await self._response.read()
-        except aiohttp.ClientError as exc:
-            raise ServiceCallError(str(exc) or type(exc).__name__) from exc
+            return b"".join([piece async for piece in self._chunks])
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
 
     async def read_to_end(self, *, seconds: float = 0.25) -> None:
         """Read what is left of a body whose content is all in (usually its last chunk): a
         response read to its end gives its connection back for reuse, instead of closing it."""
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        with contextlib.suppress(ServiceCallError, TimeoutError):
             async with asyncio.timeout(seconds):
-                await self._response.read()
+                await self.aread()
 
     async def aiter_events(self) -> AsyncIterator[tuple[str, str]]:
         """A `text/event-stream` body as (event, data) pairs as they arrive, comments skipped.
 
-        One read per event (our services end each with a blank line, LF-framed), not one per
-        line: a streamed reply is mostly one small event per token."""
-        content = self._response.content
+        Our services end each event with a blank line, LF-framed; a streamed reply is mostly
+        one small event per chunk."""
+        pending = b""
         try:
-            while True:
-                block = await content.readuntil(b"\n\n", max_size=_MAX_EVENT_BYTES)
-                if not block.endswith(b"\n\n"):
-                    return  # the body ended (mid-event, if anything was left)
-                event, data = "message", []
-                for line in block.decode("utf-8", errors="replace").split("\n"):
-                    if not line or line.startswith(":"):
-                        continue
-                    name, _, value = line.rstrip("\r").partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if name == "event":
-                        event = value
-                    elif name == "data":
-                        data.append(value)
-                if data:
-                    yield event, "\n".join(data)
-        except aiohttp.ClientError as exc:
-            raise ServiceCallError(str(exc) or type(exc).__name__) from exc
+            async for piece in self._chunks:
+                pending += piece
+                *blocks, pending = pending.split(b"\n\n")
+                for block in blocks:
+                    parsed = _event_of(block)
+                    if parsed is not None:
+                        yield parsed
+                if len(pending) > _MAX_EVENT_BYTES:
+                    raise ServiceCallError("an event is too large")
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
 
 
-async def _signal_sent(_: Any, context: Any, __: Any) -> None:
-    # aiohttp calls this just before it writes a body chunk, in the same step as the write:
-    # whoever waits on the event runs after the bytes are on the connection.
-    sent = context.trace_request_ctx
-    if isinstance(sent, asyncio.Event):
-        sent.set()
+def _event_of(block: bytes) -> tuple[str, str] | None:
+    """(event, data) of one server-sent event; None when it carries no data (a comment)."""
+    event, data = "message", []
+    for line in block.decode("utf-8", errors="replace").split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        name, _, value = line.rstrip("\r").partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    return (event, "\n".join(data)) if data else None
 
 
 class ServiceClient:
@@ -178,18 +187,19 @@ class ServiceClient:
         self._internal_token = internal_token
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._streams = UpstreamClient(
+            connect_timeout=_CONNECT_SECONDS,
+            read_timeout=_READ_SECONDS,
+            write_timeout=_WRITE_SECONDS,
+            max_idle_per_address=max_connections,
+        )
 
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use: an aiohttp session belongs to the running event loop.
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, use_dns_cache=True)
-            tracing = aiohttp.TraceConfig()
-            tracing.on_request_chunk_sent.append(_signal_sent)
             self._session = aiohttp.ClientSession(
-                connector=connector,
-                trust_env=False,
-                auto_decompress=False,
-                trace_configs=[tracing],
+                connector=connector, trust_env=False, auto_decompress=False
             )
         return self._session
 
@@ -232,10 +242,37 @@ class ServiceClient:
     ) -> AsyncIterator[StreamedResponse]:
         """Send a request and yield the answer with its body still unread (streaming).
 
-        `sent` is set once the request's body is on the connection, well before the answer:
-        a caller can hold other work back until its request is on its way."""
-        async with self._send(method, path, json, None, headers, None, sent) as response:
-            yield StreamedResponse(response)
+        `sent` is set once the request is on the connection, well before the answer: a caller
+        can hold other work back until its request is on its way. Sent through the kit's lean
+        client (see `upstream_client.py`): every chat reply starts with one of these."""
+        body = json_module.dumps(json).encode() if json is not None else None
+        head = [
+            (name.lower().encode(), value.encode())
+            for name, value in self._headers(headers).items()
+        ]
+        if body is not None:
+            head.append((b"content-type", b"application/json"))
+        last_error: Exception | None = None
+        for base_url in self.pool.candidates()[:2]:
+            try:
+                answer = await self._streams.send(
+                    base_url, method, path.encode(), head, body, sent=sent
+                )
+            except UpstreamConnectError as exc:  # refused, unreachable: try another
+                self.pool.mark_failed(base_url)
+                last_error = exc
+                continue
+            except UpstreamTimeoutError as exc:
+                raise self._timed_out() from exc
+            except UpstreamError as exc:
+                raise ServiceCallError(str(exc)) from exc
+            self.pool.mark_ok(base_url)
+            try:
+                yield StreamedResponse(answer)
+            finally:
+                answer.close()
+            return
+        raise ServiceUnavailable(f"The {self.service} service is unavailable.") from last_error
 
     @asynccontextmanager
     async def _send(
@@ -246,7 +283,6 @@ class ServiceClient:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         timeout: float | None,
-        sent: asyncio.Event | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         last_error: Exception | None = None
         for base_url in self.pool.candidates()[:2]:
@@ -259,7 +295,6 @@ class ServiceClient:
                     headers=self._headers(headers),
                     timeout=_timeout(timeout),
                     allow_redirects=False,
-                    trace_request_ctx=sent,
                 )
             except aiohttp.ClientConnectorError as exc:  # refused, unreachable: try another
                 self.pool.mark_failed(base_url)
@@ -282,6 +317,7 @@ class ServiceClient:
 
     async def aclose(self) -> None:
         """Close pooled connections."""
+        await self._streams.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -291,5 +327,8 @@ def _timeout(read_seconds: float | None) -> aiohttp.ClientTimeout:
     """2 s to connect (5 s with the wait for a pooled connection); `read_seconds` (default
     30 s) between two reads of the answer."""
     return aiohttp.ClientTimeout(
-        total=None, connect=5.0, sock_connect=2.0, sock_read=read_seconds or 30.0
+        total=None,
+        connect=5.0,
+        sock_connect=_CONNECT_SECONDS,
+        sock_read=read_seconds or _READ_SECONDS,
     )

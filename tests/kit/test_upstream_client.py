@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from kibitz.gateway.upstream_client import (
+from kibitz.kit.upstream_client import (
     UpstreamClient,
     UpstreamConnectError,
     UpstreamProtocolError,
@@ -164,6 +164,36 @@ async def test_a_kept_alive_connection_closed_by_the_server_is_replaced_transpar
     await client.aclose()
 
 
+async def test_a_body_held_whole_goes_with_its_head_and_is_sent_again_on_a_stale_connection() -> (
+    None
+):
+    requests: list[bytes] = []
+
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # One read: head and body arrive in the same write.
+        requests.append(await reader.read(65536))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # then the server lets the kept-alive connection go
+
+    client = _client()
+    sent = asyncio.Event()
+    async with raw_server(one_answer_then_close) as (url, connections):
+        for _ in range(2):
+            answer = await client.send(url, "POST", b"/in", [], b'{"n":1}', sent=sent)
+            assert sent.is_set() and await _body(answer) == b"ok"
+            answer.close()
+            await asyncio.sleep(0.01)
+        assert len(connections) == 2  # the second send went again, on a fresh connection
+    assert len(requests) == 2
+    for request in requests:
+        head, _, body = request.partition(b"\r\n\r\n")
+        assert b"content-length: 7" in head and body == b'{"n":1}'
+    await client.aclose()
+
+
 async def test_failures_are_told_apart() -> None:
     client = _client(read_timeout=0.2)
 
@@ -183,6 +213,32 @@ async def test_failures_are_told_apart() -> None:
             await client.send(url, "GET", b"/", [], None)
     with pytest.raises(UpstreamConnectError):
         await client.send(url, "GET", b"/", [], None)
+    await client.aclose()
+
+
+async def test_a_body_that_stalls_times_out_but_a_slow_reader_does_not() -> None:
+    async def two_chunks_then_silence(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n")
+        writer.write(b"2\r\ncd\r\n")
+        await writer.drain()
+        await reader.read()  # then nothing, ever
+
+    client = _client(read_timeout=0.2)
+    async with raw_server(two_chunks_then_silence) as (url, _):
+        answer = await client.send(url, "GET", b"/", [], None)
+        pieces = answer.chunks()
+        assert await anext(pieces) == b"ab"
+        await asyncio.sleep(0.5)  # the reader dawdles past the timeout: not the upstream's fault
+        assert await anext(pieces) == b"cd"
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(UpstreamTimeoutError):
+            await anext(pieces)
+        waited = asyncio.get_running_loop().time() - started
+        assert 0.15 <= waited < 1.0
+        answer.close()
     await client.aclose()
 
 
