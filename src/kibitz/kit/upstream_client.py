@@ -94,12 +94,7 @@ class UpstreamAnswer:
                 async for piece in _dechunk(reader, watch):
                     yield piece
             elif self._length is not None:
-                remaining = self._length
-                while remaining > 0:
-                    piece = await watch.waiting(reader.read(min(remaining, _READ_CHUNK_BYTES)))
-                    if not piece:
-                        raise UpstreamProtocolError("connection closed before the body ended")
-                    remaining -= len(piece)
+                async for piece in _pieces(reader, watch, self._length):
                     yield piece
             else:
                 # Neither length nor chunks: the body ends when the upstream closes.
@@ -171,6 +166,19 @@ class _ReadWatch:
         self._timer.cancel()
 
 
+async def _pieces(
+    reader: asyncio.StreamReader, watch: _ReadWatch, size: int
+) -> AsyncIterator[bytes]:
+    """The next `size` bytes, piece by piece as they arrive."""
+    remaining = size
+    while remaining > 0:
+        piece = await watch.waiting(reader.read(min(remaining, _READ_CHUNK_BYTES)))
+        if not piece:
+            raise UpstreamProtocolError("connection closed before the body ended")
+        remaining -= len(piece)
+        yield piece
+
+
 async def _dechunk(reader: asyncio.StreamReader, watch: _ReadWatch) -> AsyncIterator[bytes]:
     while True:
         # One watched wait per chunk (a streamed token is one small chunk).
@@ -192,12 +200,7 @@ async def _dechunk(reader: asyncio.StreamReader, watch: _ReadWatch) -> AsyncIter
             continue
         watch.end()
         # A large chunk goes on as it arrives.
-        remaining = size
-        while remaining > 0:
-            part = await watch.waiting(reader.read(min(remaining, _READ_CHUNK_BYTES)))
-            if not part:
-                raise UpstreamProtocolError("connection closed inside a chunk")
-            remaining -= len(part)
+        async for part in _pieces(reader, watch, size):
             yield part
         if await watch.waiting(reader.readexactly(2)) != b"\r\n":
             raise UpstreamProtocolError("bad chunk framing")
