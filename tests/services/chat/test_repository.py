@@ -15,7 +15,7 @@ from kibitz.kit.ids import new_id
 from kibitz.kit.migrations import upgrade_to_head_async
 from kibitz.services.chat.models import Chat, Message
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
-from kibitz.services.chat.repository import ChatRepository, SendReads
+from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads
 from kibitz.services.chat.storage import ChatDatabase
 
 TENANT, USER = uuid.uuid4(), uuid.uuid4()
@@ -168,3 +168,16 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
     assert (empty.history, empty.in_flight) == ([], 1)
     assert strangers == [None, None]
     assert (in_flight, none_recent) == (1, 0)
+
+
+async def test_idempotency_keys_past_their_window_are_forgotten(chat_db: ChatDatabase) -> None:
+    async with chat_db.transaction() as session:
+        await IdempotencyRepository(session).claim(user_id=USER, key="k", request_hash="h")
+    for before, kept in (
+        (datetime.now(UTC) - timedelta(minutes=1), True),
+        (datetime.now(UTC) + timedelta(seconds=1), False),
+    ):
+        async with chat_db.transaction() as session:
+            keys = IdempotencyRepository(session)
+            await keys.remove_expired(before=before)
+            assert (await keys.get(user_id=USER, key="k") is not None) is kept

@@ -320,6 +320,23 @@ async def test_a_streamed_retry_with_the_same_key_replays_the_reply(world: World
     assert len(events[-1].data["content"].split()) == 6
 
 
+async def test_a_key_past_its_window_is_new_again(tmp_path: Path) -> None:
+    async with chat_world(tmp_path, env={"KIBITZ_CHAT_IDEMPOTENCY_TTL_SECONDS": "1"}) as world:
+        alice = await world.member()
+        chat_id = await world.new_chat(alice)
+        key = {"Idempotency-Key": new_key()}
+        first = await world.send(alice, "once", chat_id=chat_id, headers=key)
+        await world.wait_finished(alice, chat_id, first.json()["agent_message"]["id"])
+        await asyncio.sleep(1.1)
+        # Past the window the key is forgotten: a different body is no longer a misuse of it.
+        again = await world.send(alice, "a new question", chat_id=chat_id, headers=key)
+        assert again.status_code == 201
+        assert "idempotent-replayed" not in again.headers
+        assert again.json()["user_message"]["id"] != first.json()["user_message"]["id"]
+        await world.wait_finished(alice, chat_id, again.json()["agent_message"]["id"])
+        assert await message_count(world, alice, chat_id) == 6
+
+
 async def test_concurrent_replies_per_user_are_capped(tmp_path: Path) -> None:
     env = {"KIBITZ_CHAT_MAX_CONCURRENT_GENERATIONS": "1"}
     async with chat_world(tmp_path, env=env) as world:
