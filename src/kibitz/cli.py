@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 import uvloop
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from kibitz.kit.observability import configure_logging
 from kibitz.kit.platform import Platform
-from kibitz.kit.settings import PlatformSettings
+from kibitz.kit.settings import PlatformSettings, invalid_settings
+from kibitz.runtime.children import StartupError
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
 from kibitz.runtime.server import run_all_in_one, serve_one, tune_garbage_collection
 
 app = typer.Typer(help="kibitz: a multi-tenant AI agent chat platform.", no_args_is_help=True)
 console = Console(stderr=True)
+
+
+@contextmanager
+def _start_up_errors_reported() -> Iterator[None]:
+    """Bad settings and a module that cannot start end the command with a line each, not a
+    traceback; anything else keeps its traceback."""
+    try:
+        yield
+    except ValidationError as error:
+        lines = invalid_settings(error)
+        if not lines:
+            raise
+        for line in lines:
+            console.print(f"[red]invalid setting[/] {escape(line)}")
+        raise typer.Exit(2) from None
+    except StartupError as error:
+        console.print(f"[red]kibitz did not start:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
 
 
 def _settings(**overrides: object) -> PlatformSettings:
@@ -34,20 +57,21 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the gateway and web UI.")] = 8000,
 ) -> None:
     """Run every service in this process (SQLite files under KIBITZ_DATA_DIR, in-process bus)."""
-    settings = _settings(migrate_on_start=True)
-    tune_garbage_collection()
+    with _start_up_errors_reported():
+        settings = _settings(migrate_on_start=True)
+        tune_garbage_collection()
+        uvloop.run(_run_until_stopped(settings, host=host, port=port))
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with run_all_in_one(settings=settings, host=host, port=port) as stack:
-            console.print(f"[bold green]kibitz is up[/] on {stack.gateway_url}  (Ctrl+C stops it)")
-            await stop.wait()
-        console.print("kibitz stopped")
 
-    uvloop.run(main())
+async def _run_until_stopped(settings: PlatformSettings, *, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with run_all_in_one(settings=settings, host=host, port=port) as stack:
+        console.print(f"[bold green]kibitz is up[/] on {stack.gateway_url}  (Ctrl+C stops it)")
+        await stop.wait()
+    console.print("kibitz stopped")
 
 
 @app.command()
@@ -67,9 +91,10 @@ def serve(
     if service not in modules:
         console.print(f"[red]unknown service[/] {service!r}; choose from {', '.join(MODULE_PATHS)}")
         raise typer.Exit(2)
-    settings = _settings()
-    tune_garbage_collection()
-    uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port, fd=fd))
+    with _start_up_errors_reported():
+        settings = _settings()
+        tune_garbage_collection()
+        uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port, fd=fd))
 
 
 @app.command()
@@ -84,16 +109,16 @@ def migrate(
             f"[red]unknown service[/] {unknown[0]!r}; choose from {', '.join(SERVICE_NAMES)}"
         )
         raise typer.Exit(2)
-    settings = _settings()
+    with _start_up_errors_reported():
+        asyncio.run(_migrate(_settings(), names))
+
+
+async def _migrate(settings: PlatformSettings, names: list[str]) -> None:
     platform = Platform(settings=settings)
-
-    async def main() -> None:
-        for name, module in available_modules(names).items():
-            if module.migrate is not None:
-                await module.migrate(platform)
-                console.print(f"migrated [bold]{name}[/]")
-
-    asyncio.run(main())
+    for name, module in available_modules(names).items():
+        if module.migrate is not None:
+            await module.migrate(platform)
+            console.print(f"migrated [bold]{name}[/]")
 
 
 @app.command("simulate-llm")

@@ -73,3 +73,39 @@ def test_kibitz_up_serves_registers_a_user_and_stops_cleanly(tmp_path: Path) -> 
     output = process.stdout.read().decode() if process.stdout else ""
     assert code == 0, output
     assert "Traceback" not in output, output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("variable", "value", "code", "also"),
+    [
+        # Read in this process: refused before anything starts.
+        ("KIBITZ_CHAT_MAX_CONCURRENT_GENERATIONS", "-7", 2, None),
+        # Read by the agents child process: it says why, the parent says it did not start.
+        ("KIBITZ_AGENTS_READ_TIMEOUT_SECONDS", "soon", 1, "agents stopped during start-up"),
+    ],
+)
+def test_kibitz_up_refuses_a_bad_setting_in_a_line_naming_it(
+    tmp_path: Path, variable: str, value: str, code: int, also: str | None
+) -> None:
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")},
+        "KIBITZ_DATA_DIR": str(tmp_path / "data"),
+        "KIBITZ_LOG_LEVEL": "WARNING",
+        variable: value,
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "kibitz", "up", "--port", str(_free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = " ".join(finished.stderr.split())  # the console wraps long lines
+    assert finished.returncode == code, said
+    assert f"invalid setting {variable}: Input should be" in said
+    assert "Traceback" not in said
+    assert value not in said.replace(variable, "")
+    if also:
+        assert also in said

@@ -3,8 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
-from kibitz.kit.settings import PlatformSettings, ServiceSettings, service_urls_from_env
+from kibitz.kit.settings import (
+    PlatformSettings,
+    ServiceSettings,
+    invalid_settings,
+    service_urls_from_env,
+)
 
 
 def test_platform_settings_read_the_kibitz_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +39,24 @@ def test_service_urls_split_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIBITZ_AUTH_URL", "http://a:1/, http://b:2")
     monkeypatch.delenv("KIBITZ_CHAT_URL", raising=False)
     assert service_urls_from_env(["auth", "chat"]) == {"auth": ["http://a:1", "http://b:2"]}
+
+
+def test_a_bad_setting_is_named_by_its_variable_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KIBITZ_LOG_JSON", "s3cret-looking-value")
+    with pytest.raises(ValidationError) as caught:
+        PlatformSettings()
+    lines = invalid_settings(caught.value)
+    assert len(lines) == 1
+    assert lines[0].startswith("KIBITZ_LOG_JSON: Input should be a valid boolean")
+    assert "s3cret" not in lines[0]
+
+
+def test_an_error_that_is_not_about_settings_is_left_alone() -> None:
+    class Payload(BaseModel):
+        count: int
+
+    with pytest.raises(ValidationError) as caught:
+        Payload.model_validate({"count": "many"})
+    assert invalid_settings(caught.value) == []

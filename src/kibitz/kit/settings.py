@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "KIBITZ_"
@@ -64,3 +64,25 @@ def service_urls_from_env(names: list[str]) -> dict[str, list[str]]:
         if replicas:
             urls[name] = replicas
     return urls
+
+
+def _settings_classes(root: type[BaseSettings] = BaseSettings) -> dict[str, type[BaseSettings]]:
+    found: dict[str, type[BaseSettings]] = {}
+    for subclass in root.__subclasses__():
+        found[subclass.__name__] = subclass
+        found.update(_settings_classes(subclass))
+    return found
+
+
+def invalid_settings(error: ValidationError) -> list[str]:
+    """One line per bad setting, named by its environment variable, without the value given
+    (it may be a secret): `KIBITZ_CHAT_HEARTBEAT_SECONDS: Input should be greater than 0`.
+    Empty when the error is not about settings."""
+    settings_class = _settings_classes().get(error.title)
+    if settings_class is None:
+        return []
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    return [
+        f"{prefix}{'.'.join(str(part) for part in detail['loc'])}".upper() + f": {detail['msg']}"
+        for detail in error.errors(include_input=False, include_url=False)
+    ]

@@ -34,6 +34,10 @@ _RESTART_DELAY_MAX_SECONDS = 30.0
 _HEALTHY_RUN_SECONDS = 60.0
 
 
+class StartupError(RuntimeError):
+    """A module could not start; its own error, if any, has been printed above."""
+
+
 def settings_environment(settings: PlatformSettings) -> dict[str, str]:
     """The platform settings as `KIBITZ_…` variables, so a child process reads the same ones."""
     environment: dict[str, str] = {}
@@ -111,7 +115,7 @@ class ChildService:
             while True:
                 assert self._process is not None
                 if self._process.returncode is not None:
-                    raise RuntimeError(
+                    raise StartupError(
                         f"{self.name} stopped during start-up (exit {self._process.returncode})"
                     )
                 try:
@@ -120,7 +124,7 @@ class ChildService:
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
+                    raise StartupError(
                         f"{self.name} did not start within {_READY_TIMEOUT_SECONDS} s"
                     )
                 await asyncio.sleep(0.05)

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from kibitz.kit.events import create_bus
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.settings import ENV_PREFIX, PlatformSettings, service_urls_from_env
-from kibitz.runtime.children import ChildService, settings_environment
+from kibitz.runtime.children import ChildService, StartupError, settings_environment
 from kibitz.runtime.registry import SERVICE_NAMES, available_modules
 
 
@@ -161,7 +161,7 @@ async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None], name: 
     while not server.started:
         if task.done():
             task.result()
-            raise RuntimeError(f"{name} stopped during start-up")
+            raise StartupError(f"{name} stopped during start-up")
         await asyncio.sleep(0.01)
 
 
@@ -175,7 +175,7 @@ def _url_of(sock: socket.socket) -> str:
 def distributed_platform(settings: PlatformSettings) -> Platform:
     """A platform whose service addresses come from `KIBITZ_<SERVICE>_URL` variables."""
     if settings.internal_token is None:
-        raise RuntimeError("KIBITZ_INTERNAL_TOKEN must be set when services run apart")
+        raise StartupError("KIBITZ_INTERNAL_TOKEN must be set when services run apart")
     return Platform(
         settings=settings,
         service_urls=service_urls_from_env(SERVICE_NAMES),
