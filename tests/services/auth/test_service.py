@@ -258,3 +258,32 @@ def test_the_email_is_not_a_password() -> None:
 
 def test_an_uncommon_passphrase_passes() -> None:
     check_password_policy("correct horse battery staple", email="ada@example.com")
+
+
+@pytest.mark.skipif(load_module("tenants") is None, reason="the tenants service is not built yet")
+async def test_registrations_that_lose_the_race_for_an_email_leave_no_tenant_behind(
+    tmp_path: Path, database: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from kibitz.services.tenants.models import Membership, Tenant
+
+    async with start_stack(["tenants", "auth"], data_dir=tmp_path, database=database) as stack:
+        email = new_email()
+        answers = await asyncio.gather(
+            *(
+                stack.http.post(
+                    f"{stack.url('auth')}/auth/register",
+                    json={"email": email.upper() if n % 2 else email, "password": DEFAULT_PASSWORD},
+                )
+                for n in range(6)
+            )
+        )
+        assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409, 409, 409]
+        winner = next(answer.json() for answer in answers if answer.status_code == 201)
+        tenants_db = stack.running.apps["tenants"].state.database
+        async with tenants_db.transaction() as session:
+            tenant_ids = list(await session.scalars(select(Tenant.id)))
+            members = await session.scalar(select(func.count()).select_from(Membership))
+        assert [str(tenant_id) for tenant_id in tenant_ids] == [winner["user"]["tenant_id"]]
+        assert members == 1

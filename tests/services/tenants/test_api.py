@@ -337,6 +337,7 @@ async def test_one_tenant_never_sees_or_changes_anothers_plan_members_or_invites
         ("GET", f"/tenants/internal/tenants/{uuid.uuid4()}/plan"),
         ("POST", "/tenants/internal/usage/reserve"),
         ("POST", "/tenants/internal/usage/reserve-batch"),
+        ("DELETE", f"/tenants/internal/memberships/{uuid.uuid4()}"),
     ],
 )
 async def test_internal_routes_refuse_callers_without_the_service_credential(
@@ -365,6 +366,38 @@ async def test_creating_a_tenant_is_idempotent_per_user(tenants: Tenants) -> Non
     again = await tenants.internal("POST", "/tenants", json=body)
     assert again.status_code == 201
     assert again.json()["tenant_id"] == answer["tenant_id"]
+
+
+async def test_undoing_a_join_removes_the_tenant_made_for_the_user(tenants: Tenants) -> None:
+    user_id = str(uuid.uuid4())
+    body = {"user_id": user_id, "email": "lost-race@example.com"}
+    tenant_id = (await tenants.internal("POST", "/tenants", json=body)).json()["tenant_id"]
+    undone = await tenants.internal("DELETE", f"/memberships/{user_id}")
+    assert undone.status_code == 204
+    assert_problem(await tenants.internal("GET", f"/tenants/{tenant_id}/plan"), 404)
+    # Undoing again, or for a user who never joined, changes nothing.
+    assert (await tenants.internal("DELETE", f"/memberships/{user_id}")).status_code == 204
+    assert (await tenants.internal("DELETE", f"/memberships/{uuid.uuid4()}")).status_code == 204
+    assert_problem(await tenants.internal("DELETE", "/memberships/not-a-uuid"), 422)
+
+
+async def test_undoing_a_join_by_invite_keeps_the_tenant_and_frees_the_invite(
+    stack: Stack, tenants: Tenants
+) -> None:
+    owner = await stack.register()
+    code = await invite(tenants, owner)
+    user_id = str(uuid.uuid4())
+    body = {"user_id": user_id, "email": "joiner@example.com", "invite_code": code}
+    assert (await tenants.internal("POST", "/tenants", json=body)).status_code == 201
+    assert (await tenants.internal("DELETE", f"/memberships/{user_id}")).status_code == 204
+    members = (await tenants.get("/tenants/members", owner)).json()["items"]
+    assert [m["email"] for m in members] == [owner.email]
+    assert (await tenants.internal("GET", f"/tenants/{owner.tenant_id}/plan")).status_code == 200
+    # The invite was never really used: the next person can join with it.
+    again = {"user_id": str(uuid.uuid4()), "email": "joiner@example.com", "invite_code": code}
+    joined = await tenants.internal("POST", "/tenants", json=again)
+    assert joined.status_code == 201
+    assert joined.json()["tenant_id"] == owner.tenant_id
 
 
 @pytest.mark.parametrize(

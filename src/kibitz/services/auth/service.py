@@ -291,17 +291,36 @@ class AuthService:
             role=membership.role,
             created_at=datetime.now(UTC),
         )
-        async with self.database.transaction() as session:
-            try:
-                await repository.add_user(session, user)
-            except IntegrityError as exc:
-                raise EmailTaken() from exc
-            await self.outbox.add(
-                session, user_registered(user, tenant_name=membership.tenant_name or tenant_name)
-            )
-            refresh_token = await self._start_family(session, user_id=user.id)
+        try:
+            async with self.database.transaction() as session:
+                try:
+                    await repository.add_user(session, user)
+                except IntegrityError as exc:
+                    raise EmailTaken() from exc
+                await self.outbox.add(
+                    session,
+                    user_registered(user, tenant_name=membership.tenant_name or tenant_name),
+                )
+                refresh_token = await self._start_family(session, user_id=user.id)
+        except Exception:
+            # Another registration took the email meanwhile (or the write failed): the tenant
+            # made for this account, or the invite it used, must not stay behind.
+            await self._undo_join(user_id)
+            raise
         logger.info("user_registered", user_id=str(user.id), tenant_id=str(user.tenant_id))
         return self._issue(user, refresh_token)
+
+    async def _undo_join(self, user_id: uuid.UUID) -> None:
+        if self.tenants is None:
+            return
+        try:
+            response = await self.tenants.request(
+                "DELETE", f"/tenants/internal/memberships/{user_id}"
+            )
+        except (ServiceUnavailable, GatewayTimeout):
+            response = None
+        if response is None or response.status_code != 204:
+            logger.warning("tenants_undo_join_failed", user_id=str(user_id))
 
     async def _join_tenant(
         self,

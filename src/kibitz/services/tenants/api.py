@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
@@ -143,6 +143,21 @@ async def create_membership(
     return MembershipCreated(
         tenant_id=tenant.id, tenant_name=tenant.name, role=membership.role, plan=tenant.plan
     )
+
+
+@internal.delete(
+    "/memberships/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403),
+)
+async def undo_membership(
+    user_id: uuid.UUID, session: SessionDep, tenants: TenantsServiceDep
+) -> Response:
+    """For auth's register when the account could not be made after all (its email was taken
+    meanwhile): undo what `POST /tenants/internal/tenants` did for this user."""
+    await tenants.undo_join(session, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @internal.get(

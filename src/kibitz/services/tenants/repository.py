@@ -143,6 +143,33 @@ async def add_membership(session: AsyncSession, membership: Membership) -> None:
     await session.flush()
 
 
+async def remove_membership(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Delete the user's membership."""
+    await session.execute(delete(Membership).where(Membership.user_id == user_id))
+
+
+async def has_members(session: AsyncSession, *, tenant_id: uuid.UUID) -> bool:
+    """Whether anyone belongs to the tenant."""
+    found = await session.scalar(
+        select(Membership.user_id).where(Membership.tenant_id == tenant_id).limit(1)
+    )
+    return found is not None
+
+
+async def remove_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> None:
+    """Delete a tenant that nobody belongs to (a registration that did not complete)."""
+    await session.execute(delete(Invite).where(Invite.tenant_id == tenant_id))
+    await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
+
+
+async def release_invite(session: AsyncSession, *, used_by: uuid.UUID) -> bool:
+    """Make the invite this user claimed usable again (False: they claimed none)."""
+    result = await session.execute(
+        update(Invite).where(Invite.used_by == used_by).values(used_at=None, used_by=None)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 async def list_members(
     session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, after: uuid.UUID | None
 ) -> list[Membership]:

@@ -278,6 +278,23 @@ class TenantsService:
         logger.info("tenant_joined", tenant_id=str(tenant.id), user_id=str(user_id), role=role)
         return tenant, membership
 
+    async def undo_join(self, session: AsyncSession, *, user_id: uuid.UUID) -> None:
+        """Undo `join_or_create` for a user whose account was never made (auth lost a race for
+        the email): the membership goes, a tenant made for them goes too, an invite they used
+        becomes usable again. Nothing happens for a user who has no membership."""
+        membership = await repository.get_membership(session, user_id=user_id)
+        if membership is None:
+            return
+        await repository.remove_membership(session, user_id=user_id)
+        came_by_invite = await repository.release_invite(session, used_by=user_id)
+        if (
+            not came_by_invite
+            and membership.role == ROLE_OWNER
+            and not await repository.has_members(session, tenant_id=membership.tenant_id)
+        ):
+            await repository.remove_tenant(session, tenant_id=membership.tenant_id)
+        logger.info("tenant_join_undone", tenant_id=str(membership.tenant_id), user_id=str(user_id))
+
     # -- metering -------------------------------------------------------------------------
 
     async def reserve(
