@@ -16,47 +16,19 @@ from kibitz.services.agents.providers.base import (
     StreamItem,
     StreamStart,
     TextDelta,
+    error_for_status,
 )
 from kibitz.services.agents.providers.sse_lines import sse_batches
 
 _SDK_ERRORS = (anthropic.APIError, httpx2.HTTPError)
-# Anthropic's "overloaded" status.
-_OVERLOADED = 529
-
-
-def _retry_after(headers: httpx2.Headers | None) -> float | None:
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw:
-            try:
-                return float(raw) / scale
-            except ValueError:
-                continue
-    return None
 
 
 def map_anthropic_error(exc: Exception) -> ProviderError:
-    """Classify an SDK (or transport) error; never copies upstream text."""
+    """Classify an SDK (or transport) error; never copies upstream text, which may echo the key."""
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return ProviderError("timeout", "The model provider timed out.")
     if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        retry_after = _retry_after(exc.response.headers)
-        if status == 429:
-            return ProviderError(
-                "rate_limited", "The model provider is rate limiting.", status, retry_after
-            )
-        if status in (401, 403):
-            return ProviderError(
-                "credentials", "The model provider refused the credentials.", status
-            )
-        if status >= 500 or status in (408, _OVERLOADED):
-            return ProviderError("unavailable", "The model provider failed.", status, retry_after)
-        return ProviderError(
-            "rejected", f"The model provider refused the request ({status}).", status
-        )
+        return error_for_status(exc.status_code, exc.response.headers)
     return ProviderError("unavailable", "The model provider could not be reached.")
 
 

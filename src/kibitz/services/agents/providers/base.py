@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -86,6 +86,35 @@ class ProviderError(Exception):
     def retryable(self) -> bool:
         """429, 5xx, timeouts and connection errors may be retried (only before the first token)."""
         return self.kind in ("rate_limited", "unavailable", "timeout")
+
+
+def error_for_status(status: int, headers: Mapping[str, str] | None) -> ProviderError:
+    """Classify a provider's HTTP error answer (both SDKs raise one per status); never copies
+    upstream text, which may echo the key."""
+    retry_after = _retry_after(headers)
+    if status == 429:
+        return ProviderError(
+            "rate_limited", "The model provider is rate limiting.", status, retry_after
+        )
+    if status in (401, 403):
+        return ProviderError("credentials", "The model provider refused the credentials.", status)
+    # 5xx includes Anthropic's 529 "overloaded".
+    if status >= 500 or status == 408:
+        return ProviderError("unavailable", "The model provider failed.", status, retry_after)
+    return ProviderError("rejected", f"The model provider refused the request ({status}).", status)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            try:
+                return float(raw) / scale
+            except ValueError:
+                continue
+    return None
 
 
 def estimate_tokens(text: str) -> int:

@@ -17,22 +17,10 @@ from kibitz.services.agents.providers.base import (
     StreamItem,
     StreamStart,
     TextDelta,
+    error_for_status,
     estimate_tokens,
 )
 from kibitz.services.agents.providers.sse_lines import read_to_end, sse_batches
-
-
-def _retry_after(headers: httpx2.Headers | None) -> float | None:
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw:
-            try:
-                return float(raw) / scale
-            except ValueError:
-                continue
-    return None
 
 
 def map_openai_error(exc: Exception) -> ProviderError:
@@ -40,21 +28,7 @@ def map_openai_error(exc: Exception) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ProviderError("timeout", "The model provider timed out.")
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry_after = _retry_after(exc.response.headers)
-        if status == 429:
-            return ProviderError(
-                "rate_limited", "The model provider is rate limiting.", status, retry_after
-            )
-        if status in (401, 403):
-            return ProviderError(
-                "credentials", "The model provider refused the credentials.", status
-            )
-        if status >= 500 or status == 408:
-            return ProviderError("unavailable", "The model provider failed.", status, retry_after)
-        return ProviderError(
-            "rejected", f"The model provider refused the request ({status}).", status
-        )
+        return error_for_status(exc.status_code, exc.response.headers)
     return ProviderError("unavailable", "The model provider could not be reached.")
 
 
