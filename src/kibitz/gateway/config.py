@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The Basic plan's requests/min: the tenant limit when the deployment has no tenants service.
@@ -19,20 +19,20 @@ class GatewaySettings(BaseSettings):
     )
 
     # 2 s: a healthy replica on the same network accepts a connection in well under a millisecond.
-    connect_timeout_seconds: float = 2.0
+    connect_timeout_seconds: PositiveFloat = 2.0
     # 120 s between two chunks of an answer: a slow model's first token, or an SSE stream's
     # heartbeat gap, must not cut a live stream.
-    read_timeout_seconds: float = 120.0
-    write_timeout_seconds: float = 30.0
+    read_timeout_seconds: PositiveFloat = 120.0
+    write_timeout_seconds: PositiveFloat = 30.0
     # 10 s: a replica that refused a connection is skipped this long.
-    cooldown_seconds: float = 10.0
+    cooldown_seconds: NonNegativeFloat = 10.0
 
     # Per client IP on the public auth routes (register, login, refresh, logout), per minute.
-    auth_ip_requests_per_minute: int = 30
+    auth_ip_requests_per_minute: PositiveInt = 30
     # Per tenant when the deployment has no tenants service (or it cannot be asked).
-    default_requests_per_minute: int = BASIC_REQUESTS_PER_MINUTE
+    default_requests_per_minute: PositiveInt = BASIC_REQUESTS_PER_MINUTE
     # 30 s: a plan change reaches the limit at once through the bus; this bounds a missed event.
-    plan_cache_seconds: float = 30.0
+    plan_cache_seconds: NonNegativeFloat = 30.0
     # Redis key prefix, so that several deployments (or tests) can share one Redis.
     rate_limit_key_prefix: str = "kibitz-gateway"
     # Behind a trusted load balancer: keep its X-Forwarded-For (client IP = its last hop).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kibitz.kit.settings import ServiceSettings
@@ -89,29 +89,29 @@ class AgentsSettings(ServiceSettings):
 
     # Seconds. Connect: a provider that cannot take a connection in 5 s is down. Read: the
     # longest silence between two streamed chunks. Total: one whole reply.
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 60.0
-    total_timeout_seconds: float = 300.0
+    connect_timeout_seconds: PositiveFloat = 5.0
+    read_timeout_seconds: PositiveFloat = 60.0
+    total_timeout_seconds: PositiveFloat = 300.0
     # Attempts before the first token (429, 5xx, connection errors); none after it.
-    max_attempts: int = 3
-    retry_base_seconds: float = 0.25
-    retry_max_seconds: float = 4.0
+    max_attempts: PositiveInt = 3
+    retry_base_seconds: NonNegativeFloat = 0.25
+    retry_max_seconds: NonNegativeFloat = 4.0
     # Anthropic requires a cap on output tokens; OpenAI gets one only when set.
-    max_output_tokens: int = 1024
-    openai_max_output_tokens: int | None = None
+    max_output_tokens: PositiveInt = 1024
+    openai_max_output_tokens: PositiveInt | None = None
     # The Anthropic SDK no longer has a `temperature` argument; it is sent as an extra body field.
     anthropic_send_temperature: bool = True
     # Pause between echoed words, ms (makes the demo look like streaming).
-    echo_word_delay_ms: float = 30.0
+    echo_word_delay_ms: NonNegativeFloat = 30.0
     # How long a tenant's plan is reused on the respond path (create/update always re-read it).
-    plan_cache_seconds: float = 5.0
+    plan_cache_seconds: NonNegativeFloat = 5.0
     # How long the reply path reuses an agent read from the database (s; 0 disables). Edits
     # through this replica apply at once, through another one within this time.
-    agent_cache_seconds: float = 2.0
+    agent_cache_seconds: NonNegativeFloat = 2.0
     # Request size limits.
-    max_messages: int = 200
-    max_message_chars: int = 32_000
-    max_total_chars: int = 200_000
+    max_messages: PositiveInt = 200
+    max_message_chars: PositiveInt = 32_000
+    max_total_chars: PositiveInt = 200_000
 
     def allowed_private_entries(self) -> list[str]:
         """The allow-list, split and trimmed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import NonNegativeFloat
 from pydantic_settings import SettingsConfigDict
 
 from kibitz.kit.settings import ServiceSettings
@@ -13,4 +14,4 @@ class UsersSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KIBITZ_USERS_", extra="ignore")
 
     # 30 s: a plan change also arrives as an event; this bounds staleness if one is missed.
-    subscription_cache_seconds: float = 30.0
+    subscription_cache_seconds: NonNegativeFloat = 30.0
