@@ -55,10 +55,13 @@ def _variable(settings_class: type[BaseSettings], name: str) -> str:
     return f"{settings_class.model_config.get('env_prefix')}{name}".upper()
 
 
+NUMERIC_FIELDS = _numeric_fields()
+
+
 @pytest.mark.parametrize(
     ("settings_class", "name", "field"),
-    _numeric_fields(),
-    ids=[_variable(cls, name) for cls, name, _ in _numeric_fields()],
+    NUMERIC_FIELDS,
+    ids=[_variable(cls, name) for cls, name, _ in NUMERIC_FIELDS],
 )
 def test_a_numeric_setting_refuses_values_below_its_bound(
     monkeypatch: pytest.MonkeyPatch,

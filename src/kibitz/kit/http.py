@@ -10,10 +10,10 @@ import contextlib
 import itertools
 import json as json_module
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -26,6 +26,8 @@ from kibitz.kit.upstream_client import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+
+Answer = TypeVar("Answer")
 
 INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
 # 10 s: a replica that refused a connection is skipped this long before it is tried again.
@@ -251,27 +253,21 @@ class ServiceClient:
         ]
         if body is not None:
             head.append((b"content-type", b"application/json"))
-        last_error: Exception | None = None
-        for base_url in self.pool.candidates()[:2]:
-            try:
-                answer = await self._streams.send(
+        try:
+            answer = await self._first_reachable(
+                lambda base_url: self._streams.send(
                     base_url, method, path.encode(), head, body, sent=sent
-                )
-            except UpstreamConnectError as exc:  # refused, unreachable: try another
-                self.pool.mark_failed(base_url)
-                last_error = exc
-                continue
-            except UpstreamTimeoutError as exc:
-                raise self._timed_out() from exc
-            except UpstreamError as exc:
-                raise ServiceCallError(str(exc)) from exc
-            self.pool.mark_ok(base_url)
-            try:
-                yield StreamedResponse(answer)
-            finally:
-                answer.close()
-            return
-        raise ServiceUnavailable(f"The {self.service} service is unavailable.") from last_error
+                ),
+                unreachable=UpstreamConnectError,
+            )
+        except UpstreamTimeoutError as exc:
+            raise self._timed_out() from exc
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
+        try:
+            yield StreamedResponse(answer)
+        finally:
+            answer.close()
 
     @asynccontextmanager
     async def _send(
@@ -283,10 +279,9 @@ class ServiceClient:
         headers: Mapping[str, str] | None,
         timeout: float | None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        last_error: Exception | None = None
-        for base_url in self.pool.candidates()[:2]:
-            try:
-                response = await self._http().request(
+        try:
+            response = await self._first_reachable(
+                lambda base_url: self._http().request(
                     method,
                     base_url + path,
                     json=json,
@@ -294,21 +289,33 @@ class ServiceClient:
                     headers=self._headers(headers),
                     timeout=_timeout(timeout),
                     allow_redirects=False,
-                )
-            except aiohttp.ClientConnectorError as exc:  # refused, unreachable: try another
+                ),
+                unreachable=aiohttp.ClientConnectorError,
+            )
+        except TimeoutError as exc:
+            raise self._timed_out() from exc
+        except aiohttp.ClientError as exc:
+            raise ServiceCallError(str(exc) or type(exc).__name__) from exc
+        try:
+            yield response
+        finally:
+            response.release()
+
+    async def _first_reachable(
+        self, attempt: Callable[[str], Awaitable[Answer]], *, unreachable: type[Exception]
+    ) -> Answer:
+        """The attempt's answer from the first replica it can reach (two are tried: a request
+        that could not connect was not sent, so it may go elsewhere); other errors propagate."""
+        last_error: Exception | None = None
+        for base_url in self.pool.candidates()[:2]:
+            try:
+                answer = await attempt(base_url)
+            except unreachable as exc:  # refused, unreachable: try another
                 self.pool.mark_failed(base_url)
                 last_error = exc
                 continue
-            except TimeoutError as exc:
-                raise self._timed_out() from exc
-            except aiohttp.ClientError as exc:
-                raise ServiceCallError(str(exc) or type(exc).__name__) from exc
             self.pool.mark_ok(base_url)
-            try:
-                yield response
-            finally:
-                response.release()
-            return
+            return answer
         raise ServiceUnavailable(f"The {self.service} service is unavailable.") from last_error
 
     def _timed_out(self) -> GatewayTimeout:
