@@ -15,19 +15,22 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.kit.bus_nats import NatsJetStreamBus
-from kibitz.kit.bus_redis import RedisStreamsBus
 from kibitz.kit.db import Database
 from kibitz.kit.events import (
     Event,
     EventBus,
     EventEnvelope,
+    Inbox,
     InProcessBus,
+    Outbox,
     RetryPolicy,
     create_bus,
+    define_inbox_tables,
+    define_outbox_table,
 )
-from kibitz.kit.inbox import KEEP_HANDLED, Inbox, define_inbox_tables
-from kibitz.kit.outbox import Outbox, define_outbox_table
+from kibitz.kit.events.inbox import KEEP_HANDLED
+from kibitz.kit.events.nats_jetstream import NatsJetStreamBus
+from kibitz.kit.events.redis_streams import RedisStreamsBus
 from tests.fixtures.tcp_proxy import TcpProxy
 
 REDIS = ("127.0.0.1", 6379)

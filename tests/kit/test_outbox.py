@@ -13,8 +13,15 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, select
 
 from kibitz.kit.db import Database, delete_in_batches
-from kibitz.kit.events import Event, EventEnvelope, InProcessBus
-from kibitz.kit.outbox import KEEP_SENT, Outbox, RelayStalledError, define_outbox_table
+from kibitz.kit.events import (
+    Event,
+    EventEnvelope,
+    InProcessBus,
+    Outbox,
+    RelayStalledError,
+    define_outbox_table,
+)
+from kibitz.kit.events.outbox import KEEP_SENT
 from tests.fixtures.stack import postgres_databases
 
 metadata = MetaData()

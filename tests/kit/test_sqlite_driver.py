@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from kibitz.kit.db import Database, create_engine
-from kibitz.kit.sqlite_driver import inline_connector
+from kibitz.kit.db.sqlite_driver import inline_connector
 
 metadata = MetaData()
 notes = Table(

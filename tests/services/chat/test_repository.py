@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 from tests.fixtures.stack import postgres_databases
 
+from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.ids import new_id
-from kibitz.kit.migrations import upgrade_to_head_async
 from kibitz.services.chat.models import Chat, Message
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
-from kibitz.kit.migrations import ServiceSchema
+from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.agents.agent_cache import AgentCache
 from kibitz.services.agents.api import internal, respond_directly, router

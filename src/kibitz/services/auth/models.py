@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from kibitz.kit.outbox import define_outbox_table
+from kibitz.kit.events import define_outbox_table
 
 
 class Base(DeclarativeBase):

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
+from kibitz.kit.db.migrations import ServiceSchema
+from kibitz.kit.events import Outbox
 from kibitz.kit.jwt import TokenVerifier
-from kibitz.kit.migrations import ServiceSchema
-from kibitz.kit.outbox import Outbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.auth.api import router
 from kibitz.services.auth.config import AuthSettings

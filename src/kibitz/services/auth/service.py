@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.kit.db import Database
 from kibitz.kit.errors import GatewayTimeout, ServiceUnavailable
+from kibitz.kit.events import Outbox
 from kibitz.kit.http import ServiceClient
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import ACCESS_TOKEN_SECONDS, SigningKey
-from kibitz.kit.outbox import Outbox
 from kibitz.kit.passwords import hash_password, verify_password
 from kibitz.services.auth import repository
 from kibitz.services.auth.errors import (

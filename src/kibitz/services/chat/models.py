@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from kibitz.kit.events import define_outbox_table
 from kibitz.kit.ids import new_id
-from kibitz.kit.outbox import define_outbox_table
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
-from kibitz.kit.migrations import upgrade_to_head_async
-from kibitz.kit.outbox import Outbox
+from kibitz.kit.db.migrations import upgrade_to_head_async
+from kibitz.kit.events import Outbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.chat.api import router, send_message_directly
 from kibitz.services.chat.config import ChatSettings

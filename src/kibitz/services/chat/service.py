@@ -32,10 +32,10 @@ from kibitz.kit.errors import (
     Unauthorized,
     Unprocessable,
 )
+from kibitz.kit.events import Outbox
 from kibitz.kit.http import ServiceCallError, ServiceClient, ServiceResponse
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
-from kibitz.kit.outbox import Outbox
 from kibitz.kit.platform import Platform
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.errors import (

@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.contracts.events import MessageCompleted
-from kibitz.kit.events import EventBus, EventEnvelope, Subscription
-from kibitz.kit.inbox import Inbox, TransactionalHandler
+from kibitz.kit.events import EventBus, EventEnvelope, Inbox, Subscription, TransactionalHandler
 from kibitz.services.tenants.service import TenantsService
 
 GROUP = "tenants"

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from kibitz.kit.inbox import define_inbox_tables
-from kibitz.kit.outbox import define_outbox_table
+from kibitz.kit.events import define_inbox_tables, define_outbox_table
 
 
 class Base(DeclarativeBase):

@@ -13,9 +13,8 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database, prune_quietly
-from kibitz.kit.inbox import Inbox
-from kibitz.kit.migrations import ServiceSchema
-from kibitz.kit.outbox import Outbox
+from kibitz.kit.db.migrations import ServiceSchema
+from kibitz.kit.events import Inbox, Outbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.tenants import events, repository
 from kibitz.services.tenants.agent_counts import AgentCounts

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.contracts.events import MessageCompleted, PlanChanged
 from kibitz.kit.errors import ProblemError
+from kibitz.kit.events import Outbox
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
-from kibitz.kit.outbox import Outbox
 from kibitz.services.tenants import repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.catalogue import Catalogue, Plan

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from kibitz.kit.inbox import define_inbox_tables
+from kibitz.kit.events import define_inbox_tables
 
 
 class Base(DeclarativeBase):

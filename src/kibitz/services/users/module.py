@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
-from kibitz.kit.inbox import Inbox
-from kibitz.kit.migrations import ServiceSchema
+from kibitz.kit.db.migrations import ServiceSchema
+from kibitz.kit.events import Inbox
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.users import events
 from kibitz.services.users.api import router

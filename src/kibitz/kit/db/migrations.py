@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from kibitz.kit.db import create_engine
+from kibitz.kit.db.database import create_engine
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import ServiceSettings
 

@@ -15,7 +15,7 @@ import structlog
 from redis import asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from kibitz.kit.events import (
+from kibitz.kit.events.bus import (
     EVENTS_PUBLISHED,
     DeadLetterSink,
     EventEnvelope,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from kibitz.kit.sqlite_driver import inline_connector
+from kibitz.kit.db.sqlite_driver import inline_connector
 
 logger = structlog.get_logger("kibitz.db")
 

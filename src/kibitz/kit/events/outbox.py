@@ -29,8 +29,8 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kibitz.kit.db import Database, delete_in_batches, prune_quietly
-from kibitz.kit.events import Event, EventBus, EventEnvelope
+from kibitz.kit.db.database import Database, delete_in_batches, prune_quietly
+from kibitz.kit.events.bus import Event, EventBus, EventEnvelope
 
 logger = structlog.get_logger("kibitz.outbox")
 

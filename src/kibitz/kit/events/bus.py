@@ -4,8 +4,9 @@ Delivery is at-least-once on every backend. A consumer group receives each event
 its replicas; a failing handler is retried with backoff and, after `max_attempts`, parked with
 the group's dead-letter sink (see `inbox.py`, which also skips duplicates by event id).
 
-Backends: `memory` (in-process, all-in-one), `redis://…` (Redis Streams, `bus_redis.py`) and
-`nats://…` (NATS JetStream, `bus_nats.py`).
+Backends: `memory` (in-process, all-in-one, here), `redis://…` (Redis Streams,
+`redis_streams.py`) and `nats://…` (NATS JetStream, `nats_jetstream.py`); `create_bus` in the
+package picks one.
 """
 
 from __future__ import annotations
@@ -350,26 +351,3 @@ def split_bus_url(url: str, *keys: str) -> tuple[str, dict[str, str]]:
     options = {key: query.pop(key)[-1] for key in keys if key in query}
     rest = urlencode({k: v[-1] for k, v in query.items()})
     return urlunsplit(parts._replace(query=rest)), options
-
-
-def create_bus(
-    url: str, *, prefix: str | None = None, retry: RetryPolicy | None = None
-) -> EventBus:
-    """The bus backend the URL names: `memory`, `redis://…` or `nats://…`.
-
-    `prefix` (or `?prefix=` in the URL) namespaces streams/subjects, e.g. per test.
-    """
-    if url in ("", "memory"):
-        return InProcessBus(retry=retry)
-    scheme = url.split(":", 1)[0].lower()
-    if scheme in ("redis", "rediss"):
-        from kibitz.kit.bus_redis import RedisStreamsBus
-
-        clean, options = split_bus_url(url, "prefix")
-        return RedisStreamsBus(clean, prefix=prefix or options.get("prefix"), retry=retry)
-    if scheme in ("nats", "tls"):
-        from kibitz.kit.bus_nats import NatsJetStreamBus
-
-        clean, options = split_bus_url(url, "prefix")
-        return NatsJetStreamBus(clean, prefix=prefix or options.get("prefix"), retry=retry)
-    raise ValueError(f"unsupported event bus URL scheme: {scheme}")

@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 
-from kibitz.kit.events import (
+from kibitz.kit.events.bus import (
     EVENTS_PUBLISHED,
     DeadLetterSink,
     EventEnvelope,

@@ -28,8 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.kit.db import Database, delete_in_batches, prune_quietly
-from kibitz.kit.events import EVENTS_HANDLED, EventBus, EventEnvelope, EventHandler, Subscription
+from kibitz.kit.db.database import Database, delete_in_batches, prune_quietly
+from kibitz.kit.events.bus import (
+    EVENTS_HANDLED,
+    EventBus,
+    EventEnvelope,
+    EventHandler,
+    Subscription,
+)
 from kibitz.kit.ids import new_id
 
 logger = structlog.get_logger("kibitz.inbox")
