@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import shutil
+import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,10 @@ from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
+KUBERNETES = DEPLOY / "kubernetes"
+OVERLAYS = ("small", "production")
+# The services that carry every message: they scale with CPU in production.
+AUTOSCALED = {"gateway", "chat", "agents"}
 
 
 def _compose() -> dict[str, Any]:
@@ -25,11 +32,34 @@ def _compose() -> dict[str, Any]:
     return document
 
 
+@cache
+def _rendered(overlay: str) -> tuple[dict[str, Any], ...]:
+    """An overlay rendered by kustomize (kubectl's built-in one, v5 on this machine)."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) renders the overlays; install it"
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return tuple(doc for doc in yaml.safe_load_all(rendered) if doc)
+
+
 def _kubernetes_documents() -> list[tuple[str, dict[str, Any]]]:
-    documents = []
-    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
-        documents += [(path.name, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    documents = [
+        (f"{overlay}:{doc['kind']}/{doc['metadata']['name']}", doc)
+        for overlay in OVERLAYS
+        for doc in _rendered(overlay)
+    ]
+    example = KUBERNETES / "secret.example.yaml"
+    documents += [(example.name, doc) for doc in yaml.safe_load_all(example.read_text()) if doc]
     return documents
+
+
+def _of_kind(overlay: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in _rendered(overlay) if doc["kind"] == kind}
 
 
 def _known_variables() -> set[str]:
@@ -99,3 +129,94 @@ def test_prometheus_scrapes_every_module() -> None:
         for name in discovery["names"]
     ]
     assert sorted(names) == sorted(MODULE_PATHS)
+
+
+def test_the_base_lists_every_file_in_it() -> None:
+    kustomization = yaml.safe_load((KUBERNETES / "base" / "kustomization.yaml").read_text())
+    files = {path.name for path in (KUBERNETES / "base").glob("*.yaml")}
+    assert set(kustomization["resources"]) == files - {"kustomization.yaml"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_deploys_every_module_with_the_migration_job_and_bus(overlay: str) -> None:
+    deployments = _of_kind(overlay, "Deployment")
+    for name in MODULE_PATHS:
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"][:2] == ["serve", name]
+    assert _of_kind(overlay, "Job")["kibitz-migrate"]["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ] == ["migrate"]
+    assert "nats" in _of_kind(overlay, "StatefulSet")
+    assert all(
+        doc["metadata"]["namespace"] == "kibitz"
+        for doc in _rendered(overlay)
+        if doc["kind"] != "Namespace"
+    )
+
+
+def test_the_small_overlay_runs_one_replica_of_each() -> None:
+    deployments = _of_kind("small", "Deployment")
+    assert {name: doc["spec"]["replicas"] for name, doc in deployments.items()} == dict.fromkeys(
+        deployments, 1
+    )
+    assert not _of_kind("small", "HorizontalPodAutoscaler")
+
+
+def test_production_autoscales_the_message_path_on_cpu_and_leaves_it_the_replica_count() -> None:
+    deployments = _of_kind("production", "Deployment")
+    autoscalers = _of_kind("production", "HorizontalPodAutoscaler")
+    assert {hpa["spec"]["scaleTargetRef"]["name"] for hpa in autoscalers.values()} == AUTOSCALED
+    for hpa in autoscalers.values():
+        assert hpa["spec"]["minReplicas"] >= 2
+        assert [metric["resource"]["name"] for metric in hpa["spec"]["metrics"]] == ["cpu"]
+    for name in AUTOSCALED:
+        assert "replicas" not in deployments[name]["spec"]
+        requests = deployments[name]["spec"]["template"]["spec"]["containers"][0]["resources"]
+        assert requests["requests"]["cpu"], "CPU utilisation is measured against the request"
+
+
+def test_production_spreads_budgets_and_sizes_every_module() -> None:
+    deployments = _of_kind("production", "Deployment")
+    budgets = _of_kind("production", "PodDisruptionBudget")
+    for name in MODULE_PATHS:
+        pod = deployments[name]["spec"]["template"]["spec"]
+        assert (
+            budgets[name]["spec"]["selector"]["matchLabels"]
+            == (deployments[name]["spec"]["selector"]["matchLabels"])
+        )
+        topology_keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+        assert topology_keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        resources = pod["containers"][0]["resources"]
+        assert resources["requests"]["cpu"] and resources["limits"]["memory"]
+        replicas = deployments[name]["spec"].get("replicas")
+        assert replicas is None or replicas >= 2, f"{name}: a budget needs a second replica"
+
+
+def _admitted_components(policy: dict[str, Any]) -> set[str] | None:
+    """The components a policy admits (None: anyone)."""
+    admitted: set[str] = set()
+    for rule in policy["spec"].get("ingress", []):
+        if "from" not in rule:
+            return None
+        for peer in rule["from"]:
+            for expression in peer.get("podSelector", {}).get("matchExpressions", []):
+                admitted |= set(expression["values"])
+    return admitted
+
+
+def test_production_admits_only_the_calls_the_design_makes() -> None:
+    policies = _of_kind("production", "NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+    }
+    workloads = {**_of_kind("production", "Deployment"), **_of_kind("production", "StatefulSet")}
+    for name in workloads:
+        assert name in policies, f"{name} has no ingress policy: default-deny cuts it off"
+    assert _admitted_components(policies["gateway"]) is None
+    assert _admitted_components(policies["chat"]) == {"gateway"}
+    assert _admitted_components(policies["users"]) == {"gateway"}
+    assert _admitted_components(policies["agents"]) == {"gateway", "chat", "tenants"}
+    assert _admitted_components(policies["auth"]) == set(MODULE_PATHS) - {"auth"}
+    assert _admitted_components(policies["nats"]) == set(MODULE_PATHS)
+    assert _admitted_components(policies["redis"]) == {"gateway", "auth", "chat"}
