@@ -97,6 +97,47 @@ async def test_redis_counters_are_exact_under_concurrency() -> None:
         await limits.reset()
 
 
+async def _hits_before_a_plan_change_still_count_after_it(limits: RateLimits) -> None:
+    for _ in range(3):
+        assert (await limits.hit("tenant", "t", per_minute=5)).allowed  # type: ignore[union-attr]
+    # Downgraded to 3/min: the 3 hits of this minute already fill the new window.
+    refused = await limits.hit("tenant", "t", per_minute=3)
+    assert refused is not None and not refused.allowed and refused.remaining == 0
+    # Upgraded to 10/min: the same 3 still count, so 6 remain after this one.
+    upgraded = await limits.hit("tenant", "t", per_minute=10)
+    assert upgraded is not None and upgraded.allowed and upgraded.remaining == 6
+    assert upgraded.limit == 10
+
+
+async def test_a_plan_change_keeps_the_hits_of_the_current_window_in_memory() -> None:
+    await _hits_before_a_plan_change_still_count_after_it(
+        RateLimits(storage_for(None, key_prefix="unused"))
+    )
+
+
+@pytest.mark.redis
+async def test_a_plan_change_keeps_the_hits_of_the_current_window_in_redis() -> None:
+    limits = RateLimits(storage_for(REDIS_URL, key_prefix=f"kibitz-test-{uuid.uuid4().hex[:8]}"))
+    try:
+        await _hits_before_a_plan_change_still_count_after_it(limits)
+    finally:
+        await limits.reset()
+
+
+async def test_the_memory_window_forgets_hits_older_than_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = RateLimits(storage_for(None, key_prefix="unused"))
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    for _ in range(2):
+        assert (await limits.hit("ip", "a", per_minute=2)).allowed  # type: ignore[union-attr]
+    assert not (await limits.hit("ip", "a", per_minute=2)).allowed  # type: ignore[union-attr]
+    now[0] += 61
+    again = await limits.hit("ip", "a", per_minute=2)
+    assert again is not None and again.allowed and again.remaining == 1
+
+
 async def test_an_unreachable_redis_lets_requests_through(tmp_path: Path) -> None:
     env = {"KIBITZ_WEB_DIST": str(tmp_path)}
     async with start_harness(
