@@ -11,11 +11,12 @@ import time
 from html import escape
 from typing import Any
 
-import httpx
 import structlog
 
 from kibitz.gateway.proxy import Upstreams
 from kibitz.gateway.routing import ROUTED_SERVICES
+from kibitz.kit.http.replicas import NoReplicaReachable, first_reachable
+from kibitz.kit.http.transport import UpstreamClient, UpstreamError
 
 logger = structlog.get_logger("kibitz.gateway.docs")
 
@@ -43,7 +44,7 @@ td,th{border:1px solid #dde3ea;padding:.2rem .5rem;text-align:left;vertical-alig
 class ApiReference:
     """Fetches each service's OpenAPI document through its upstream pool and renders one page."""
 
-    def __init__(self, upstreams: Upstreams, http: httpx.AsyncClient) -> None:
+    def __init__(self, upstreams: Upstreams, http: UpstreamClient) -> None:
         self._upstreams = upstreams
         self._http = http
         self._page: tuple[float, str] | None = None
@@ -53,16 +54,23 @@ class ApiReference:
         pool = self._upstreams.pools.get(service)
         if pool is None:
             return None
-        for base_url in pool.candidates()[:2]:
-            try:
-                response = await self._http.get(
-                    f"{base_url}/{service}/openapi.json", timeout=_FETCH_TIMEOUT_SECONDS
+        target = f"/{service}/openapi.json".encode()
+        try:
+            async with asyncio.timeout(_FETCH_TIMEOUT_SECONDS):
+                answer = await first_reachable(
+                    pool,
+                    lambda base_url: self._http.send(base_url, "GET", target, [], None),
+                    resend_after_reset=True,
                 )
-                if response.status_code == 200:
-                    document: dict[str, Any] = response.json()
-                    return document
-            except (httpx.HTTPError, ValueError) as exc:
-                logger.warning("openapi_fetch_failed", service=service, error=type(exc).__name__)
+                try:
+                    body = await answer.read()
+                finally:
+                    answer.close()
+            if answer.status == 200:
+                document: dict[str, Any] = json.loads(body)
+                return document
+        except (UpstreamError, NoReplicaReachable, TimeoutError, ValueError) as exc:
+            logger.warning("openapi_fetch_failed", service=service, error=type(exc).__name__)
         return None
 
     async def page(self) -> str:

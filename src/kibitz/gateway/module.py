@@ -24,10 +24,9 @@ from kibitz.gateway.tokens import TokenCheck
 from kibitz.gateway.web import WebUI
 from kibitz.kit.app import ReadinessCheck, create_service_app
 from kibitz.kit.errors import NotFound
-from kibitz.kit.http import new_http_client
+from kibitz.kit.http.transport import UpstreamClient
 from kibitz.kit.observability import metrics_endpoint
 from kibitz.kit.platform import Module, Platform
-from kibitz.kit.upstream_client import UpstreamClient
 
 _PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -41,8 +40,6 @@ def create_app(platform: Platform) -> FastAPI:
         read_timeout=settings.read_timeout_seconds,
         write_timeout=settings.write_timeout_seconds,
     )
-    # For the few calls off the hot path (OpenAPI documents for /docs).
-    http = new_http_client()
     tenants = platform.client("tenants") if platform.has_service("tenants") else None
     limits = RateLimits(
         storage_for(platform.settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
@@ -60,7 +57,7 @@ def create_app(platform: Platform) -> FastAPI:
         auth_ip_requests_per_minute=settings.auth_ip_requests_per_minute,
         trust_forwarded_for=settings.trust_forwarded_for,
     )
-    reference = ApiReference(upstreams, http)
+    reference = ApiReference(upstreams, upstream_client)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +71,6 @@ def create_app(platform: Platform) -> FastAPI:
         finally:
             await subscription.cancel()
             await upstream_client.aclose()
-            await http.aclose()
             if tenants is not None:
                 await tenants.aclose()
 

@@ -10,17 +10,21 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from kibitz.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable
-from kibitz.kit.event_stream import until_disconnect
-from kibitz.kit.http import IDEMPOTENT_METHODS, UpstreamPool
-from kibitz.kit.observability import OPEN_STREAMS
-from kibitz.kit.upstream_client import (
+from kibitz.kit.http.event_stream import until_disconnect
+from kibitz.kit.http.replicas import (
+    IDEMPOTENT_METHODS,
+    NoReplicaReachable,
+    UpstreamPool,
+    first_reachable,
+)
+from kibitz.kit.http.transport import (
     UpstreamAnswer,
     UpstreamClient,
-    UpstreamConnectError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamTimeoutError,
 )
+from kibitz.kit.observability import OPEN_STREAMS
 
 logger = structlog.get_logger("kibitz.gateway.proxy")
 
@@ -171,32 +175,22 @@ class Proxy:
             target = target + b"?" + query
         # Nothing was sent on a connection failure, so any request may go to another replica;
         # a reset before the answer is retried only when repeating it is safe.
-        retry_after_reset = method in IDEMPOTENT_METHODS and body is None
-        last_error: Exception | None = None
-        for base_url in pool.candidates()[:2]:
-            try:
-                answer = await self.client.send(
+        try:
+            answer = await first_reachable(
+                pool,
+                lambda base_url: self.client.send(
                     base_url, method, target, headers, body, chunked_body=chunked
-                )
-            except UpstreamConnectError as exc:
-                pool.mark_failed(base_url)
-                last_error = exc
-                continue
-            except UpstreamTimeoutError as exc:
-                raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
-            except UpstreamProtocolError as exc:
-                if retry_after_reset:
-                    retry_after_reset = False
-                    pool.mark_failed(base_url)
-                    last_error = exc
-                    continue
-                raise BadGateway(f"The {service} service answered badly.") from exc
-            pool.mark_ok(base_url)
-            return UpstreamResponse(answer, extra_headers=extra_headers, service=service)
-        if isinstance(last_error, UpstreamConnectError):
+                ),
+                resend_after_reset=method in IDEMPOTENT_METHODS and body is None,
+            )
+        except NoReplicaReachable:
             logger.warning("no_replica_reachable", service=service)
-            raise ServiceUnavailable(f"No replica of the {service} service is reachable.")
-        raise BadGateway(f"The {service} service answered badly.") from last_error
+            raise ServiceUnavailable(f"No replica of the {service} service is reachable.") from None
+        except UpstreamTimeoutError as exc:
+            raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
+        except UpstreamProtocolError as exc:
+            raise BadGateway(f"The {service} service answered badly.") from exc
+        return UpstreamResponse(answer, extra_headers=extra_headers, service=service)
 
 
 def client_ip_of(scope: Scope, *, trust_forwarded_for: bool) -> str:

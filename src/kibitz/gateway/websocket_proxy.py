@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import structlog
@@ -13,6 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from kibitz.gateway.proxy import Upstreams, forwardable
 from kibitz.kit.errors import ProblemError, ServiceUnavailable, problem_response
+from kibitz.kit.http.event_stream import until_first
 
 logger = structlog.get_logger("kibitz.gateway.websocket")
 
@@ -153,15 +153,10 @@ async def _pump_both_ways(websocket: WebSocket, upstream: ClientConnection) -> N
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=close, reason=upstream.close_reason or "")
 
-    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
+    # Either side ending ends the relay (the other direction is cancelled).
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(
-                result, ConnectionClosed | WebSocketDisconnect | asyncio.CancelledError
-            ):
-                logger.warning("websocket_relay_failed", error=type(result).__name__)
+        await until_first(upstream_to_client(), client_to_upstream())
+    except (ConnectionClosed, WebSocketDisconnect):
+        pass
+    except Exception as exc:
+        logger.warning("websocket_relay_failed", error=type(exc).__name__)

@@ -16,9 +16,9 @@ import sys
 import time
 from collections.abc import Mapping
 
-import httpx
 import structlog
 
+from kibitz.kit.http.transport import UpstreamClient, UpstreamError
 from kibitz.kit.settings import ENV_PREFIX, PlatformSettings
 
 logger = structlog.get_logger("kibitz.runtime")
@@ -111,23 +111,24 @@ class ChildService:
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as http:
+        # 2 s per poll: a child that does not answer that fast is not ready.
+        http = UpstreamClient(connect_timeout=2.0, read_timeout=2.0, write_timeout=2.0)
+        try:
             while True:
                 assert self._process is not None
                 if self._process.returncode is not None:
                     raise StartupError(
                         f"{self.name} stopped during start-up (exit {self._process.returncode})"
                     )
-                try:
-                    if (await http.get(f"{self.url}/healthz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+                if await _healthy(http, self.url):
+                    return
                 if time.monotonic() > deadline:
                     raise StartupError(
                         f"{self.name} did not start within {_READY_TIMEOUT_SECONDS} s"
                     )
                 await asyncio.sleep(0.05)
+        finally:
+            await http.aclose()
 
     async def _supervise(self) -> None:
         delay = _RESTART_DELAY_SECONDS
@@ -146,3 +147,16 @@ class ChildService:
                 await self._spawn()
             except OSError as exc:
                 logger.error("child_restart_failed", service=self.name, error=str(exc))
+
+
+async def _healthy(http: UpstreamClient, url: str) -> bool:
+    """Whether the process at `url` answers its liveness probe with 200."""
+    try:
+        answer = await http.send(url, "GET", b"/healthz", [], None)
+        try:
+            await answer.read()
+        finally:
+            answer.close()
+    except UpstreamError:
+        return False
+    return answer.status == 200

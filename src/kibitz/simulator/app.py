@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -16,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from kibitz.kit.http.event_stream import client_gone, until_first
+from kibitz.kit.http.sse import encode_event
 from kibitz.simulator.behaviour import (
     Behaviour,
     FaultQueue,
@@ -69,25 +72,13 @@ class SimulatedStream(Response):
         self.raw_headers.append((b"content-type", b"text/event-stream; charset=utf-8"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        disconnected = asyncio.Event()
+        async def streamed() -> bool:
+            await self._stream(send)
+            return True
 
-        async def listen() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            disconnected.set()
-
-        listener = asyncio.create_task(listen())
-        streamer = asyncio.create_task(self._stream(send))
-        try:
-            waiter = asyncio.create_task(disconnected.wait())
-            await asyncio.wait({streamer, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if disconnected.is_set() and not streamer.done():
+        with contextlib.suppress(Exception):
+            if await until_first(streamed(), client_gone(receive)) is None:
                 self.record["outcome"] = "client_disconnected"
-                streamer.cancel()
-            await asyncio.gather(streamer, return_exceptions=True)
-        finally:
-            listener.cancel()
 
     async def _stream(self, send: Send) -> None:
         if self.frames is None:  # hang: never answer
@@ -146,8 +137,7 @@ def _text_of(content: Any) -> str:
 
 
 def _sse(data: Any, event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return encode_event(json.dumps(data, separators=(",", ":")), event=event or None)
 
 
 class Simulator:
@@ -274,7 +264,7 @@ class Simulator:
                         "usage": usage,
                     }
                 )
-            yield b"data: [DONE]\n\n"
+            yield encode_event("[DONE]")
 
         return SimulatedStream(frames(), record)
 
@@ -409,14 +399,12 @@ class Simulator:
         if fault is not None and fault.kind in ("disconnect-after", "stall-after"):
             # Not streamed: the whole answer is lost either way.
             return SimulatedStream(_abort_or_stall(fault.kind), record)
-        thinking = asyncio.ensure_future(
-            _pause(behaviour.ttft_seconds + behaviour.gap_seconds * max(0, len(tokens) - 1))
-        )
-        gone = asyncio.ensure_future(_client_gone(request))
-        await asyncio.wait({thinking, gone}, return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
-        if not thinking.done():
-            thinking.cancel()
+
+        async def thought() -> bool:
+            await _pause(behaviour.ttft_seconds + behaviour.gap_seconds * max(0, len(tokens) - 1))
+            return True
+
+        if await until_first(thought(), client_gone(request.receive)) is None:
             record["outcome"] = "client_disconnected"
             return Response(status_code=499)
         record["tokens_sent"] = len(tokens)
@@ -455,11 +443,6 @@ class Simulator:
         except (AssertionError, KeyError, ValueError, TypeError):
             return JSONResponse({"detail": "body must be {fault, times?}"}, status_code=400)
         return JSONResponse({"queued": list(self.faults.queued)})
-
-
-async def _client_gone(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _abort_or_stall(kind: str) -> AsyncIterator[object]:

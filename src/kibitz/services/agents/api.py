@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -14,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from kibitz.kit.db import SessionDep
 from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
-from kibitz.kit.event_stream import EventStreamResponse
+from kibitz.kit.http.event_stream import EventStreamResponse, client_gone, until_first
+from kibitz.kit.http.sse import encode_event
 from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller, current_principal
 from kibitz.services.agents import service
@@ -209,29 +209,14 @@ def _result(content: str, end: StreamEnd) -> dict[str, Any]:
     }
 
 
-async def _wait_for_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     """The work's result, or None when the client left first (the work is then cancelled,
     which closes the upstream call: no tokens paid for nobody)."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_wait_for_disconnect(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return None
-    return task.result()
+    return await until_first(work, client_gone(request.receive))
 
 
 def _event(name: str, data: Any) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return encode_event(json.dumps(data, separators=(",", ":")), event=name)
 
 
 async def _sse(first: StreamItem, items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:

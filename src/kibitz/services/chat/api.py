@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 
 from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
-from kibitz.kit.event_stream import EventStreamResponse
+from kibitz.kit.http.event_stream import EventStreamResponse, until_first
+from kibitz.kit.http.sse import encode_comment, encode_retry
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 from kibitz.kit.observability import request_id_of
 from kibitz.kit.security import CurrentPrincipal, bearer_token, current_principal
@@ -60,13 +61,13 @@ def wants_event_stream(request: Request) -> bool:
 
 async def sse_body(frames: AsyncIterator[Batch | None]) -> AsyncIterator[bytes]:
     """Frames as `text/event-stream`; None becomes a heartbeat comment."""
-    yield b"retry: 2000\n\n"
+    yield encode_retry(2000)
     try:
         async for batch in frames:
             yield (
                 b"".join(frame.sse() for frame in batch)
                 if batch is not None
-                else b": heartbeat\n\n"
+                else encode_comment("heartbeat")
             )
     finally:
         await frames.aclose()  # type: ignore[attr-defined]
@@ -282,14 +283,11 @@ async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
         await websocket.close(code=WS_NOT_FOUND, reason="not found")
         return
     frames = service.follow(chat_id=chat_key, resume=ResumePoint.parse(last_event_id))
-    sender = asyncio.create_task(_send_frames(websocket, frames))
-    receiver = asyncio.create_task(_until_disconnected(websocket))
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        # A send to a client that just left fails: nothing is left to tell it.
+        with contextlib.suppress(Exception):
+            await until_first(_send_frames(websocket, frames), _until_disconnected(websocket))
     finally:
-        for task in (sender, receiver):
-            task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
         with contextlib.suppress(Exception):
             await websocket.close()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from kibitz.kit.http.sse import encode_event
 from kibitz.services.chat.fanout import StreamEvent
 
 logger = structlog.get_logger("kibitz.chat.streams")
@@ -38,7 +39,7 @@ class Frame:
     def sse(self) -> bytes:
         """The frame in `text/event-stream` form."""
         payload = json.dumps(self.data, separators=(",", ":"))
-        return f"id: {self.id}\nevent: {self.event}\ndata: {payload}\n\n".encode()
+        return encode_event(payload, event=self.event, event_id=self.id)
 
     def json(self) -> str:
         """The frame as one WebSocket text message."""

@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import httpx2
 
+from kibitz.kit.http.sse import sse_batches
 from kibitz.services.agents.providers.base import (
     CompletionRequest,
     ProviderError,
@@ -18,7 +19,6 @@ from kibitz.services.agents.providers.base import (
     TextDelta,
     error_for_status,
 )
-from kibitz.services.agents.providers.sse_lines import sse_batches
 
 _SDK_ERRORS = (anthropic.APIError, httpx2.HTTPError)
 
@@ -90,7 +90,7 @@ class AnthropicMessages:
                 **body, stream=True
             ) as response:
                 yield StreamStart()
-                # Raw SSE through the SDK (see sse_lines.py); leaving the block closes upstream.
+                # Raw SSE through the SDK (see kit/http/sse.py); leaving the block closes upstream.
                 async for batch in sse_batches(response.iter_bytes()):
                     texts: list[str] = []
                     for name, data in batch:

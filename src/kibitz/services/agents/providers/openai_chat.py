@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 import openai
 
+from kibitz.kit.http.sse import read_to_end, sse_batches
 from kibitz.services.agents.providers.base import (
     CompletionRequest,
     ProviderError,
@@ -20,7 +21,6 @@ from kibitz.services.agents.providers.base import (
     error_for_status,
     estimate_tokens,
 )
-from kibitz.services.agents.providers.sse_lines import read_to_end, sse_batches
 
 
 def map_openai_error(exc: Exception) -> ProviderError:
@@ -78,7 +78,7 @@ class OpenAIChat:
                 model=completion.model or request.model,
             )
             return
-        # Raw SSE through the SDK (its request, auth and errors; our parsing): see sse_lines.py.
+        # Raw SSE through the SDK (its request, auth and errors; our parsing): see kit/http/sse.py.
         # The SDK's documented custom-request call (`client.post` to an httpx2 response) skips
         # `create()`'s transform of typed params (~1 ms of CPU per call); the JSON is the same.
         finish_reason = "stop"

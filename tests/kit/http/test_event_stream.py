@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kibitz.kit.event_stream import EventStreamResponse
+from kibitz.kit.http.event_stream import EventStreamResponse
 from tests.fixtures.serving import serving
 
 

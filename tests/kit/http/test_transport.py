@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from kibitz.kit.upstream_client import (
+from kibitz.kit.http.transport import (
     UpstreamClient,
     UpstreamConnectError,
     UpstreamProtocolError,

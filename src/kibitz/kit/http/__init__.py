@@ -1,0 +1,31 @@
+"""HTTP: the kit's one client stack and its streaming pieces.
+
+- `transport`: keep-alive HTTP/1.1 connections, answers parsed by llhttp (`httptools`).
+- `replicas`: round-robin over a service's replicas and the one fail-over loop.
+- `client`: `ServiceClient`, whole and streamed calls to another kibitz service.
+- `sse`: the one server-sent-events parser and encoder.
+- `event_stream`: "until the client leaves or the stream ends", and the response built on it.
+- `fast_routes`: a route declared once and served below FastAPI's per-request machinery.
+"""
+
+from __future__ import annotations
+
+from kibitz.kit.http.client import (
+    INTERNAL_TOKEN_HEADER,
+    ServiceCallError,
+    ServiceClient,
+    ServiceResponse,
+    StreamedResponse,
+)
+from kibitz.kit.http.replicas import IDEMPOTENT_METHODS, UpstreamPool, first_reachable
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "INTERNAL_TOKEN_HEADER",
+    "ServiceCallError",
+    "ServiceClient",
+    "ServiceResponse",
+    "StreamedResponse",
+    "UpstreamPool",
+    "first_reachable",
+]

@@ -1,0 +1,235 @@
+"""Service-to-service HTTP: one client type in both modes, only the addresses change.
+
+Always real loopback/network HTTP, through the kit's transport (`transport.py`), so a streamed
+answer streams in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json as json_module
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import Headers
+
+from kibitz.kit.errors import GatewayTimeout, ServiceUnavailable
+from kibitz.kit.http.replicas import (
+    IDEMPOTENT_METHODS,
+    NoReplicaReachable,
+    UpstreamPool,
+    first_reachable,
+)
+from kibitz.kit.http.sse import SseParser, SseTooLargeError
+from kibitz.kit.http.transport import (
+    UpstreamAnswer,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+
+INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
+
+# Seconds: to connect to another service, between two reads of its answer, to send a body.
+_CONNECT_SECONDS, _READ_SECONDS, _WRITE_SECONDS = 2.0, 30.0, 10.0
+_JSON_CONTENT = (b"content-type", b"application/json")
+
+
+class ServiceCallError(Exception):
+    """A call to another service broke after it connected (or answered an error status when
+    `raise_for_status` was asked)."""
+
+
+@dataclass
+class ServiceResponse:
+    """A whole answer from another service."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON (ValueError when it is not)."""
+        return json_module.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.content.decode("utf-8", errors="replace")
+
+    def raise_for_status(self) -> None:
+        """ServiceCallError unless the status is 2xx."""
+        if not 200 <= self.status_code < 300:
+            raise ServiceCallError(f"answered {self.status_code}")
+
+
+class StreamedResponse:
+    """An answer from another service whose body is read as it arrives."""
+
+    def __init__(self, answer: UpstreamAnswer) -> None:
+        self._chunks = answer.chunks()
+        self.status_code = answer.status
+        self.headers: Mapping[str, str] = Headers(raw=answer.headers)
+
+    async def aread(self) -> bytes:
+        """The rest of the body."""
+        try:
+            return b"".join([piece async for piece in self._chunks])
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
+
+    async def read_to_end(self, *, seconds: float = 0.25) -> None:
+        """Read what is left of a body whose content is all in (usually its last chunk): a
+        response read to its end gives its connection back for reuse, instead of closing it."""
+        with contextlib.suppress(ServiceCallError, TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.aread()
+
+    async def aiter_events(self) -> AsyncIterator[tuple[str, str]]:
+        """A `text/event-stream` body as (event, data) pairs as they arrive (`message` when an
+        event names none), through the kit's one SSE parser."""
+        parser = SseParser()
+        try:
+            async for piece in self._chunks:
+                for event, data in parser.feed(piece):
+                    yield event or "message", data
+            for event, data in parser.finish():
+                yield event or "message", data
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
+        except SseTooLargeError as exc:
+            raise ServiceCallError(str(exc)) from exc
+
+
+class ServiceClient:
+    """Calls one kibitz service over HTTP, across its replicas, with the service credential.
+
+    Whole and streamed answers go through the same transport and the same fail-over loop; a
+    request that could not connect goes to another replica, and so does an idempotent one whose
+    connection broke before it was answered.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        base_urls: Sequence[str],
+        *,
+        internal_token: str | None = None,
+        max_connections: int = 200,
+    ) -> None:
+        self.service = service
+        self.pool = UpstreamPool(base_urls)
+        self._transport = UpstreamClient(
+            connect_timeout=_CONNECT_SECONDS,
+            read_timeout=_READ_SECONDS,
+            write_timeout=_WRITE_SECONDS,
+            max_idle_per_address=max_connections,
+        )
+        self._credential = (
+            [(INTERNAL_TOKEN_HEADER.encode(), internal_token.encode())] if internal_token else []
+        )
+
+    def _head(
+        self, headers: Mapping[str, str] | None, *, json_body: bool
+    ) -> list[tuple[bytes, bytes]]:
+        head = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+        head += self._credential
+        if json_body:
+            head.append(_JSON_CONTENT)
+        return head
+
+    async def _answer(
+        self,
+        method: str,
+        target: str,
+        head: list[tuple[bytes, bytes]],
+        body: bytes | None,
+        *,
+        sent: asyncio.Event | None = None,
+        read_timeout: float | None = None,
+    ) -> UpstreamAnswer:
+        try:
+            return await first_reachable(
+                self.pool,
+                lambda base_url: self._transport.send(
+                    base_url,
+                    method,
+                    target.encode(),
+                    head,
+                    body,
+                    sent=sent,
+                    read_timeout=read_timeout,
+                ),
+                resend_after_reset=method in IDEMPOTENT_METHODS,
+            )
+        except NoReplicaReachable as exc:
+            raise ServiceUnavailable(f"The {self.service} service is unavailable.") from exc
+        except UpstreamTimeoutError as exc:
+            raise self._timed_out() from exc
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ServiceResponse:
+        """Send a request and read the answer; `timeout` (default 30 s) bounds each wait for
+        the answer."""
+        body = json_module.dumps(json).encode() if json is not None else None
+        target = f"{path}?{urlencode(params, doseq=True)}" if params else path
+        answer = await self._answer(
+            method,
+            target,
+            self._head(headers, json_body=body is not None),
+            body,
+            read_timeout=timeout,
+        )
+        try:
+            content = await answer.read()
+        except UpstreamTimeoutError as exc:
+            raise self._timed_out() from exc
+        except UpstreamError as exc:
+            raise ServiceCallError(str(exc)) from exc
+        finally:
+            answer.close()
+        return ServiceResponse(answer.status, Headers(raw=answer.headers), content)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        sent: asyncio.Event | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        """Send a request and yield the answer with its body still unread (streaming).
+
+        `sent` is set once the request is on the connection, well before the answer: a caller
+        can hold other work back until its request is on its way."""
+        body = json_module.dumps(json).encode() if json is not None else None
+        answer = await self._answer(
+            method, path, self._head(headers, json_body=body is not None), body, sent=sent
+        )
+        try:
+            yield StreamedResponse(answer)
+        finally:
+            answer.close()
+
+    def _timed_out(self) -> GatewayTimeout:
+        return GatewayTimeout(f"The {self.service} service did not answer in time.")
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._transport.aclose()
