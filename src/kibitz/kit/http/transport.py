@@ -82,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self.chunked = False
         self.error: UpstreamError | None = None
         self._head_bytes = 0
+        self._header_bytes = 0
         self._pieces: deque[bytes] = deque()
         self._buffered = 0
 
@@ -103,7 +104,11 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("unexpected protocol switch"))
             return
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"malformed answer: {exc}"))
+            cause = exc.__context__
+            if isinstance(cause, UpstreamProtocolError):
+                self._fail(cause)  # raised by a callback of ours
+            else:
+                self._fail(UpstreamProtocolError(f"malformed answer: {exc}"))
             return
         if not self.head_done:
             # Every byte so far belongs to a head (or interim heads): cap them.
@@ -148,6 +153,10 @@ class _Connection(asyncio.Protocol):
             raise UpstreamProtocolError("more than one answer to a request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # A head that arrived whole in one read is measured here, field by field.
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEAD_BYTES:
+            raise UpstreamProtocolError("answer head too large")
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -156,6 +165,7 @@ class _Connection(asyncio.Protocol):
             # 1xx interim answers (100 Continue, 103 Early Hints) precede the real one.
             self.interim = True
             self.headers = []
+            self._header_bytes = 0
             return
         self.status = status
         self.keep_alive = self._parser.should_keep_alive() and not self.head_only
