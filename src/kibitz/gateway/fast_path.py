@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kibitz.gateway.pipeline import Pipeline
 from kibitz.gateway.routing import ROUTED_SERVICES
-from kibitz.kit.direct_routes import RouteLabel, answer
+from kibitz.kit.http.fast_routes import RouteLabel, answer
 from kibitz.kit.observability import RequestContextMiddleware
 
 # What the request metrics read as the route: one label per service.

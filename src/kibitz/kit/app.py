@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -11,8 +11,8 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from kibitz.kit.direct_routes import DirectRoutes, Endpoint
 from kibitz.kit.errors import install_problem_handlers, problem_responses
+from kibitz.kit.http.fast_routes import FastRoutes, fast_endpoints
 from kibitz.kit.observability import RequestContextMiddleware, metrics_endpoint
 from kibitz.kit.platform import Platform
 
@@ -36,11 +36,11 @@ def create_service_app(
     readiness_checks: dict[str, ReadinessCheck] | None = None,
     description: str = "",
     version: str = "0.1.0",
-    direct_routes: Mapping[tuple[str, str], Endpoint] | None = None,
+    fast_routes: bool = True,
 ) -> FastAPI:
     """A FastAPI app with kibitz's conventions; routers carry the service's own routes, and
-    `direct_routes` serve the hottest of them past FastAPI's per-request work (see
-    `direct_routes.py`)."""
+    those marked `@fast_route` are served past FastAPI's per-request work unless `fast_routes`
+    is off (see `kit/http/fast_routes.py`)."""
     app = FastAPI(
         title=f"kibitz {name}",
         description=description,
@@ -86,7 +86,7 @@ def create_service_app(
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["probes"], summary="Alive")
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["probes"], summary="Ready")
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
-    if direct_routes:
-        # Added last, so it runs first.
-        app.add_middleware(DirectRoutes, routes=direct_routes, service=name)
+    fast_endpoints(app, service=name)  # refuses a route it cannot serve now, not at a request
+    # Added last, so it runs first.
+    app.add_middleware(FastRoutes, fastapi_app=app, service=name, serve_fast=fast_routes)
     return app

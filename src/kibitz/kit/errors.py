@@ -135,7 +135,9 @@ def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Unprocessable:
     """A 422 listing pydantic's errors as (field, message) pairs."""
     fields = []
     for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        # A body that is not JSON at all: the field is the body, not the character position.
+        loc = error.get("loc", ()) if error.get("type") != "json_invalid" else ()
+        location = [str(part) for part in loc if part != "body"]
         fields.append({"field": ".".join(location) or "body", "message": str(error.get("msg"))})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in fields)[:500]
     return Unprocessable(detail or "Invalid request", extra={"errors": fields})

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.responses import JSONResponse, Response
 
 from kibitz.kit.db import SessionDep
-from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.http.event_stream import EventStreamResponse, client_gone, until_first
+from kibitz.kit.http.fast_routes import fast_route
 from kibitz.kit.http.sse import encode_event
 from kibitz.kit.observability import OPEN_STREAMS
-from kibitz.kit.security import CurrentPrincipal, ServiceCaller, current_principal
+from kibitz.kit.security import CurrentPrincipal, ServiceCaller
 from kibitz.services.agents import service
-from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep, agents_runtime
+from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
 from kibitz.services.agents.providers.base import StreamEnd, StreamItem, StreamStart, TextDelta
 from kibitz.services.agents.schemas import (
     AgentCount,
@@ -101,6 +101,7 @@ async def providers(principal: CurrentPrincipal, runtime: RuntimeDep) -> Provide
     },
     summary="Have an agent answer",
 )
+@fast_route(max_body_bytes=_RESPOND_MAX_BYTES)  # every reply of every chat comes through here
 async def respond(
     body: RespondRequest, principal: CurrentPrincipal, runtime: RuntimeDep, request: Request
 ) -> Response:
@@ -122,14 +123,6 @@ async def respond(
     return EventStreamResponse(
         _sse(first, items), media_type="text/event-stream", headers=_SSE_HEADERS
     )
-
-
-async def respond_directly(request: Request) -> Response:
-    """`respond` as a direct route (every message of every chat comes through here): its
-    parameters resolved as its dependencies would, in the same order."""
-    principal = await current_principal(request)
-    body = await json_body(request, RespondRequest, max_bytes=_RESPOND_MAX_BYTES)
-    return await respond(body, principal, await agents_runtime(request), request)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.agents.agent_cache import AgentCache
-from kibitz.services.agents.api import internal, respond_directly, router
+from kibitz.services.agents.api import internal, router
 from kibitz.services.agents.api_key_cipher import ApiKeyCipher
 from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.plans import PlanReader
@@ -67,7 +67,6 @@ def create_app(platform: Platform) -> FastAPI:
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         description="Per-user AI agents and the LLM calls behind them.",
-        direct_routes={("POST", "/agents/respond"): respond_directly},
     )
     app.state.agents = runtime
     app.state.database = database

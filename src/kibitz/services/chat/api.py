@@ -12,20 +12,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from starlette.responses import JSONResponse, Response
 
-from kibitz.kit.direct_routes import json_body
 from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.http.event_stream import EventStreamResponse, until_first
+from kibitz.kit.http.fast_routes import fast_route
 from kibitz.kit.http.sse import encode_comment, encode_retry
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 from kibitz.kit.observability import request_id_of
-from kibitz.kit.security import CurrentPrincipal, bearer_token, current_principal
+from kibitz.kit.security import CurrentPrincipal, bearer_token
 from kibitz.services.chat.dependencies import (
     ChatServiceDep,
     OwnedChat,
     OwnedChatToRead,
     ReadSessionDep,
     SessionDep,
-    chat_service,
     owned_chat_id,
 )
 from kibitz.services.chat.schemas import (
@@ -93,6 +92,7 @@ def event_stream(frames: AsyncIterator[Batch | None], *, status_code: int = 200)
     },
     summary="Send a message; the reply is generated in the background (or streamed here)",
 )
+@fast_route(max_body_bytes=_SEND_MAX_BYTES)  # every message comes through here
 async def send_message(
     body: ChatSend,
     request: Request,
@@ -116,20 +116,6 @@ async def send_message(
         response.headers.update(headers)
         return response
     return JSONResponse(outcome.result, status_code=201, headers=headers)
-
-
-async def send_message_directly(request: Request) -> Response:
-    """`send_message` as a direct route (every message comes through here): its parameters
-    resolved as its dependencies would, in the same order."""
-    principal = await current_principal(request)
-    body = await json_body(request, ChatSend, max_bytes=_SEND_MAX_BYTES)
-    return await send_message(
-        body,
-        request,
-        principal,
-        await chat_service(request),
-        idempotency_key=request.headers.get("idempotency-key"),
-    )
 
 
 @router.get(

@@ -17,7 +17,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.events import Outbox
 from kibitz.kit.platform import Module, Platform
-from kibitz.services.chat.api import router, send_message_directly
+from kibitz.services.chat.api import router
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.fanout import create_fanout
 from kibitz.services.chat.models import outbox_table, utcnow
@@ -106,7 +106,6 @@ def create_app(platform: Platform) -> FastAPI:
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         description="Chats with agents: persisted history and live token streams.",
-        direct_routes={("POST", "/chat/send"): send_message_directly},
     )
     app.state.database = database
     app.state.chat_service = chat
