@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from kibitz.kit.db import Database, create_engine
-from kibitz.kit.db.sqlite_driver import inline_connector
+from kibitz.kit.db.sqlite_driver import InlineConnection, inline_connector
 
 metadata = MetaData()
 notes = Table(
@@ -105,3 +105,17 @@ async def test_a_read_only_engine_reads_beside_a_writer_and_refuses_writes(
                 await connection.execute(notes.insert().values(text="nope"))
     finally:
         await readers.dispose()
+
+
+async def test_sqlite_urls_get_the_kits_own_dialect_over_a_connection_it_owns(
+    database: Database,
+) -> None:
+    assert database.engine.dialect.driver == "kibitz_inline"
+    async with database.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        inline = raw.driver_connection
+        assert isinstance(inline, InlineConnection)
+        # Nothing of aiosqlite's internals is imitated any more.
+        for name in ("_conn", "_tx", "__await__"):
+            assert not hasattr(inline, name)
+        assert inline.isolation_level is None  # autocommit at the driver, set through it

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from kibitz.kit.db.sqlite_driver import DRIVER_NAME as SQLITE_DRIVER
 from kibitz.kit.db.sqlite_driver import inline_connector
 
 logger = structlog.get_logger("kibitz.db")
@@ -57,7 +58,7 @@ def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> A
     if is_sqlite(url):
         path = make_url(url).database or ":memory:"
         engine = create_async_engine(
-            url,
+            make_url(url).set(drivername=SQLITE_DRIVER),
             echo=echo,
             pool_size=8,
             max_overflow=8,

@@ -1,11 +1,12 @@
-"""SQLite for SQLAlchemy's aiosqlite dialect, run on the event loop's own thread.
+"""SQLite on the event loop's own thread, as a SQLAlchemy async dialect of its own
+(`sqlite+kibitz_inline`; `kit.db.create_engine` picks it for every SQLite URL).
 
 aiosqlite runs every call (cursor, execute, fetch, close) on a thread of its own: four thread
 hand-offs per statement, each waiting for the GIL behind a busy event loop. A SQLite statement
-on an indexed table takes microseconds, so the hand-offs cost far more than the work (measured:
-3x the CPU per read, and milliseconds of latency under load). This connection has aiosqlite's
-interface but calls `sqlite3` directly, so SQLAlchemy's async engine, sessions and dialect are
-used unchanged.
+on an indexed table takes microseconds, so the hand-offs cost far more than the work (measured
+again for issue 16, `bench/sqlite_driver.py`: see the README). This driver calls `sqlite3`
+directly and owns its connection; the dialect reuses SQLAlchemy's aiosqlite dialect for SQL
+and cursors, and adapts this connection instead of aiosqlite's.
 
 Calls never block on a lock. Write transactions of one process queue for a database on an
 asyncio lock (in order, no polling); against another process's writer the connection runs with
@@ -20,8 +21,19 @@ import asyncio
 import sqlite3
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
+
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncAdapt_dbapi_module
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
+)
+from sqlalchemy.util import await_
+
+DRIVER_NAME = "sqlite+kibitz_inline"
 
 # Back-off between attempts on a locked database (s): short first, a few ms at most.
 _FIRST_RETRY_SECONDS = 0.0005
@@ -60,17 +72,6 @@ class _LockWait:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_RETRY_SECONDS)
-
-
-class _ImmediateQueue:
-    """aiosqlite's internal call queue, as SQLAlchemy's dialect uses it: run the call now."""
-
-    def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            future.set_result(function())
-        except Exception as error:  # handed to whoever awaits the future
-            future.set_exception(error)
 
 
 class InlineCursor:
@@ -139,9 +140,7 @@ class InlineConnection:
     def __init__(
         self, connection: sqlite3.Connection, *, path: str, busy_timeout_seconds: float
     ) -> None:
-        # Both names are aiosqlite's: SQLAlchemy's dialect reads them.
-        self._conn: sqlite3.Connection | None = connection
-        self._tx = _ImmediateQueue()
+        self._sqlite: sqlite3.Connection | None = connection
         self.lock_wait = _LockWait(busy_timeout_seconds)
         self._path = path
         self._begin_asked = False
@@ -176,17 +175,14 @@ class InlineConnection:
             gate.release()
 
     @property
-    def _connection(self) -> sqlite3.Connection | None:
-        return self._conn
-
-    def __await__(self) -> Generator[Any, None, InlineConnection]:
-        return self
-        yield  # a generator: `await connection` gives the connection, as aiosqlite's does
+    def is_open(self) -> bool:
+        """Whether the connection has not been closed."""
+        return self._sqlite is not None
 
     def _open(self) -> sqlite3.Connection:
-        if self._conn is None:
+        if self._sqlite is None:
             raise ValueError("no active connection")
-        return self._conn
+        return self._sqlite
 
     def cursor(self) -> InlineCursor:
         """A new cursor (used as `await connection.cursor()` or `async with`)."""
@@ -216,9 +212,9 @@ class InlineConnection:
     def stop(self) -> None:
         """Close at once (SQLAlchemy's terminate)."""
         self._open_gate()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._open().create_function(*args, **kwargs)
@@ -226,6 +222,10 @@ class InlineConnection:
     @property
     def isolation_level(self) -> str | None:
         return self._open().isolation_level
+
+    def set_isolation_level(self, value: str | None) -> None:
+        """Set `sqlite3`'s isolation level (None: autocommit at the driver)."""
+        self._open().isolation_level = value  # type: ignore[assignment]
 
     @property
     def in_transaction(self) -> bool:
@@ -244,3 +244,70 @@ def inline_connector(
         return InlineConnection(connection, path=path, busy_timeout_seconds=busy_timeout_seconds)
 
     return connect
+
+
+class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's adapter of an async SQLite connection, for an InlineConnection."""
+
+    __slots__ = ()
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._inline.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        try:
+            self._inline.set_isolation_level(value)
+        except Exception as error:
+            self._handle_exception(error)
+
+    @property
+    def _inline(self) -> InlineConnection:
+        return cast(InlineConnection, self._connection)
+
+    # The generic adapter's commit and rollback, skipping aiosqlite's check of its own internals.
+    def rollback(self) -> None:
+        if self._inline.is_open:
+            AsyncAdapt_dbapi_connection.rollback(self)
+
+    def commit(self) -> None:
+        if self._inline.is_open:
+            AsyncAdapt_dbapi_connection.commit(self)
+
+
+class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DB-API module the dialect sees: `sqlite3`'s names, InlineConnection's connect."""
+
+    def __init__(self) -> None:
+        AsyncAdapt_dbapi_module.__init__(self, sqlite3, dbapi_module=sqlite3)
+        self.aiosqlite = sqlite3
+        self.sqlite = sqlite3
+        self.paramstyle = "qmark"
+        self.has_stop = True  # InlineConnection.stop closes at once
+        self._init_dbapi_attributes()
+
+    def connect(self, *arg: Any, **kw: Any) -> _AdaptedConnection:
+        """A connection through the engine's `async_creator` (InlineConnector)."""
+        creator = kw.pop("async_creator_fn", None)
+        if creator is None:
+            raise ValueError("the inline SQLite dialect connects through async_creator")
+        return _AdaptedConnection(self, await_(creator(*arg, **kw)))
+
+
+class InlineSQLiteDialect(SQLiteDialect_aiosqlite):
+    """`sqlite+kibitz_inline`: SQLAlchemy's aiosqlite dialect over InlineConnection."""
+
+    driver = "kibitz_inline"
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> _InlineDBAPI:
+        return _InlineDBAPI()
+
+    def retrieve_dbapi_version(self, dbapi: Any) -> Any:
+        """The version of the SQLite library (there is no driver package to name)."""
+        return tuple(int(part) for part in sqlite3.sqlite_version.split("."))
+
+
+registry.register("sqlite.kibitz_inline", __name__, "InlineSQLiteDialect")
