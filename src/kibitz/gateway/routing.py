@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Public prefixes, each owned by the service of the same name.
-ROUTED_SERVICES: frozenset[str] = frozenset({"auth", "users", "tenants", "chat", "agents"})
+ROUTED_SERVICES: frozenset[str] = frozenset(
+    {"auth", "users", "tenants", "chat", "agents", "knowledge"}
+)
 
 # (method, path) pairs anyone may call without an access token.
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(

@@ -19,6 +19,7 @@ MODULE_PATHS: dict[str, str] = {
     "auth": "kibitz.services.auth.module",
     "tenants": "kibitz.services.tenants.module",
     "users": "kibitz.services.users.module",
+    "knowledge": "kibitz.services.knowledge.module",
     "agents": "kibitz.services.agents.module",
     "chat": "kibitz.services.chat.module",
     "gateway": "kibitz.gateway.module",

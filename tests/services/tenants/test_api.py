@@ -82,6 +82,8 @@ async def test_a_new_user_owns_a_new_tenant_on_the_default_plan(
         "agents": 3,
         "tokens_per_month": 100_000,
         "models": ["echo", "small"],
+        "knowledge_documents": 0,
+        "knowledge_bytes": 0,
     }
     assert body["features"] == []
     assert body["usage"]["messages"]["used"] == 0
@@ -455,6 +457,8 @@ async def test_the_internal_plan_route_answers_for_a_tenant_and_404_for_unknown(
             "agents": 3,
             "tokens_per_month": 100_000,
             "models": ["echo", "small"],
+            "knowledge_documents": 0,
+            "knowledge_bytes": 0,
         },
         "features": [],
     }

@@ -1,0 +1,1 @@
+"""Knowledge: document collections, chunks, embeddings and vector search (RAG) per tenant."""

@@ -1,0 +1,1 @@
+"""From an upload to searchable chunks: parsing, chunking, and the indexing jobs."""
