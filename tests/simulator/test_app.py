@@ -334,3 +334,24 @@ async def test_the_command_line_serves_the_simulator() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_openai_embeddings_come_back_through_the_sdk_as_unit_vectors(
+    oai: openai.AsyncOpenAI,
+) -> None:
+    answer = await oai.embeddings.create(
+        model="text-embedding-3-small", input=["red apples", "apples, red", "tax forms"]
+    )
+    vectors = [item.embedding for item in answer.data]
+    assert [item.index for item in answer.data] == [0, 1, 2]
+    assert all(len(vector) == 64 for vector in vectors)
+    assert all(abs(sum(v * v for v in vector) - 1.0) < 1e-5 for vector in vectors)
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(vectors[0], vectors[1]) > 0.99 > cosine(vectors[0], vectors[2])
+    floats = await oai.embeddings.create(model="m", input="red apples", encoding_format="float")
+    assert floats.data[0].embedding == pytest.approx(vectors[0], abs=1e-6)
+    with pytest.raises(openai.BadRequestError):
+        await oai.embeddings.create(model="m", input=[])

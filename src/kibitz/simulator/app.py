@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
+import re
+import struct
 import time
 import uuid
 from collections import deque
@@ -411,6 +415,54 @@ class Simulator:
         record["outcome"] = "completed"
         return JSONResponse(shape("".join(tokens)))
 
+    async def embeddings(self, request: Request) -> Response:
+        """OpenAI's `/v1/embeddings`: a hashed bag of words per input (for plumbing tests;
+        texts sharing words get close vectors), as floats or base64 as the SDK asks."""
+        raw = await request.body()
+        body = _json_or_none(raw)
+        record = self.recorder.add(api="openai-embeddings", request=request, body=body)
+        inputs = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not body.get("model"):
+            return _openai_error(
+                400, "invalid_request_error", "model and input are required", record
+            )
+        if not request.headers.get("authorization", "").lower().startswith("bearer "):
+            return _openai_error(
+                401, "invalid_request_error", "You didn't provide an API key.", record
+            )
+        behaviour = resolve(
+            settings=self.settings,
+            headers=request.headers,
+            last_user="",
+            reply="",
+            body=raw,
+            faults=self.faults,
+        )
+        if (error := _openai_fault(behaviour, record)) is not None:
+            return error
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(inputs):
+            vector = _hashed_words(str(text))
+            embedding: Any = (
+                base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                if as_base64
+                else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(count_tokens(str(text)) for text in inputs)
+        record["outcome"] = "completed"
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body["model"]),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     async def list_models(self, _: Request) -> Response:
         return JSONResponse(
             {
@@ -453,6 +505,20 @@ def _limit(tokens: list[str], max_tokens: Any, cut_reason: str) -> tuple[list[st
     if isinstance(max_tokens, int) and 0 < max_tokens < len(tokens):
         return tokens[:max_tokens], cut_reason
     return tokens, "stop"
+
+
+# Dimensions of the simulator's embeddings.
+EMBEDDING_DIMENSIONS = 64
+
+
+def _hashed_words(text: str) -> list[float]:
+    """A unit vector counting the text's words into hashed buckets."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big")
+        vector[bucket % EMBEDDING_DIMENSIONS] += 1.0
+    norm = sum(value * value for value in vector) ** 0.5 or 1.0
+    return [value / norm for value in vector]
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -527,6 +593,7 @@ def create_app(settings: SimulatorSettings | None = None) -> Starlette:
         Route("/v1/chat/completions", simulator.chat_completions, methods=["POST"]),
         Route("/v1/messages", simulator.messages, methods=["POST"]),
         Route("/v1/models", simulator.list_models, methods=["GET"]),
+        Route("/v1/embeddings", simulator.embeddings, methods=["POST"]),
         Route("/_sim/requests", simulator.recorded, methods=["GET", "DELETE"]),
         Route("/_sim/faults", simulator.queue_faults, methods=["POST", "DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
