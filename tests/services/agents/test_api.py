@@ -20,6 +20,7 @@ AGENT_FIELDS = {
     "temperature",
     "base_url",
     "has_api_key",
+    "knowledge_collection_ids",
     "created_at",
     "updated_at",
 }

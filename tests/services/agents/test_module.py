@@ -74,6 +74,7 @@ async def test_migrations_create_the_table_with_their_own_version_table(tmp_path
         "temperature",
         "base_url",
         "api_key_encrypted",
+        "knowledge_collection_ids",
         "created_at",
         "updated_at",
     } == columns

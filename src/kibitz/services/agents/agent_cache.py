@@ -28,6 +28,7 @@ class AgentSnapshot:
     temperature: float
     base_url: str | None
     api_key_encrypted: str | None
+    knowledge_collection_ids: tuple[uuid.UUID, ...] = ()
 
 
 class AgentCache:

@@ -112,6 +112,8 @@ async def respond(
         result = await _unless_disconnected(request, _collect(items))
         if result is None:
             return Response(status_code=499)
+        if prepared.citations:
+            result["citations"] = prepared.citations
         return JSONResponse(result)
     # Failures before the provider accepts the request (after retries) answer with a status;
     # then the stream opens (its head goes out while the model thinks), and later failures
@@ -121,7 +123,9 @@ async def respond(
         await items.aclose()  # type: ignore[attr-defined]
         return Response(status_code=499)
     return EventStreamResponse(
-        _sse(first, items), media_type="text/event-stream", headers=_SSE_HEADERS
+        _sse(first, items, prepared.citations),
+        media_type="text/event-stream",
+        headers=_SSE_HEADERS,
     )
 
 
@@ -212,8 +216,11 @@ def _event(name: str, data: Any) -> bytes:
     return encode_event(json.dumps(data, separators=(",", ":")), event=name)
 
 
-async def _sse(first: StreamItem, items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+async def _sse(
+    first: StreamItem, items: AsyncIterator[StreamItem], citations: list[dict[str, Any]]
+) -> AsyncIterator[bytes]:
     """SSE frames; when the client goes away the response cancels this, which closes the upstream.
+    The `done` event carries the knowledge sources the reply was given (`citations`), if any.
 
     Deltas that arrived together upstream go out in one write (one event each, fewer syscalls).
     """
@@ -241,6 +248,7 @@ async def _sse(first: StreamItem, items: AsyncIterator[StreamItem]) -> AsyncIter
                             },
                             "finish_reason": item.finish_reason,
                             "model": item.model,
+                            **({"citations": citations} if citations else {}),
                         },
                     )
                 )

@@ -108,6 +108,10 @@ class AgentsSettings(ServiceSettings):
     # How long the reply path reuses an agent read from the database (s; 0 disables). Edits
     # through this replica apply at once, through another one within this time.
     agent_cache_seconds: NonNegativeFloat = 2.0
+    # Knowledge: chunks given to the model per reply, and how long a reply waits for them (s;
+    # a slower search is skipped so the reply is never held up by it).
+    knowledge_top_k: PositiveInt = 4
+    knowledge_timeout_seconds: PositiveFloat = 2.0
     # Request size limits.
     max_messages: PositiveInt = 200
     max_message_chars: PositiveInt = 32_000

@@ -69,3 +69,15 @@ class ProviderRejected(BadGateway):
 
 class ProviderTimedOut(GatewayTimeout):
     problem_type, title = "llm-timeout", "Model Provider Timed Out"
+
+
+class KnowledgeCollectionNotFound(NotFound):
+    problem_type, title = "collection-not-found", "Collection Not Found"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "knowledge_collection_ids: no such collection (or not yours to read).",
+            extra={
+                "errors": [{"field": "knowledge_collection_ids", "message": "no such collection"}]
+            },
+        )

@@ -27,3 +27,9 @@ LLM_ERRORS = Counter(
 LLM_RETRIES = Counter(
     "kibitz_llm_retries_total", "Attempts retried before the first token", ["provider"]
 )
+KNOWLEDGE_RETRIEVAL_SECONDS = Histogram(
+    "kibitz_knowledge_retrieval_seconds",
+    "Fetching knowledge sources for a reply, by outcome",
+    ["outcome"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2),
+)

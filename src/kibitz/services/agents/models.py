@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, Index, String, Text, Uuid
+from sqlalchemy import JSON, DateTime, Float, Index, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kibitz.kit.ids import new_id
@@ -37,6 +37,8 @@ class Agent(Base):
     base_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     # Fernet token of the user's own provider key; never the key itself.
     api_key_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Knowledge collections each reply searches (ids of the knowledge service, as strings).
+    knowledge_collection_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utc_now
     )

@@ -16,6 +16,7 @@ from kibitz.services.agents.agent_cache import AgentCache
 from kibitz.services.agents.api import internal, router
 from kibitz.services.agents.api_key_cipher import ApiKeyCipher
 from kibitz.services.agents.config import AgentsSettings
+from kibitz.services.agents.knowledge import KnowledgeSources
 from kibitz.services.agents.plans import PlanReader
 from kibitz.services.agents.providers.provider_set import ProviderSet
 from kibitz.services.agents.service import AgentsRuntime
@@ -47,6 +48,11 @@ def create_app(platform: Platform) -> FastAPI:
         providers=ProviderSet(settings),
         plans=PlanReader(platform, cache_seconds=settings.plan_cache_seconds),
         agents=AgentCache(settings.agent_cache_seconds),
+        knowledge=KnowledgeSources(
+            platform,
+            top_k=settings.knowledge_top_k,
+            timeout_seconds=settings.knowledge_timeout_seconds,
+        ),
     )
 
     @asynccontextmanager
@@ -58,6 +64,7 @@ def create_app(platform: Platform) -> FastAPI:
         finally:
             await runtime.providers.aclose()
             await runtime.plans.aclose()
+            await runtime.knowledge.aclose()
             await database.dispose()
 
     app = create_service_app(

@@ -26,6 +26,8 @@ class AgentCreate(BaseModel):
     base_url: str | None = Field(default=None, min_length=1, max_length=2048)
     # Bring your own key: stored encrypted, never returned.
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=512)
+    # Knowledge collections each reply searches (the caller's visible ones; plan feature).
+    knowledge_collection_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
 
 
 class AgentUpdate(BaseModel):
@@ -40,6 +42,7 @@ class AgentUpdate(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     base_url: str | None = Field(default=None, min_length=1, max_length=2048)
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=512)
+    knowledge_collection_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
 
 
 class AgentRead(BaseModel):
@@ -57,6 +60,7 @@ class AgentRead(BaseModel):
     temperature: float
     base_url: str | None
     has_api_key: bool
+    knowledge_collection_ids: list[uuid.UUID]
     created_at: datetime
     updated_at: datetime
 
@@ -102,6 +106,15 @@ class Usage(BaseModel):
     output_tokens: int
 
 
+class Citation(BaseModel):
+    """A knowledge source the reply was given (numbered in the prompt in this order)."""
+
+    document_id: uuid.UUID
+    title: str
+    text: str
+    score: float
+
+
 class RespondResult(BaseModel):
     """A whole (non-streamed) reply."""
 
@@ -109,6 +122,7 @@ class RespondResult(BaseModel):
     usage: Usage
     model: str
     finish_reason: str
+    citations: list[Citation] = Field(default_factory=list)
 
 
 class ModelOption(BaseModel):

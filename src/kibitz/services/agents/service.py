@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 import uuid
@@ -31,6 +32,7 @@ from kibitz.services.agents.errors import (
     ProviderUnavailable,
     UnsafeBaseUrl,
 )
+from kibitz.services.agents.knowledge import KnowledgeSources, with_sources
 from kibitz.services.agents.metrics import (
     LLM_DURATION,
     LLM_ERRORS,
@@ -83,6 +85,7 @@ class AgentsRuntime:
     providers: ProviderSet
     plans: PlanReader
     agents: AgentCache
+    knowledge: KnowledgeSources
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -113,6 +116,7 @@ def agent_read(agent: Agent) -> dict[str, Any]:
         "temperature": agent.temperature,
         "base_url": agent.base_url,
         "has_api_key": agent.api_key_encrypted is not None,
+        "knowledge_collection_ids": [uuid.UUID(c) for c in agent.knowledge_collection_ids or []],
         "created_at": _utc(agent.created_at),
         "updated_at": _utc(agent.updated_at),
     }
@@ -189,6 +193,12 @@ async def create_agent(
         has_api_key=api_key is not None,
         plan=plan,
     )
+    if data.knowledge_collection_ids:
+        await runtime.knowledge.check_visible(
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            collection_ids=data.knowledge_collection_ids,
+        )
     repository = AgentRepository(session)
     await repository.lock_tenant(principal.tenant_id)
     count = await repository.count_for_tenant(principal.tenant_id)
@@ -211,6 +221,7 @@ async def create_agent(
         temperature=data.temperature,
         base_url=data.base_url,
         api_key_encrypted=runtime.cipher.encrypt(api_key) if api_key else None,
+        knowledge_collection_ids=[str(c) for c in dict.fromkeys(data.knowledge_collection_ids)],
     )
     repository.add(agent)
     await session.flush()
@@ -281,6 +292,16 @@ async def update_agent(
             has_api_key=encrypted is not None,
             plan=plan,
         )
+    if "knowledge_collection_ids" in changes:
+        # null clears the list, like an empty one.
+        collection_ids = list(dict.fromkeys(data.knowledge_collection_ids or []))
+        if collection_ids:
+            await runtime.knowledge.check_visible(
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                collection_ids=collection_ids,
+            )
+        agent.knowledge_collection_ids = [str(c) for c in collection_ids]
     for field in ("name", "instructions", "temperature"):
         if field in changes:
             setattr(agent, field, changes[field])
@@ -351,6 +372,8 @@ class PreparedReply:
     provider: Provider
     request: CompletionRequest
     streamed: bool
+    # The knowledge sources the model was given, numbered in this order.
+    citations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _check_sizes(runtime: AgentsRuntime, body: RespondRequest) -> None:
@@ -404,9 +427,21 @@ async def prepare_reply(
         provider = await runtime.providers.provider_for(target)
     except ProviderError as error:
         raise problem_for(error) from None
+    citations: list[dict[str, Any]] = []
+    if agent.knowledge_collection_ids:
+        question = next(
+            (m.content for m in reversed(body.messages) if m.role == "user"),
+            body.messages[-1].content,
+        )
+        citations = await runtime.knowledge.search(
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            collection_ids=agent.knowledge_collection_ids,
+            query=question,
+        )
     request = CompletionRequest(
         model=agent.model,
-        instructions=agent.instructions,
+        instructions=with_sources(agent.instructions, citations),
         temperature=agent.temperature,
         messages=[Turn(role=message.role, content=message.content) for message in body.messages],
         max_output_tokens=(
@@ -421,6 +456,7 @@ async def prepare_reply(
         provider=provider,
         request=request,
         streamed=body.stream,
+        citations=citations,
     )
 
 
@@ -442,6 +478,7 @@ async def _agent_for_reply(
         temperature=agent.temperature,
         base_url=agent.base_url,
         api_key_encrypted=agent.api_key_encrypted,
+        knowledge_collection_ids=tuple(uuid.UUID(c) for c in agent.knowledge_collection_ids or []),
     )
     runtime.agents.put(snapshot)
     return snapshot

@@ -114,6 +114,8 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     finish_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The knowledge sources an agent's reply was given: [{document_id, title, text, score}].
+    citations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 

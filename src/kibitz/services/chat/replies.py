@@ -29,6 +29,8 @@ class ReplyProgress:
     output_tokens: int = 0
     model: str | None = None
     finish_reason: str | None = None
+    # The knowledge sources the agent was given (from its `done` event).
+    citations: list[dict[str, Any]] | None = None
 
     def append(self, text: str) -> int:
         """Add a piece; returns the offset it starts at."""
@@ -51,6 +53,8 @@ class ReplyProgress:
         self.output_tokens = int(usage.get("output_tokens") or 0)
         self.model = done.get("model")
         self.finish_reason = done.get("finish_reason")
+        citations = done.get("citations")
+        self.citations = list(citations) if isinstance(citations, list) and citations else None
 
 
 def problem_detail(body: bytes, status: int) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import JSON, Table, and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kibitz.services.chat.models import (
@@ -80,6 +80,7 @@ _FINISH = _REPLY_IN_FLIGHT.values(
     model=bindparam("model"),
     finish_reason=bindparam("finish_reason"),
     error=bindparam("error"),
+    citations=bindparam("citations", type_=JSON),
     updated_at=bindparam("at"),
 )
 
@@ -253,6 +254,7 @@ class ChatRepository:
         model: str | None,
         finish_reason: str | None,
         error: str | None,
+        citations: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Write a reply's final state unless it already finished; False if it had."""
         parameters = {
@@ -264,6 +266,7 @@ class ChatRepository:
             "model": model,
             "finish_reason": finish_reason,
             "error": error,
+            "citations": citations,
             "at": utcnow(),
         }
         result = await self.session.execute(_FINISH, parameters)

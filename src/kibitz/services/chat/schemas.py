@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MessageStatusName = Literal["pending", "streaming", "complete", "failed", "stopped"]
 
@@ -37,6 +37,15 @@ class ChatUpdate(BaseModel):
     title: str = Field(min_length=1, max_length=200)
 
 
+class Citation(BaseModel):
+    """A knowledge source an agent's reply was given (numbered [1], [2]… in that order)."""
+
+    document_id: uuid.UUID
+    title: str
+    text: str
+    score: float
+
+
 class MessageRead(BaseModel):
     """One message of a chat."""
 
@@ -52,8 +61,15 @@ class MessageRead(BaseModel):
     model: str | None
     finish_reason: str | None
     error: str | None
+    # Empty unless the agent answered from knowledge collections.
+    citations: list[Citation] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("citations", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
 
 
 class ChatRead(BaseModel):

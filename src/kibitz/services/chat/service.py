@@ -893,6 +893,7 @@ class ChatService:
             "model": progress.model,
             "finish_reason": progress.finish_reason,
             "error": error,
+            "citations": progress.citations,
         }
         try:
             finished = await self._store_final(job, values)
