@@ -87,4 +87,4 @@ def test_own_processes_reads_a_comma_separated_list(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("KIBITZ_OWN_PROCESSES", "")
     assert PlatformSettings().own_processes == []
     monkeypatch.delenv("KIBITZ_OWN_PROCESSES")
-    assert PlatformSettings().own_processes == ["agents"]
+    assert PlatformSettings().own_processes == ["agents", "knowledge"]

@@ -27,8 +27,10 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     # All-in-one: modules that run in child processes of their own (comma-separated), so that
-    # the model streams of agents use a second core. Only modules without events may.
-    own_processes: Annotated[list[str], NoDecode] = ["agents"]
+    # the model streams of agents use a second core, and knowledge's embedding and Qdrant's
+    # local mode (pure Python) never hold the other services' event loop. Only modules without
+    # events may.
+    own_processes: Annotated[list[str], NoDecode] = ["agents", "knowledge"]
 
     @field_validator("own_processes", mode="before")
     @classmethod
