@@ -3,6 +3,7 @@ import { AppLayout } from "./layouts/app-layout";
 import { AgentsRoute } from "./routes/agents";
 import { ChatRoute } from "./routes/chat";
 import { DashboardRoute } from "./routes/dashboard";
+import { KnowledgeRoute } from "./routes/knowledge";
 import { PublicOnly, RequireAuth } from "./routes/guards";
 import { LoginRoute } from "./routes/login";
 import { NotFoundRoute } from "./routes/not-found";
@@ -30,6 +31,7 @@ export const router = createBrowserRouter([
           { path: "/dashboard", element: <DashboardRoute /> },
           { path: "/chat/:chatId?", element: <ChatRoute /> },
           { path: "/agents", element: <AgentsRoute /> },
+          { path: "/knowledge", element: <KnowledgeRoute /> },
           { path: "/settings", element: <SettingsRoute /> },
           { path: "*", element: <NotFoundRoute /> },
         ],

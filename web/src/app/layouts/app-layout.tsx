@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { Link, NavLink, Outlet } from "react-router";
 import { Badge } from "@/components/ui/badge";
-import { AgentIcon, CloseIcon, DashboardIcon, LogoutIcon, MenuIcon, PlusIcon, SettingsIcon } from "@/components/ui/icons";
+import { AgentIcon, BookIcon, CloseIcon, DashboardIcon, LogoutIcon, MenuIcon, PlusIcon, SettingsIcon } from "@/components/ui/icons";
 import { useLogout } from "@/features/auth/api/logout";
 import { ChatList } from "@/features/chat/components/chat-list";
 import { resetLiveChats } from "@/features/chat/stores/live-chats";
@@ -14,6 +14,7 @@ import { isThemePreference, storedThemePreference, useTheme } from "@/lib/theme"
 const NAV = [
   { to: "/dashboard", label: "Dashboard", icon: <DashboardIcon /> },
   { to: "/agents", label: "Agents", icon: <AgentIcon /> },
+  { to: "/knowledge", label: "Knowledge", icon: <BookIcon /> },
   { to: "/settings", label: "Settings", icon: <SettingsIcon /> },
 ];
 

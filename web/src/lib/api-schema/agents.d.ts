@@ -197,6 +197,8 @@ export interface components {
              * @default
              */
             instructions?: string;
+            /** Knowledge Collection Ids */
+            knowledge_collection_ids?: string[];
             /**
              * Llm Provider
              * @enum {string}
@@ -243,6 +245,8 @@ export interface components {
             id: string;
             /** Instructions */
             instructions: string;
+            /** Knowledge Collection Ids */
+            knowledge_collection_ids: string[];
             /** Llm Provider */
             llm_provider: string;
             /** Model */
@@ -278,6 +282,8 @@ export interface components {
             base_url?: string | null;
             /** Instructions */
             instructions?: string | null;
+            /** Knowledge Collection Ids */
+            knowledge_collection_ids?: string[] | null;
             /** Llm Provider */
             llm_provider?: ("openai" | "anthropic" | "custom" | "echo") | null;
             /** Model */
@@ -286,6 +292,23 @@ export interface components {
             name?: string | null;
             /** Temperature */
             temperature?: number | null;
+        };
+        /**
+         * Citation
+         * @description A knowledge source the reply was given (numbered in the prompt in this order).
+         */
+        Citation: {
+            /**
+             * Document Id
+             * Format: uuid
+             */
+            document_id: string;
+            /** Score */
+            score: number;
+            /** Text */
+            text: string;
+            /** Title */
+            title: string;
         };
         /**
          * ConversationMessage
@@ -367,6 +390,8 @@ export interface components {
          * @description A whole (non-streamed) reply.
          */
         RespondResult: {
+            /** Citations */
+            citations?: components["schemas"]["Citation"][];
             /** Content */
             content: string;
             /** Finish Reason */

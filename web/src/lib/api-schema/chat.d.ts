@@ -231,6 +231,23 @@ export interface components {
             title: string;
         };
         /**
+         * Citation
+         * @description A knowledge source an agent's reply was given (numbered [1], [2]… in that order).
+         */
+        Citation: {
+            /**
+             * Document Id
+             * Format: uuid
+             */
+            document_id: string;
+            /** Score */
+            score: number;
+            /** Text */
+            text: string;
+            /** Title */
+            title: string;
+        };
+        /**
          * HistoryPage
          * @description A page of a chat's messages, oldest first; `next_cursor` pages further back.
          */
@@ -251,6 +268,8 @@ export interface components {
              * Format: uuid
              */
             chat_id: string;
+            /** Citations */
+            citations?: components["schemas"]["Citation"][];
             /** Content */
             content: string;
             /**

@@ -9,6 +9,7 @@ import { type AgentInput, type LlmProvider, useCreateAgent } from "../api/create
 import type { Agent } from "../api/get-my-agents";
 import { useProviders } from "../api/get-providers";
 import { useUpdateAgent } from "../api/update-agent";
+import { CollectionPicker } from "./collection-picker";
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful assistant. Answer clearly and concisely.";
 
@@ -26,6 +27,7 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
   const [temperature, setTemperature] = useState(agent?.temperature ?? 0.7);
   const [baseUrl, setBaseUrl] = useState(agent?.base_url ?? "");
   const [apiKey, setApiKey] = useState("");
+  const [collectionIds, setCollectionIds] = useState<string[]>(agent?.knowledge_collection_ids ?? []);
 
   const providerList = useMemo(() => providers.data ?? [], [providers.data]);
   const selectedProvider = providerList.find((p) => p.id === provider) ?? providerList.find((p) => p.allowed) ?? providerList[0];
@@ -47,6 +49,7 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
     };
     if (effectiveProvider === "custom" && baseUrl.trim()) input.base_url = baseUrl.trim();
     if (apiKey.trim()) input.api_key = apiKey.trim();
+    if (collectionIds.length > 0 || agent?.knowledge_collection_ids.length) input.knowledge_collection_ids = collectionIds;
     if (agent) update.mutate({ id: agent.id, ...input }, { onSuccess: onDone });
     else create.mutate(input, { onSuccess: onDone });
   };
@@ -126,6 +129,7 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
         <input id="agent-temperature" className="range" type="range" min={0} max={2} step={0.1} value={temperature} onChange={(e) => setTemperature(Number(e.target.value))} />
         <p className="field__hint">Lower is focused and repeatable, higher is more creative.</p>
       </div>
+      <CollectionPicker value={collectionIds} onChange={setCollectionIds} />
       <div className="form-actions">
         <Button type="submit" loading={mutation.isPending} disabled={!name.trim() || !effectiveModel.trim()}>
           {agent ? "Save changes" : "Create agent"}

@@ -1,6 +1,7 @@
 import { memo } from "react";
 import { MarkdownView } from "@/components/markdown";
 import type { Message } from "../api/types";
+import { Citations } from "./citations";
 
 function TypingDots() {
   return (
@@ -40,6 +41,7 @@ export const MessageBubble = memo(function MessageBubble({ message, agentName }:
             {message.status === "streaming" ? <span className="caret" aria-hidden="true" /> : null}
           </div>
         )}
+        {!isUser && message.citations?.length ? <Citations citations={message.citations} /> : null}
         {message.status === "stopped" ? <p className="message__note">Stopped</p> : null}
         {message.status === "failed" ? (
           <p className="message__note message__note--error">
