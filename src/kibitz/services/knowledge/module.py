@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
-from kibitz.kit.migrations import ServiceSchema
+from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.services.knowledge.api import internal, router
 from kibitz.services.knowledge.config import KnowledgeSettings
