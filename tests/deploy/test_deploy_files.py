@@ -220,3 +220,5 @@ def test_production_admits_only_the_calls_the_design_makes() -> None:
     assert _admitted_components(policies["auth"]) == set(MODULE_PATHS) - {"auth"}
     assert _admitted_components(policies["nats"]) == set(MODULE_PATHS)
     assert _admitted_components(policies["redis"]) == {"gateway", "auth", "chat"}
+    assert _admitted_components(policies["knowledge"]) == {"gateway", "agents"}
+    assert _admitted_components(policies["qdrant"]) == {"knowledge"}
