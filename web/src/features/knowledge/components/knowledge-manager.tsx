@@ -86,7 +86,7 @@ function NewCollection({ onCreated }: { onCreated: (collection: Collection) => v
     );
   };
   return (
-    <form className="form knowledge__new" onSubmit={onSubmit} aria-label="New collection">
+    <form className="form knowledge__new" onSubmit={onSubmit} aria-label="Create a collection">
       {create.error ? <ErrorAlert error={create.error} /> : null}
       <TextField label="New collection" name="collection_name" required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. Company handbook" />
       <SelectField label="Who sees it" name="scope" value={scope} onChange={(e) => setScope(e.target.value === "tenant" ? "tenant" : "private")}>
