@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import DATABASES
 from tests.fixtures.stack import Account, Stack, start_stack
 
 PROBLEM = "application/problem+json"
@@ -145,11 +146,16 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(scope="module")
-async def knowledge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KnowledgeApi]:
-    """Auth, tenants and knowledge on SQLite, with the local embedding model."""
+@pytest.fixture(scope="module", params=DATABASES)
+async def knowledge(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[KnowledgeApi]:
+    """Auth, tenants and knowledge on SQLite and on PostgreSQL, with the local embedding model."""
     data_dir = tmp_path_factory.mktemp("knowledge")
     async with start_stack(
-        ["auth", "tenants", "knowledge"], data_dir=data_dir, env=KNOWLEDGE_ENV
+        ["auth", "tenants", "knowledge"],
+        data_dir=data_dir,
+        database=str(request.param),
+        env=KNOWLEDGE_ENV,
     ) as stack:
         yield KnowledgeApi(stack=stack)

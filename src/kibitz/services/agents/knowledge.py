@@ -22,9 +22,12 @@ logger = structlog.get_logger("kibitz.agents.knowledge")
 class KnowledgeSources:
     """Asks the knowledge service on a user's behalf."""
 
-    def __init__(self, platform: Platform, *, top_k: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, platform: Platform, *, top_k: int, min_score: float, timeout_seconds: float
+    ) -> None:
         self.platform = platform
         self.top_k = top_k
+        self.min_score = min_score
         self.timeout_seconds = timeout_seconds
         self._client: ServiceClient | None = None
 
@@ -66,8 +69,9 @@ class KnowledgeSources:
         collection_ids: Sequence[uuid.UUID],
         query: str,
     ) -> list[dict[str, Any]]:
-        """The best chunks for the query, best first; none when the search fails or is slow
-        (a reply is never refused because its sources could not be fetched)."""
+        """The best chunks for the query (at least `min_score` similar), best first; none when
+        the search fails or is slow (a reply is never refused because its sources could not be
+        fetched)."""
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -96,6 +100,7 @@ class KnowledgeSources:
                     "score": item["score"],
                 }
                 for item in response.json().get("items", [])
+                if float(item["score"]) >= self.min_score
             ]
         except Exception as exc:  # timeouts, a knowledge service that is down: answer without
             logger.warning("knowledge_search_failed", error=type(exc).__name__)

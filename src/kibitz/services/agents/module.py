@@ -51,6 +51,7 @@ def create_app(platform: Platform) -> FastAPI:
         knowledge=KnowledgeSources(
             platform,
             top_k=settings.knowledge_top_k,
+            min_score=settings.knowledge_min_score,
             timeout_seconds=settings.knowledge_timeout_seconds,
         ),
     )
