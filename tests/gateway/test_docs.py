@@ -18,7 +18,7 @@ async def test_the_reference_page_lists_every_service_and_its_routes(harness: Ha
     page = response.text
     assert "/users/things/{thing_id}" in page
     assert "Read one thing" in page
-    for service in ("auth", "users", "tenants", "agents", "chat"):
+    for service in ("auth", "users", "tenants", "agents", "chat", "knowledge"):
         assert f'id="{service}"' in page
     assert "The tenants service is not part of this deployment." in page
     # Self-contained: no scripts from anywhere.
