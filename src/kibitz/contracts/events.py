@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, ClassVar
 
 from kibitz.kit.events import Event
@@ -48,3 +49,19 @@ class MessageCompleted(Event):
     status: str
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+class SubscriptionChanged(Event):
+    """A tenant's paid subscription changed in Stripe; `plan` is the plan it now pays for (the
+    free plan once it ended or went unpaid past the grace period). `sequence` grows with every
+    change of one tenant, so a consumer ignores a change that arrives after a newer one."""
+
+    name: ClassVar[str] = "billing.subscription_changed"
+    version: ClassVar[int] = 1
+
+    tenant_id: uuid.UUID
+    plan: str
+    status: str
+    sequence: int
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 # Public prefixes, each owned by the service of the same name.
 ROUTED_SERVICES: frozenset[str] = frozenset(
-    {"auth", "users", "tenants", "chat", "agents", "knowledge"}
+    {"auth", "users", "tenants", "chat", "agents", "knowledge", "billing"}
 )
 
 # (method, path) pairs anyone may call without an access token.
@@ -18,6 +18,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/auth/logout"),
         ("GET", "/auth/jwks"),
         ("HEAD", "/auth/jwks"),
+        # Stripe signs it; billing verifies the signature.
+        ("POST", "/billing/webhook"),
     }
 )
 # The credential routes a client IP may call only so often (brute force, sign-up floods).

@@ -22,6 +22,7 @@ MODULE_PATHS: dict[str, str] = {
     "knowledge": "kibitz.services.knowledge.module",
     "agents": "kibitz.services.agents.module",
     "chat": "kibitz.services.chat.module",
+    "billing": "kibitz.services.billing.module",
     "gateway": "kibitz.gateway.module",
 }
 SERVICE_NAMES = [name for name in MODULE_PATHS if name != "gateway"]

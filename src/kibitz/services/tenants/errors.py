@@ -92,3 +92,20 @@ class QuotaExceeded(TooManyRequests):
                 "upgrade_to": upgrade_to,
             },
         )
+
+
+class BillingRequired(Conflict):
+    problem_type = "billing-required"
+
+    def __init__(self, plan: str, *, current: str) -> None:
+        super().__init__(
+            f"Paid plans start and end through billing: buy {plan} with a checkout "
+            "(POST /billing/checkout), or change or cancel a paid plan in the billing portal "
+            "(POST /billing/portal).",
+            extra={
+                "plan": plan,
+                "current_plan": current,
+                "checkout": "/billing/checkout",
+                "portal": "/billing/portal",
+            },
+        )

@@ -26,6 +26,9 @@ class Tenant(Base):
     plan: Mapped[str] = mapped_column(String(50))
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The `sequence` of the last `billing.subscription_changed` applied: an older one arriving
+    # late is ignored.
+    billing_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Membership(Base):

@@ -19,6 +19,7 @@ from kibitz.kit.platform import Module, Platform
 from kibitz.services.tenants import events, repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.api import internal, router
+from kibitz.services.tenants.billing_status import BillingStatus
 from kibitz.services.tenants.catalogue import load_catalogue
 from kibitz.services.tenants.config import TenantsSettings
 from kibitz.services.tenants.models import dead_letter_table, inbox_table, outbox_table
@@ -57,6 +58,7 @@ def create_app(platform: Platform) -> FastAPI:
         outbox=outbox,
         invite_ttl_hours=settings.invite_ttl_hours,
         agent_counts=AgentCounts(platform),
+        billing=BillingStatus(platform),
     )
 
     @asynccontextmanager
@@ -79,6 +81,8 @@ def create_app(platform: Platform) -> FastAPI:
                     await task
             if tenants.agent_counts is not None:
                 await tenants.agent_counts.aclose()
+            if tenants.billing is not None:
+                await tenants.billing.aclose()
             await database.dispose()
 
     app = create_service_app(

@@ -132,6 +132,19 @@ async def set_plan(session: AsyncSession, *, tenant_id: uuid.UUID, plan: str) ->
     await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(plan=plan))
 
 
+async def advance_billing_sequence(
+    session: AsyncSession, *, tenant_id: uuid.UUID, sequence: int
+) -> bool:
+    """Record a billing change's sequence; False when the tenant is unknown or has seen a newer
+    one (the guard is in the UPDATE itself, so concurrent deliveries cannot both pass)."""
+    result = await session.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id, Tenant.billing_sequence < sequence)
+        .values(billing_sequence=sequence)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
 async def get_membership(session: AsyncSession, *, user_id: uuid.UUID) -> Membership | None:
     """The user's membership, if any."""
     return await session.get(Membership, user_id)

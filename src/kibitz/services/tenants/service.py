@@ -12,15 +12,17 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.contracts.events import MessageCompleted, PlanChanged
+from kibitz.contracts.events import MessageCompleted, PlanChanged, SubscriptionChanged
 from kibitz.kit.errors import ProblemError
 from kibitz.kit.events import Outbox
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
 from kibitz.services.tenants import repository
 from kibitz.services.tenants.agent_counts import AgentCounts
+from kibitz.services.tenants.billing_status import BillingStatus
 from kibitz.services.tenants.catalogue import Catalogue, Plan
 from kibitz.services.tenants.errors import (
+    BillingRequired,
     DowngradeRefused,
     InviteExpiredError,
     InviteNotFound,
@@ -79,11 +81,13 @@ class TenantsService:
         outbox: Outbox,
         invite_ttl_hours: int,
         agent_counts: AgentCounts | None = None,
+        billing: BillingStatus | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.outbox = outbox
         self.invite_ttl = timedelta(hours=invite_ttl_hours)
         self.agent_counts = agent_counts
+        self.billing = billing
 
     # -- plans ------------------------------------------------------------------------------
 
@@ -149,8 +153,34 @@ class TenantsService:
         tenant = await self.tenant(session, tenant_id=principal.tenant_id)
         if tenant.plan == plan.id:
             return tenant
+        # With billing on, a paid plan starts and ends only through Stripe.
+        paid_plans = await self.billing.paid_plans() if self.billing else frozenset()
+        if plan.id in paid_plans or tenant.plan in paid_plans:
+            raise BillingRequired(plan.id, current=tenant.plan)
         if self.catalogue.rank(plan.id) < self.catalogue.rank(tenant.plan):
             await self._check_fits(session, tenant=tenant, plan=plan)
+        await self._change_plan(session, tenant=tenant, plan=plan)
+        return tenant
+
+    async def apply_subscription_change(
+        self, session: AsyncSession, *, event: SubscriptionChanged
+    ) -> None:
+        """Put the tenant on the plan its Stripe subscription pays for, at once and whatever it
+        uses: nothing is deleted, and creating beyond a smaller plan's limits is refused until
+        the tenant is back under them. A change older than one applied before is ignored."""
+        if not await repository.advance_billing_sequence(
+            session, tenant_id=event.tenant_id, sequence=event.sequence
+        ):
+            logger.info(
+                "subscription_change_skipped", tenant_id=str(event.tenant_id), plan=event.plan
+            )
+            return
+        tenant = await self.tenant(session, tenant_id=event.tenant_id)
+        plan = self.plan_named(event.plan)
+        if tenant.plan != plan.id:
+            await self._change_plan(session, tenant=tenant, plan=plan)
+
+    async def _change_plan(self, session: AsyncSession, *, tenant: Tenant, plan: Plan) -> None:
         await repository.set_plan(session, tenant_id=tenant.id, plan=plan.id)
         await session.refresh(tenant)
         summary = self.summary(tenant)
@@ -164,7 +194,6 @@ class TenantsService:
             ),
         )
         logger.info("plan_changed", tenant_id=str(tenant.id), plan=plan.id)
-        return tenant
 
     async def _check_fits(self, session: AsyncSession, *, tenant: Tenant, plan: Plan) -> None:
         limits = plan.with_overrides(tenant.limits)

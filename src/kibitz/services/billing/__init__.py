@@ -1,0 +1,1 @@
+"""The billing service: Stripe customers, subscriptions, invoices and webhooks."""
