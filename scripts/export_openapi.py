@@ -17,7 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = ROOT / "web" / "openapi"
-SERVICES = ("auth", "users", "tenants", "agents", "chat", "knowledge")
+SERVICES = ("auth", "users", "tenants", "agents", "chat", "knowledge", "billing")
 
 
 def _isolate_environment(data_dir: Path) -> None:

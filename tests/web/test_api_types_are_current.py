@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 COMMITTED_DOCUMENTS = WEB / "openapi"
 COMMITTED_TYPES = WEB / "src" / "lib" / "api-schema"
-SERVICES = ["agents", "auth", "chat", "knowledge", "tenants", "users"]
+SERVICES = ["agents", "auth", "billing", "chat", "knowledge", "tenants", "users"]
 HOW_TO_FIX = "run `make api-types` and commit web/openapi and web/src/lib/api-schema"
 
 

@@ -3,6 +3,8 @@ import { useLocation } from "react-router";
 import { ErrorAlert } from "@/components/ui/alert";
 import { LoadingState } from "@/components/ui/spinner";
 import { useMyAgents } from "@/features/agents/api/get-my-agents";
+import { useBillingConfig } from "@/features/billing/api/get-billing-config";
+import { BillingPanel } from "@/features/billing/components/billing-panel";
 import { MembersPanel } from "@/features/tenants/components/members-panel";
 import { PlanComparison } from "@/features/tenants/components/plan-comparison";
 import { useMe } from "@/features/users/api/get-me";
@@ -16,6 +18,8 @@ export function SettingsRoute() {
   const agents = useMyAgents();
   const canManage = useCanManageTenant();
   const location = useLocation();
+  const billing = useBillingConfig();
+  const billingEnabled = billing.data?.enabled === true;
 
   // Deep links such as /settings#plans scroll to their section once it is rendered.
   useEffect(() => {
@@ -30,6 +34,7 @@ export function SettingsRoute() {
         <a href="#profile">Profile</a>
         <a href="#preferences">Preferences</a>
         <a href="#plans">Plans</a>
+        {billingEnabled ? <a href="#billing">Billing</a> : null}
         {canManage ? <a href="#members">Members</a> : null}
       </nav>
       {me.isPending ? <LoadingState label="Loading your profile…" /> : null}
@@ -44,7 +49,8 @@ export function SettingsRoute() {
           </div>
         </>
       ) : null}
-      <PlanComparison canManage={canManage} />
+      <PlanComparison canManage={canManage} throughBilling={billingEnabled} />
+      <BillingPanel canManage={canManage} />
       <MembersPanel canManage={canManage} />
     </div>
   );

@@ -16,7 +16,7 @@ function modelsLabel(models: string[]): string {
   return `${models.slice(0, 3).join(", ")} +${models.length - 3}`;
 }
 
-function PlanCard({ offer, current, canManage, onChoose, pending }: { offer: PlanOffer; current: boolean; canManage: boolean; onChoose: () => void; pending: boolean }) {
+function PlanCard({ offer, current, canManage, onChoose, pending, throughBilling }: { offer: PlanOffer; current: boolean; canManage: boolean; onChoose: () => void; pending: boolean; throughBilling: boolean }) {
   return (
     <article className={`plan ${current ? "plan--current" : ""}`} data-testid={`plan-${offer.id}`}>
       <header className="plan__header">
@@ -46,7 +46,7 @@ function PlanCard({ offer, current, canManage, onChoose, pending }: { offer: Pla
           <Button variant="secondary" disabled className="btn--block">
             Your plan
           </Button>
-        ) : (
+        ) : throughBilling ? null : (
           <Button variant="primary" className="btn--block" disabled={!canManage} loading={pending} onClick={onChoose}>
             Switch to {offer.name || planLabel(offer.id)}
           </Button>
@@ -56,8 +56,9 @@ function PlanCard({ offer, current, canManage, onChoose, pending }: { offer: Pla
   );
 }
 
-/** Plans side by side; owners and admins switch with one click (it applies at once). */
-export function PlanComparison({ canManage }: { canManage: boolean }) {
+/** Plans side by side; owners and admins switch with one click (it applies at once), or, with
+ * `throughBilling`, through the billing section (Stripe Checkout and portal). */
+export function PlanComparison({ canManage, throughBilling = false }: { canManage: boolean; throughBilling?: boolean }) {
   const plans = usePlans();
   const plan = usePlan();
   const subscribe = useSubscribe();
@@ -65,6 +66,7 @@ export function PlanComparison({ canManage }: { canManage: boolean }) {
     <Card id="plans">
       <CardHeader title="Plans" description="Limits apply to your whole organisation and change immediately." />
       {!canManage ? <Alert tone="info">Only owners and admins can change the plan.</Alert> : null}
+      {throughBilling && canManage ? <Alert tone="info">Paid plans are bought and cancelled under Billing.</Alert> : null}
       {subscribe.error ? <ErrorAlert error={subscribe.error} /> : null}
       {subscribe.isSuccess ? <Alert tone="success">Plan updated. The new limits apply now.</Alert> : null}
       {plans.isPending ? <LoadingState label="Loading plans…" /> : null}
@@ -79,6 +81,7 @@ export function PlanComparison({ canManage }: { canManage: boolean }) {
               canManage={canManage}
               pending={subscribe.isPending && subscribe.variables === offer.id}
               onChoose={() => subscribe.mutate(offer.id)}
+              throughBilling={throughBilling}
             />
           ))}
         </div>
