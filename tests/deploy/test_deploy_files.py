@@ -217,6 +217,7 @@ def test_production_admits_only_the_calls_the_design_makes() -> None:
     assert _admitted_components(policies["chat"]) == {"gateway"}
     assert _admitted_components(policies["users"]) == {"gateway"}
     assert _admitted_components(policies["agents"]) == {"gateway", "chat", "tenants"}
+    assert _admitted_components(policies["billing"]) == {"gateway", "tenants"}
     assert _admitted_components(policies["auth"]) == set(MODULE_PATHS) - {"auth"}
     assert _admitted_components(policies["nats"]) == set(MODULE_PATHS)
     assert _admitted_components(policies["redis"]) == {"gateway", "auth", "chat"}

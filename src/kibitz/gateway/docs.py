@@ -23,7 +23,7 @@ logger = structlog.get_logger("kibitz.gateway.docs")
 # 30 s: documents change only with a deployment; the page need not ask five services per view.
 _CACHE_SECONDS = 30.0
 _FETCH_TIMEOUT_SECONDS = 3.0
-SERVICE_ORDER = ("auth", "users", "tenants", "agents", "chat", "knowledge")
+SERVICE_ORDER = ("auth", "users", "tenants", "agents", "chat", "knowledge", "billing")
 _METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
 _STYLE = """

@@ -6,15 +6,16 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from kibitz.contracts.events import SubscriptionChanged
 from kibitz.kit.events import EventEnvelope
 from kibitz.services.billing import repository
-from tests.fixtures.stack import Account, Stack
+from tests.fixtures.stack import Account, Stack, start_stack
 from tests.fixtures.stripe_server import FakeStripe
-from tests.services.billing.conftest import Billing
+from tests.services.billing.conftest import Billing, billing_env
 
 
 async def logged(billing: Billing, event_id: str) -> bool:
@@ -248,3 +249,26 @@ async def test_a_cancelled_period_that_ran_out_ends_the_plan_even_before_stripes
     )
     await billing.expire_lapsed(now=period_end + timedelta(seconds=1))
     await billing.wait_for_plan(owner, "basic")
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_subscription_starts_dedupes_and_ends(
+    stripe: FakeStripe, tmp_path: Path
+) -> None:
+    async with start_stack(
+        ["auth", "tenants", "billing"],
+        data_dir=tmp_path,
+        database="postgres",
+        env=billing_env(stripe),
+    ) as postgres_stack:
+        on_postgres = Billing(postgres_stack, stripe)
+        owner = await postgres_stack.register()
+        subscription_id = await on_postgres.subscribe(owner, "gold")
+        await on_postgres.wait_for_plan(owner, "gold")
+        ended = stripe.end_period(subscription_id)
+        await on_postgres.deliver_all(ended)
+        again = await on_postgres.deliver(ended[0])
+        assert again.json()["duplicate"] is True
+        await on_postgres.wait_for_plan(owner, "basic")
+        invoices = (await on_postgres.get("/billing/invoices", owner)).json()["items"]
+        assert [invoice["status"] for invoice in invoices] == ["paid"]
