@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 
 from tests.fixtures.stack import start_stack
 
-ALL = ["auth", "tenants", "users", "agents", "chat", "knowledge", "gateway"]
+ALL = ["auth", "tenants", "users", "agents", "chat", "knowledge", "billing", "gateway"]
 
 
 async def test_a_chat_reply_streams_through_the_gateway_by_sse_and_websocket(
@@ -59,7 +59,7 @@ async def test_a_chat_reply_streams_through_the_gateway_by_sse_and_websocket(
 async def test_the_reference_page_covers_every_service(tmp_path: Path) -> None:
     async with start_stack(ALL, data_dir=tmp_path) as stack:
         page = (await stack.http.get(f"{stack.entry}/docs")).text
-        for service in ("auth", "users", "tenants", "agents", "chat", "knowledge"):
+        for service in ("auth", "users", "tenants", "agents", "chat", "knowledge", "billing"):
             assert f'id="{service}"' in page
             assert f"/{service}/" in page
         assert "not reachable" not in page and "not part of this deployment" not in page
