@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,7 +66,7 @@ def deliver(kibitz: Kibitz, events: list[dict[str, Any]]) -> None:
 
 
 def test_upgrading_goes_to_checkout_and_the_settings_follow_the_subscription(
-    billing_kibitz: Kibitz, stripe: FakeStripe, page: Page
+    billing_kibitz: Kibitz, stripe: FakeStripe, page: Page, artifacts: Path
 ) -> None:
     kibitz = billing_kibitz
     account = kibitz.register()
@@ -105,6 +106,9 @@ def test_upgrading_goes_to_checkout_and_the_settings_follow_the_subscription(
     banner = page.get_by_test_id("billing-past-due")
     expect(banner).to_contain_text("Payment overdue")
     expect(banner).to_contain_text("returns to the free plan")
+    page.get_by_test_id("billing-panel").screenshot(
+        path=str(artifacts / "desktop-light-billing.png")
+    )
 
     page.get_by_test_id("billing-panel").get_by_role("button", name="Manage billing").first.click()
     page.wait_for_url(re.compile(r"/p/session/bps_"))
