@@ -61,6 +61,8 @@ async def test_the_profile_exists_as_soon_as_registration_returns(stack: Stack) 
             "agents": 3,
             "tokens_per_month": 100_000,
             "models": ["echo", "small"],
+            "knowledge_documents": 0,
+            "knowledge_bytes": 0,
         },
     }
 
