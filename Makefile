@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install web web-check api-types lint pytest chromium bench clean
+.PHONY: run test install web web-check api-types lint pytest chromium promtool bench clean
 
 run: install web
 	$(BIN)/kibitz up --host 127.0.0.1 --port 8000
 
-test: install web chromium
+test: install web chromium promtool
 	bash scripts/test.sh
 
 install: $(STAMP)
@@ -43,6 +43,16 @@ api-types: install $(WEB_STAMP)
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-liberation >/dev/null; }
+
+# Prometheus's promtool checks the alert rules (tests/deploy): taken out of Debian's prometheus
+# package into the venv, so no Prometheus server gets installed or started.
+promtool: $(BIN)/promtool
+
+$(BIN)/promtool: | $(STAMP)
+	@dir=$$(mktemp -d) && cd $$dir && { apt-get download prometheus >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+		dpkg-deb -x prometheus_*.deb extracted && cp extracted/usr/bin/promtool $(CURDIR)/$(BIN)/ && \
+		cd / && rm -rf $$dir
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
 
 from kibitz.contracts.events import PlanChanged
 from kibitz.kit.events import EventEnvelope
@@ -150,3 +151,29 @@ async def test_an_unknown_tenant_or_a_failing_tenants_service_falls_back_to_the_
         response = await http.get("/users/echo", headers=running.auth())
         assert response.status_code == 200
         assert response.headers["ratelimit-limit"] == "60"
+
+
+def _rejections(plan: str) -> float:
+    labels = {"scope": "tenant", "plan": plan}
+    return REGISTRY.get_sample_value("kibitz_rate_limit_rejections_total", labels) or 0.0
+
+
+async def test_rejections_are_counted_by_the_tenants_plan_never_its_id(tmp_path: Path) -> None:
+    tenant = uuid.uuid4()
+    async with (
+        start_harness(
+            services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
+        ) as running,
+        _with_tenants(running, {tenant: 1}) as (http, _, platform),
+    ):
+        headers = running.auth(tenant_id=tenant)
+        basic_before, premium_before = _rejections("basic"), _rejections("premium")
+        assert (await http.get("/users/echo", headers=headers)).status_code == 200
+        assert (await http.get("/users/echo", headers=headers)).status_code == 429
+        assert _rejections("basic") == basic_before + 1
+
+        # A plan change moves the tenant's next refusal to its new plan.
+        await _publish_plan_change(platform, tenant, 1)
+        assert (await http.get("/users/echo", headers=headers)).status_code == 429
+        assert _rejections("premium") == premium_before + 1
+        assert _rejections("basic") == basic_before + 1

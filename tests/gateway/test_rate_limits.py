@@ -25,7 +25,9 @@ REDIS_URL = os.environ.get("KIBITZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _rejections(scope: str) -> float:
-    return REGISTRY.get_sample_value("kibitz_rate_limit_rejections_total", {"scope": scope}) or 0.0
+    # No tenants service here: a tenant's plan is unknown; a per-IP limit concerns no plan.
+    labels = {"scope": scope, "plan": "unknown" if scope == "tenant" else "none"}
+    return REGISTRY.get_sample_value("kibitz_rate_limit_rejections_total", labels) or 0.0
 
 
 async def test_with_a_limit_of_n_exactly_n_of_2n_concurrent_requests_pass(tmp_path: Path) -> None:

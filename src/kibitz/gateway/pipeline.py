@@ -122,7 +122,12 @@ class Pipeline:
 
     async def _tenant_allowance(self, principal: Principal) -> Allowance | None:
         per_minute = await self.plans.requests_per_minute(principal.tenant_id)
-        allowance = await self.limits.hit("tenant", str(principal.tenant_id), per_minute=per_minute)
+        allowance = await self.limits.hit(
+            "tenant",
+            str(principal.tenant_id),
+            per_minute=per_minute,
+            plan=self.plans.plan_name(principal.tenant_id),
+        )
         if allowance is not None and not allowance.allowed:
             raise allowance.rejection(
                 f"Your plan allows {per_minute} requests per minute; try again shortly."

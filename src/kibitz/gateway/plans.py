@@ -35,6 +35,8 @@ class PlanLimits:
         self.default_requests_per_minute = default_requests_per_minute
         self._cache_seconds = cache_seconds
         self._cached: dict[uuid.UUID, tuple[float, int]] = {}
+        # The plan each tenant was last seen on: metrics carry the plan, never the tenant id.
+        self._plan_names: dict[uuid.UUID, str] = {}
         self._lookups: dict[uuid.UUID, asyncio.Task[int]] = {}
         # Bumped by every plan change, so a lookup that started before it cannot store the old plan.
         self._generation: dict[uuid.UUID, int] = {}
@@ -63,7 +65,9 @@ class PlanLimits:
                 timeout=_LOOKUP_TIMEOUT_SECONDS,
             )
             response.raise_for_status()
-            limit = _requests_per_minute(response.json())
+            plan = response.json()
+            limit = _requests_per_minute(plan)
+            self._plan_names[tenant_id] = str(plan.get("plan") or "unknown")
         except Exception as exc:  # any failure (503, 404, bad JSON) falls back to the default
             logger.warning("plan_lookup_failed", tenant_id=str(tenant_id), error=type(exc).__name__)
             limit, ttl = self.default_requests_per_minute, _FALLBACK_CACHE_SECONDS
@@ -71,9 +75,15 @@ class PlanLimits:
             self._cached[tenant_id] = (time.monotonic() + ttl, limit)
         return self._cached.get(tenant_id, (0.0, limit))[1]
 
-    def apply(self, tenant_id: uuid.UUID, limits: dict[str, Any]) -> None:
+    def plan_name(self, tenant_id: uuid.UUID) -> str:
+        """The plan the tenant was last seen on (`unknown` before its first lookup)."""
+        return self._plan_names.get(tenant_id, "unknown")
+
+    def apply(self, tenant_id: uuid.UUID, limits: dict[str, Any], plan: str | None = None) -> None:
         """Use a tenant's new limits from now on (from a plan change event)."""
         self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
+        if plan is not None:
+            self._plan_names[tenant_id] = plan
         try:
             limit = _requests_per_minute({"limits": limits})
         except (KeyError, TypeError, ValueError):
@@ -89,7 +99,7 @@ class PlanLimits:
     async def on_plan_changed(self, envelope: EventEnvelope) -> None:
         """Bus handler for `tenants.plan_changed`."""
         event = PlanChanged.model_validate(envelope.payload)
-        self.apply(event.tenant_id, event.limits)
+        self.apply(event.tenant_id, event.limits, event.plan)
         logger.info("plan_changed", tenant_id=str(event.tenant_id), plan=event.plan)
 
 

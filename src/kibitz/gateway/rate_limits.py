@@ -22,8 +22,8 @@ logger = structlog.get_logger("kibitz.gateway.rate_limits")
 
 RATE_LIMIT_REJECTIONS = Counter(
     "kibitz_rate_limit_rejections_total",
-    "Requests the gateway refused with 429",
-    ["scope"],
+    "Requests the gateway refused with 429, by limit and the tenant's plan (`none` per IP)",
+    ["scope", "plan"],
 )
 
 
@@ -158,8 +158,11 @@ class RateLimits:
         self.storage = storage
         self._window: MovingWindowSupport = storage
 
-    async def hit(self, scope: str, key: str, *, per_minute: int) -> Allowance | None:
+    async def hit(
+        self, scope: str, key: str, *, per_minute: int, plan: str = "none"
+    ) -> Allowance | None:
         """Count one request against `scope`/`key`; None when the counters cannot be reached.
+        A refusal is counted in the metrics under the scope and the tenant's `plan`.
 
         An unreachable Redis lets requests through (logged) rather than failing every request:
         the limits protect the service, they must not become its single point of failure.
@@ -175,7 +178,7 @@ class RateLimits:
             return None
         reset_seconds = max(1, math.ceil(oldest + _WINDOW_SECONDS - time.time()))
         if not allowed:
-            RATE_LIMIT_REJECTIONS.labels(scope).inc()
+            RATE_LIMIT_REJECTIONS.labels(scope, plan).inc()
         return Allowance(
             allowed=allowed,
             limit=per_minute,

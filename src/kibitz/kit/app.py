@@ -15,6 +15,7 @@ from kibitz.kit.errors import install_problem_handlers, problem_responses
 from kibitz.kit.http.fast_routes import FastRoutes, fast_endpoints
 from kibitz.kit.observability import RequestContextMiddleware, metrics_endpoint
 from kibitz.kit.platform import Platform
+from kibitz.kit.service_gauges import ServiceGauges
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -37,10 +38,12 @@ def create_service_app(
     description: str = "",
     version: str = "0.1.0",
     fast_routes: bool = True,
+    gauges: ServiceGauges | None = None,
 ) -> FastAPI:
-    """A FastAPI app with kibitz's conventions; routers carry the service's own routes, and
-    those marked `@fast_route` are served past FastAPI's per-request work unless `fast_routes`
-    is off (see `kit/http/fast_routes.py`)."""
+    """A FastAPI app with kibitz's conventions; routers carry the service's own routes, those
+    marked `@fast_route` are served past FastAPI's per-request work unless `fast_routes` is off
+    (see `kit/http/fast_routes.py`), and `gauges` are read from the service's database on
+    every scrape."""
     app = FastAPI(
         title=f"kibitz {name}",
         description=description,
@@ -81,6 +84,8 @@ def create_service_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
+        if gauges is not None:
+            await gauges.refresh()
         return await metrics_endpoint(request)
 
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["probes"], summary="Alive")

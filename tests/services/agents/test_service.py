@@ -142,15 +142,17 @@ async def test_a_reply_longer_than_the_total_timeout_is_cut(impatient: AgentsApi
     assert 5 <= len(events) - 1 <= 20
 
 
-async def test_llm_metrics_are_exported_by_provider(agents_sqlite: AgentsApi) -> None:
+async def test_llm_metrics_are_exported_by_provider_and_plan(agents_sqlite: AgentsApi) -> None:
     api = agents_sqlite
     account = await api.user()
     agent = await api.create_ok(account, llm_provider="openai", model="gpt-4o-mini")
     await api.stream(account, agent["id"])
     await api.respond(account, agent["id"], content="[sim:fault=401]")
     text = (await api.http.get(f"{api.url}/metrics")).text
-    assert 'kibitz_llm_time_to_first_token_seconds_count{provider="openai"}' in text
-    assert 'kibitz_llm_tokens_total{direction="out",provider="openai"}' in text
+    # The tenant's plan, never its id (a new tenant is on the default plan, basic).
+    assert 'kibitz_llm_time_to_first_token_seconds_count{plan="basic",provider="openai"}' in text
+    assert 'kibitz_llm_tokens_total{direction="out",plan="basic",provider="openai"}' in text
+    assert account.tenant_id not in text
     assert 'kibitz_llm_errors_total{kind="credentials",provider="openai"}' in text
     assert (
         'kibitz_llm_request_duration_seconds_count{outcome="completed",provider="openai"}' in text

@@ -1,4 +1,8 @@
-"""LLM call metrics: latency to the first token and in total, tokens in and out, errors."""
+"""LLM call metrics: latency to the first token and in total, tokens in and out, errors.
+
+What concerns tenants is labelled by plan, never by tenant id: a label per tenant would make a
+series per tenant (per-tenant figures come from the tenants service's usage counters).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from prometheus_client import Counter, Histogram
 LLM_TIME_TO_FIRST_TOKEN = Histogram(
     "kibitz_llm_time_to_first_token_seconds",
     "From the call to the provider to its first streamed token",
-    ["provider"],
+    ["provider", "plan"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
 )
 LLM_DURATION = Histogram(
@@ -19,7 +23,7 @@ LLM_DURATION = Histogram(
 LLM_TOKENS = Counter(
     "kibitz_llm_tokens_total",
     "Tokens sent to and received from providers",
-    ["provider", "direction"],
+    ["provider", "direction", "plan"],
 )
 LLM_ERRORS = Counter(
     "kibitz_llm_errors_total", "Failed LLM calls, by provider and kind", ["provider", "kind"]

@@ -12,6 +12,7 @@ from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.agents.agent_cache import AgentCache
 from kibitz.services.agents.api import internal, router
 from kibitz.services.agents.api_key_cipher import ApiKeyCipher
@@ -74,6 +75,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router, internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
+        gauges=ServiceGauges(NAME, database),
         description="Per-user AI agents and the LLM calls behind them.",
     )
     app.state.agents = runtime

@@ -374,6 +374,8 @@ class PreparedReply:
     streamed: bool
     # The knowledge sources the model was given, numbered in this order.
     citations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The tenant's plan, for metrics (which carry the plan, never the tenant id).
+    plan: str = "unknown"
 
 
 def _check_sizes(runtime: AgentsRuntime, body: RespondRequest) -> None:
@@ -453,6 +455,7 @@ async def prepare_reply(
     return PreparedReply(
         agent_id=agent.id,
         provider_name=agent.llm_provider,
+        plan=plan.plan,
         provider=provider,
         request=request,
         streamed=body.stream,
@@ -504,7 +507,7 @@ async def reply_stream(
 
     Failures surface as `ProblemError`s (after the first token too: the caller knows what it sent).
     """
-    provider_name = prepared.provider_name
+    provider_name, plan = prepared.provider_name, prepared.plan
     started = time.perf_counter()
     deadline = asyncio.get_running_loop().time() + runtime.settings.total_timeout_seconds
     outcome = "error"
@@ -531,11 +534,13 @@ async def reply_stream(
                     "timeout", "The reply took too long.", after_first_token=not first
                 ) from None
             if first and isinstance(item, TextDelta):
-                LLM_TIME_TO_FIRST_TOKEN.labels(provider_name).observe(time.perf_counter() - started)
+                LLM_TIME_TO_FIRST_TOKEN.labels(provider_name, plan).observe(
+                    time.perf_counter() - started
+                )
                 first = False
             if isinstance(item, StreamEnd):
-                LLM_TOKENS.labels(provider_name, "in").inc(item.input_tokens)
-                LLM_TOKENS.labels(provider_name, "out").inc(item.output_tokens)
+                LLM_TOKENS.labels(provider_name, "in", plan).inc(item.input_tokens)
+                LLM_TOKENS.labels(provider_name, "out", plan).inc(item.output_tokens)
                 outcome = "completed"
             yield item
     except ProviderError as error:

@@ -16,6 +16,7 @@ from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.events import Outbox
 from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.auth.api import router
 from kibitz.services.auth.config import AuthSettings
 from kibitz.services.auth.models import outbox_table
@@ -79,6 +80,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
+        gauges=ServiceGauges(NAME, database, outbox=outbox_table),
         description="Accounts, sessions (access and refresh tokens) and the public signing keys.",
     )
     app.state.database = database

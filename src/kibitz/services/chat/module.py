@@ -17,6 +17,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.events import Outbox
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.chat.api import router
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.fanout import create_fanout
@@ -105,6 +106,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
+        gauges=ServiceGauges(NAME, database, outbox=outbox_table),
         description="Chats with agents: persisted history and live token streams.",
     )
     app.state.database = database

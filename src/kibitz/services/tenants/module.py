@@ -16,6 +16,7 @@ from kibitz.kit.db import Database, prune_quietly
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.events import Inbox, Outbox
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.tenants import events, repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.api import internal, router
@@ -91,6 +92,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router, internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
+        gauges=ServiceGauges(NAME, database, outbox=outbox_table, dead_letters=dead_letter_table),
         description="Tenants, plans, memberships, invites and usage metering.",
     )
     app.state.database = database

@@ -13,6 +13,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.events import Inbox
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.users import events
 from kibitz.services.users.api import router
 from kibitz.services.users.config import UsersSettings
@@ -59,6 +60,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
+        gauges=ServiceGauges(NAME, database, dead_letters=dead_letter_table),
         description="Profiles and preferences.",
     )
     app.state.database = database
