@@ -1,27 +1,43 @@
-# Two commands on a fresh machine:  `make run`  (kibitz all-in-one on http://localhost:8000)
+# Two commands on a fresh machine:  `make run`  (kibitz all-in-one on http://localhost:8000;
+#                                              `PORT=8080 make run` for another port)
 #                                   `make test` (the whole test suite; .ci/run calls it)
 PYTHON ?= python3
+PORT ?= 8000
+HOST ?= 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
+# Two installs into one venv: what kibitz needs to run (requirements.lock), and that plus the
+# test and lint tooling (requirements-dev.lock includes requirements.lock).
+RUN_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install web web-check api-types lint pytest chromium promtool bench clean
+.PHONY: run test install install-runtime web web-check api-types lint pytest chromium promtool bench clean
 
-run: install web
-	$(BIN)/kibitz up --host 127.0.0.1 --port 8000
+run: install-runtime web
+	$(BIN)/kibitz up --host $(HOST) --port $(PORT)
 
 test: install web chromium promtool
 	bash scripts/test.sh
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+install-runtime: $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	touch $(STAMP)
+	$(PIP) -r requirements.lock
+	$(PIP) --no-deps -e .
+	touch $(RUN_STAMP)
+
+# The full install holds the runtime one: `make run` after `make test` installs nothing more.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements-dev.lock
+	$(PIP) --no-deps -e .
+	touch $(STAMP) $(RUN_STAMP)
 
 $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from kibitz.kit.observability import configure_logging
+from kibitz.kit.db.admin import connection_problem, create_database, where
+from kibitz.kit.observability import configure_logging, logs_as_json
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings, invalid_settings
 from kibitz.runtime.children import StartupError
+from kibitz.runtime.databases import database_url_of
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
 from kibitz.runtime.server import run_all_in_one, serve_one, tune_garbage_collection
 
@@ -69,15 +71,38 @@ async def _run_until_stopped(settings: PlatformSettings, *, host: str, port: int
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with run_all_in_one(settings=settings, host=host, port=port) as stack:
-        console.print(f"[bold green]kibitz is up[/] on {stack.gateway_url}  (Ctrl+C stops it)")
+        if console.is_terminal:
+            console.print(_start_up_summary(stack.gateway_url, settings), highlight=False)
+        else:
+            console.print(f"kibitz is up on {stack.gateway_url}", highlight=False)
         await stop.wait()
     console.print("kibitz stopped")
+
+
+def _start_up_summary(url: str, settings: PlatformSettings) -> str:
+    """What a person at a terminal needs after `kibitz up`: the address first, then the rest."""
+    logs = "JSON" if logs_as_json(settings.log_json) else "readable (KIBITZ_LOG_JSON=true: JSON)"
+    return "\n".join(
+        [
+            f"[bold green]kibitz is up:[/] [bold]{url}[/]",
+            f"  API reference  {url}/docs",
+            f"  data           {escape(str(settings.data_dir.resolve()))}",
+            f"  logs           {logs}, level {settings.log_level}",
+            "  Ctrl+C stops it.",
+        ]
+    )
 
 
 @app.command()
 def serve(
     service: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODULE_PATHS)}.")],
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on: every interface by default, as a container or a "
+            "load balancer's target needs; 127.0.0.1 keeps it local."
+        ),
+    ] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     fd: Annotated[
         int | None,
@@ -100,6 +125,14 @@ def serve(
 @app.command()
 def migrate(
     service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
+    create_databases: Annotated[
+        bool,
+        typer.Option(
+            "--create-databases",
+            help="First create each service's PostgreSQL database that does not exist yet "
+            "(its URL's user needs the CREATEDB privilege).",
+        ),
+    ] = False,
 ) -> None:
     """Apply pending database migrations for every service (or one)."""
     names = [service] if service else SERVICE_NAMES
@@ -110,15 +143,28 @@ def migrate(
         )
         raise typer.Exit(2)
     with _start_up_errors_reported():
-        asyncio.run(_migrate(_settings(), names))
+        asyncio.run(_migrate(_settings(), names, create_databases=create_databases))
 
 
-async def _migrate(settings: PlatformSettings, names: list[str]) -> None:
+async def _migrate(settings: PlatformSettings, names: list[str], *, create_databases: bool) -> None:
     platform = Platform(settings=settings)
     for name, module in available_modules(names).items():
-        if module.migrate is not None:
+        if module.migrate is None:
+            continue
+        url = database_url_of(name, settings)
+        try:
+            if create_databases and await create_database(url):
+                console.print(f"created database {escape(where(url))}", highlight=False)
             await module.migrate(platform)
-            console.print(f"migrated [bold]{name}[/]")
+        except Exception as error:
+            problem = connection_problem(url, error)
+            if problem is None:
+                raise
+            hint = "" if create_databases else " (kibitz migrate --create-databases creates it)"
+            hint = hint if "does not exist" in problem else ""
+            console.print(f"[red]{name}:[/] {escape(problem)}{hint}", highlight=False)
+            raise typer.Exit(1) from None
+        console.print(f"migrated [bold]{name}[/]")
 
 
 @app.command("simulate-llm")
@@ -145,7 +191,12 @@ def simulate_llm(
     settings = SimulatorSettings.model_validate(
         {key: value for key, value in overrides.items() if value is not None}
     )
-    console.print(f"LLM simulator on http://{host}:{port} (OpenAI and Anthropic APIs under /v1)")
+    console.print(
+        f"LLM simulator on http://{host}:{port} (OpenAI and Anthropic APIs under /v1)\n"
+        f"Try it with kibitz: KIBITZ_AGENTS_ALLOWED_PRIVATE_HOSTS={host} kibitz up, then an "
+        f"agent with provider custom, base URL http://{host}:{port}/v1 and any model name",
+        highlight=False,
+    )
     serve(settings, host=host, port=port)
 
 

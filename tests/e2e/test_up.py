@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -109,3 +110,81 @@ def test_kibitz_up_refuses_a_bad_setting_in_a_line_naming_it(
     assert value not in said.replace(variable, "")
     if also:
         assert also in said
+
+
+def _run_at_a_terminal(arguments: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run `kibitz` on a pseudo-terminal until it says it is up, then Ctrl+C; what it printed."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kibitz", *arguments],
+        cwd=cwd,
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    printed = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"Ctrl+C stops it." not in printed and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.5)[0]:
+                printed += os.read(leader, 65536)
+            assert process.poll() is None, printed.decode(errors="replace")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        os.close(leader)
+    return printed.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.mark.slow
+def test_at_a_terminal_kibitz_up_says_where_it_is_first_in_a_short_summary(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")},
+        "KIBITZ_DATA_DIR": str(tmp_path / "data"),
+        "TERM": "dumb",
+    }
+    printed = _run_at_a_terminal(["up", "--port", str(port)], env, tmp_path)
+    lines = [line for line in printed.splitlines() if line.strip()]
+    summary = next(i for i, line in enumerate(lines) if line.startswith("kibitz is up:"))
+    assert lines[summary] == f"kibitz is up: http://127.0.0.1:{port}"
+    assert lines[summary + 1].split() == ["API", "reference", f"http://127.0.0.1:{port}/docs"]
+    # Readable log lines, not JSON, and few of them before the address.
+    assert not any(line.lstrip().startswith("{") for line in lines)
+    assert summary <= 6, printed
+
+
+@pytest.mark.slow
+def test_kibitz_up_logs_json_when_nobody_reads_it_at_a_terminal(tmp_path: Path) -> None:
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")},
+        "KIBITZ_DATA_DIR": str(tmp_path / "data"),
+    }
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kibitz", "up", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    lines = output.decode().splitlines()
+    assert f"kibitz is up on http://127.0.0.1:{port}" in lines
+    logged = [line for line in lines if line.startswith("{")]
+    assert logged and all(json.loads(line)["timestamp"] for line in logged)

@@ -23,3 +23,14 @@ async def test_the_reference_page_lists_every_service_and_its_routes(harness: Ha
     assert "The tenants service is not part of this deployment." in page
     # Self-contained: no scripts from anywhere.
     assert "<script" not in page
+
+
+async def test_the_reference_page_leaves_out_routes_the_gateway_never_routes(
+    harness: Harness,
+) -> None:
+    page = (await harness.http.get("/docs")).text
+    assert "/users/things/{thing_id}" in page
+    assert "/users/internal/things" not in page
+    assert "List things for other services" not in page
+    # The gateway indeed refuses it: the page would only have pointed at a 404.
+    assert (await harness.http.get("/users/internal/things")).status_code == 404

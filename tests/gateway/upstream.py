@@ -54,6 +54,10 @@ def create_upstream_app(
     async def read_thing(thing_id: int) -> dict[str, int]:
         return {"id": thing_id}
 
+    @app.get(f"/{service}/internal/things", summary="List things for other services")
+    async def internal_things() -> list[int]:
+        return []
+
     @app.post(f"/{service}/upload")
     async def upload(request: Request) -> dict[str, int]:
         size = chunks = 0

@@ -1,10 +1,29 @@
-"""Metrics that never carry a tenant."""
+"""Logs for people at a terminal, JSON elsewhere; metrics that never carry a tenant."""
 
 from __future__ import annotations
 
+import io
+
+import pytest
 from prometheus_client import REGISTRY
 
+from kibitz.kit.observability import logs_as_json
 from kibitz.runtime.registry import available_modules
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_logs_are_json_unless_a_person_reads_them_at_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert logs_as_json(None) is True
+    monkeypatch.setattr("sys.stderr", _Terminal())
+    assert logs_as_json(None) is False
+    assert logs_as_json(True) is True  # asked for: KIBITZ_LOG_JSON=true
 
 
 def test_no_metric_is_labelled_by_tenant_or_user() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from kibitz.gateway.proxy import Upstreams
-from kibitz.gateway.routing import ROUTED_SERVICES
+from kibitz.gateway.routing import ROUTED_SERVICES, is_never_routed, route_for
 from kibitz.kit.http.replicas import NoReplicaReachable, first_reachable
 from kibitz.kit.http.transport import UpstreamClient, UpstreamError
 
@@ -120,11 +120,19 @@ def _render_service(name: str, document: dict[str, Any]) -> str:
     if info.get("description"):
         parts.append(f"<p>{escape(str(info['description']))}</p>")
     for path, operations in sorted(document.get("paths", {}).items()):
+        if not is_public_path(path):
+            continue
         for method in _METHODS:
             operation = operations.get(method)
             if operation is not None:
                 parts.append(_render_operation(method, path, operation, document))
     return "".join(parts)
+
+
+def is_public_path(path: str) -> bool:
+    """Whether the gateway routes this path to a service at all: internal routes, metrics and
+    health checks are the services' own and would only answer 404 through it."""
+    return route_for("GET", path) is not None and not is_never_routed(path)
 
 
 def _render_operation(

@@ -32,10 +32,19 @@ HTTP_ERRORS = Counter(
     "kibitz_http_errors_total", "Responses with status >= 500", ["service", "route"]
 )
 OPEN_STREAMS = Gauge("kibitz_open_streams", "Streaming responses in flight", ["service"])
+# Loggers whose INFO lines only say that things start as they should.
+_START_UP_CHATTER = ("alembic", "uvicorn.error", "httpx", "kibitz.runtime")
 
 
-def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
-    """Route stdlib and structlog output through one JSON (or console) renderer."""
+def logs_as_json(json: bool | None) -> bool:
+    """JSON when asked, or when nobody reads stderr at a terminal (a container, a file, a pipe)."""
+    return json if json is not None else not sys.stderr.isatty()
+
+
+def configure_logging(*, level: str = "INFO", json: bool | None = True) -> None:
+    """Route stdlib and structlog output through one JSON (or, for people, console) renderer
+    (`json=None`: JSON unless stderr is a terminal)."""
+    json = logs_as_json(json)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -71,6 +80,12 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # A person at a terminal reads the start-up summary, not ~40 lines of each module's server
+    # starting, each migration applied and each health check's HTTP call (still there at DEBUG,
+    # and always in JSON logs).
+    chatter = logging.WARNING if not json and root.level >= logging.INFO else logging.NOTSET
+    for name in _START_UP_CHATTER:
+        logging.getLogger(name).setLevel(chatter)
 
 
 def _clean_request_id(raw: str | None) -> str:

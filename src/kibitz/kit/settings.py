@@ -25,7 +25,8 @@ class PlatformSettings(BaseSettings):
     internal_token: SecretStr | None = None
     migrate_on_start: bool = False
     log_level: str = "INFO"
-    log_json: bool = True
+    # Unset: JSON lines unless stderr is a terminal, where people read them (kit.observability).
+    log_json: bool | None = None
     # All-in-one: modules that run in child processes of their own (comma-separated), so that
     # the model streams of agents use a second core, and knowledge's embedding and Qdrant's
     # local mode (pure Python) never hold the other services' event loop. Only modules without

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import secrets
@@ -30,16 +31,29 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0 picks a free one)."""
+    """A listening TCP socket (port 0 picks a free one); StartupError naming the address when
+    it cannot be had (a port in use is the usual case, and says so in one line)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it a response written in two parts waits ~40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise StartupError(_cannot_listen(host, port, error)) from None
     sock.setblocking(False)
     return sock
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use on {host}: stop what listens there or choose another"
+    if error.errno == errno.EACCES:
+        return f"port {port} needs privileges to listen on: choose one above 1023"
+    return f"cannot listen on {host}:{port}: {error.strerror or error}"
 
 
 def server_config(app: FastAPI) -> uvicorn.Config:
@@ -195,20 +209,19 @@ async def serve_one(
     """Run one module in this process until a signal stops it (or, on a socket inherited as
     `fd` from `kibitz up`, until that parent process is gone)."""
     platform = distributed_platform(settings)
+    # Bound before anything starts, so a port in use is one line and nothing to undo.
+    listening = socket.socket(fileno=fd) if fd is not None else bind_socket(host, port)
     await platform.bus.start()
     try:
-        config = server_config(module.create_app(platform))
-        config.host, config.port = host, port
-        server = uvicorn.Server(config)
-        if fd is None:
-            await server.serve()
-            return
-        watch = asyncio.create_task(_exit_with_parent(server))
+        server = uvicorn.Server(server_config(module.create_app(platform)))
+        watch = asyncio.create_task(_exit_with_parent(server)) if fd is not None else None
         try:
-            await server.serve(sockets=[socket.socket(fileno=fd)])
+            await server.serve(sockets=[listening])
         finally:
-            watch.cancel()
+            if watch is not None:
+                watch.cancel()
     finally:
+        listening.close()
         await platform.close_clients()
         await platform.bus.close()
 

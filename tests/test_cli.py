@@ -1,0 +1,112 @@
+"""The `kibitz` command as an operator meets it: one line for each thing that is wrong, never a
+traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.fixtures.processes import KIBITZ
+from tests.fixtures.stack import POSTGRES_ADMIN_DSN
+
+
+def _kibitz(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")}
+    return subprocess.run(
+        [KIBITZ, *arguments],
+        env={**clean, "KIBITZ_LOG_LEVEL": "WARNING", "COLUMNS": "200", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _said(finished: subprocess.CompletedProcess[str]) -> str:
+    return finished.stdout + finished.stderr
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port something else listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield int(other.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["up", "--host", "127.0.0.1"],
+        ["serve", "users", "--host", "127.0.0.1"],
+    ],
+)
+def test_a_busy_port_is_one_line_naming_it(
+    command: list[str], busy_port: int, tmp_path: Path
+) -> None:
+    finished = _kibitz(
+        *command,
+        "--port",
+        str(busy_port),
+        env={"KIBITZ_DATA_DIR": str(tmp_path), "KIBITZ_INTERNAL_TOKEN": "t" * 32},
+        cwd=tmp_path,
+    )
+    said = _said(finished).strip()
+    assert finished.returncode == 1, said
+    assert said == (
+        f"kibitz did not start: port {busy_port} is already in use on 127.0.0.1: stop what "
+        "listens there or choose another"
+    )
+
+
+@pytest.fixture
+def missing_database() -> Iterator[str]:
+    """A PostgreSQL URL whose database does not exist yet (dropped afterwards if created)."""
+    name = f"kibitz_test_{uuid.uuid4().hex[:10]}_users"
+    admin = make_url(POSTGRES_ADMIN_DSN)
+    yield str(admin.set(drivername="postgresql+asyncpg", database=name))
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    import asyncio
+
+    asyncio.run(drop())
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_migrate_names_a_missing_database_and_creates_it_when_asked(
+    missing_database: str, tmp_path: Path
+) -> None:
+    env = {"KIBITZ_DATA_DIR": str(tmp_path), "KIBITZ_USERS_DATABASE_URL": missing_database}
+    where = make_url(missing_database)
+    refused = _kibitz("migrate", "users", env=env, cwd=tmp_path)
+    said = _said(refused).strip()
+    assert refused.returncode == 1, said
+    assert said == (
+        f"users: database {where.host}:{where.port or 5432}/{where.database} does not exist "
+        "(kibitz migrate --create-databases creates it)"
+    )
+
+    created = _kibitz("migrate", "users", "--create-databases", env=env, cwd=tmp_path)
+    assert created.returncode == 0, _said(created)
+    assert f"created database {where.host}" in _said(created)
+    assert "migrated users" in _said(created)
+    # Once there, asking again creates nothing and migrates nothing new.
+    again = _kibitz("migrate", "users", "--create-databases", env=env, cwd=tmp_path)
+    assert again.returncode == 0 and "created database" not in _said(again)
