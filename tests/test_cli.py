@@ -1,5 +1,5 @@
 """The `kibitz` command as an operator meets it: one line for each thing that is wrong, never a
-traceback."""
+traceback, and the operator's tasks (migrate, doctor, rotate-signing-key, replay-dead-letters)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.fixtures.processes import KIBITZ
+from tests.fixtures.processes import KIBITZ, free_port
 from tests.fixtures.stack import POSTGRES_ADMIN_DSN
 
 
@@ -110,3 +110,72 @@ def test_migrate_names_a_missing_database_and_creates_it_when_asked(
     # Once there, asking again creates nothing and migrates nothing new.
     again = _kibitz("migrate", "users", "--create-databases", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "created database" not in _said(again)
+
+
+@pytest.mark.slow
+def test_doctor_says_what_is_wrong_one_line_each(tmp_path: Path) -> None:
+    closed = free_port()
+    finished = _kibitz(
+        "doctor",
+        env={
+            "KIBITZ_DATA_DIR": str(tmp_path),
+            "KIBITZ_REDIS_URL": f"redis://:hunter2@127.0.0.1:{closed}/0",
+            "KIBITZ_USERS_URL": f"http://127.0.0.1:{closed}",
+        },
+        cwd=tmp_path,
+    )
+    lines = _said(finished).strip().splitlines()
+    assert finished.returncode == 1
+    assert any(
+        line.startswith(f"✗ Redis redis://127.0.0.1:{closed}/0 does not answer") for line in lines
+    )
+    assert any(
+        line.startswith(f"✗ users at http://127.0.0.1:{closed} does not answer") for line in lines
+    )
+    assert "✗ KIBITZ_INTERNAL_TOKEN is not set: services cannot call each other" in lines
+    assert len(lines) == 3, lines
+    assert "hunter2" not in _said(finished)
+
+
+@pytest.mark.slow
+def test_doctor_names_a_bad_setting(tmp_path: Path) -> None:
+    finished = _kibitz(
+        "doctor",
+        env={"KIBITZ_DATA_DIR": str(tmp_path), "KIBITZ_CHAT_HEARTBEAT_SECONDS": "-1"},
+        cwd=tmp_path,
+    )
+    assert finished.returncode == 1
+    assert (
+        _said(finished)
+        .strip()
+        .startswith("✗ invalid setting KIBITZ_CHAT_HEARTBEAT_SECONDS: Input should be greater than")
+    )
+
+
+@pytest.mark.slow
+def test_doctor_is_content_with_a_working_all_in_one_setup(tmp_path: Path) -> None:
+    finished = _kibitz("doctor", env={"KIBITZ_DATA_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert finished.returncode == 0, _said(finished)
+    assert "settings are valid and every dependency answers" in _said(finished)
+
+
+@pytest.mark.slow
+def test_rotate_signing_key_says_which_key_signs_and_until_when_the_old_one_verifies(
+    tmp_path: Path,
+) -> None:
+    env = {"KIBITZ_DATA_DIR": str(tmp_path)}
+    assert _kibitz("migrate", "auth", env=env, cwd=tmp_path).returncode == 0
+    first = _kibitz("auth", "rotate-signing-key", env=env, cwd=tmp_path)
+    second = _kibitz("auth", "rotate-signing-key", env=env, cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, _said(second)
+    first_kid = _said(first).split()[3].rstrip(":")
+    assert f"old key {first_kid} verifies until" in _said(second)
+
+
+@pytest.mark.slow
+def test_replaying_dead_letters_needs_a_broker(tmp_path: Path) -> None:
+    finished = _kibitz(
+        "events", "replay-dead-letters", env={"KIBITZ_DATA_DIR": str(tmp_path)}, cwd=tmp_path
+    )
+    assert finished.returncode == 1
+    assert _said(finished).startswith("cannot replay: the bus is in-process")

@@ -1,4 +1,5 @@
-"""The `kibitz` command: up (all-in-one), serve (one service), migrate, simulate-llm."""
+"""The `kibitz` command: up (all-in-one), serve (one service), migrate, simulate-llm, and the
+operator's tasks (auth rotate-signing-key, events replay-dead-letters, doctor)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from kibitz.kit.db.admin import connection_problem, create_database, where
 from kibitz.kit.observability import configure_logging, logs_as_json
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings, invalid_settings
+from kibitz.runtime import operations
 from kibitz.runtime.children import StartupError
 from kibitz.runtime.databases import database_url_of
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
@@ -165,6 +167,84 @@ async def _migrate(settings: PlatformSettings, names: list[str], *, create_datab
             console.print(f"[red]{name}:[/] {escape(problem)}{hint}", highlight=False)
             raise typer.Exit(1) from None
         console.print(f"migrated [bold]{name}[/]")
+
+
+auth_commands = typer.Typer(help="Operator tasks of the auth service.", no_args_is_help=True)
+events_commands = typer.Typer(help="Operator tasks of the event bus.", no_args_is_help=True)
+app.add_typer(auth_commands, name="auth")
+app.add_typer(events_commands, name="events")
+
+
+@auth_commands.command("rotate-signing-key")
+def rotate_signing_key() -> None:
+    """Sign new access tokens with a new key; the old keys verify until their tokens expire."""
+    with _start_up_errors_reported(), _database_problems_reported("auth"):
+        rotated = asyncio.run(operations.rotate_signing_key(_settings()))
+    console.print(
+        f"new signing key {rotated.kid}: published now, signs from "
+        f"{rotated.signs_from:%H:%M:%S} UTC (each auth replica within a minute of that)",
+        highlight=False,
+    )
+    for kid, until in rotated.verifying_until.items():
+        console.print(
+            f"old key {kid} verifies until {until:%Y-%m-%d %H:%M:%S} UTC", highlight=False
+        )
+
+
+@events_commands.command("replay-dead-letters")
+def replay_dead_letters(
+    service: Annotated[str | None, typer.Option(help="Only this service's dead letters.")] = None,
+) -> None:
+    """Publish parked events again on the bus (the consumers that handled them skip them)."""
+    consumers = list(operations.dead_letter_tables())
+    if service is not None and service not in consumers:
+        console.print(
+            f"[red]no dead letters kept by[/] {service!r}; services that consume events: "
+            f"{', '.join(consumers)}"
+        )
+        raise typer.Exit(2)
+    names = [service] if service else consumers
+    with _start_up_errors_reported(), _database_problems_reported(*names):
+        try:
+            reports = asyncio.run(operations.replay_dead_letters(_settings(), services=names))
+        except ValueError as error:
+            console.print(f"[red]cannot replay:[/] {escape(str(error))}")
+            raise typer.Exit(1) from None
+    for report in reports:
+        line = f"{report.service}: replayed {report.replayed}"
+        if report.too_recent:
+            line += f", {report.too_recent} parked under 3 minutes ago (run again shortly)"
+        if report.too_old:
+            line += f", {report.too_old} too old to replay safely (handle them by hand)"
+        console.print(line, highlight=False)
+
+
+@app.command()
+def doctor() -> None:
+    """Check settings, databases, the broker, Redis and service addresses; a line per problem."""
+    problems = operations.settings_problems()
+    if not problems:
+        problems = asyncio.run(operations.dependency_problems(_settings()))
+    for problem in problems:
+        console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print("[green]✓[/] settings are valid and every dependency answers")
+
+
+@contextmanager
+def _database_problems_reported(*services: str) -> Iterator[None]:
+    """A database that is missing or unreachable ends the command with one line."""
+    try:
+        yield
+    except Exception as error:
+        settings = PlatformSettings()
+        for service in services:
+            problem = connection_problem(database_url_of(service, settings), error)
+            if problem is not None:
+                console.print(f"[red]{service}:[/] {escape(problem)}", highlight=False)
+                raise typer.Exit(1) from None
+        raise
 
 
 @app.command("simulate-llm")

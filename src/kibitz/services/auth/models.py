@@ -67,8 +67,9 @@ class SigningKeyRecord(Base):
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     private_pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Active keys may sign; the oldest active one does, so racing replicas agree.
+    # Active keys may sign: the newest one published long enough does (service.KeyRing).
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When it stops being published (a rotated-out key: once the tokens it signed expired).
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 

@@ -63,13 +63,18 @@ def create_app(platform: Platform) -> FastAPI:
         if platform.settings.migrate_on_start:
             await migrate(platform)
         await keys.load()
-        relay = asyncio.create_task(outbox.run_relay(database, platform.bus))
+        tasks = [
+            asyncio.create_task(outbox.run_relay(database, platform.bus)),
+            asyncio.create_task(keys.keep_current()),
+        ]
         try:
             yield
         finally:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if tenants is not None:
                 await tenants.aclose()
             await database.dispose()
