@@ -34,9 +34,11 @@ def _compose() -> dict[str, Any]:
 
 @cache
 def _rendered(overlay: str) -> tuple[dict[str, Any], ...]:
-    """An overlay rendered by kustomize (kubectl's built-in one, v5 on this machine)."""
+    """An overlay rendered by kustomize: kubectl's built-in one (v5 on this kind of machine;
+    Debian's kubernetes-client 1.20 bundles kustomize 2, which cannot read the overlays'
+    `patches`)."""
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) renders the overlays; install it"
+    assert kubectl, "kubectl (with kustomize 4 or later built in) renders the overlays"
     rendered = subprocess.run(
         [kubectl, "kustomize", str(KUBERNETES / "overlays" / overlay)],
         capture_output=True,
