@@ -12,6 +12,7 @@ from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.knowledge.api import internal, router
 from kibitz.services.knowledge.config import KnowledgeSettings
 from kibitz.services.knowledge.ingest.jobs import IndexingWorker
@@ -98,6 +99,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router, internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping, "qdrant": vectors_reachable},
+        gauges=ServiceGauges(NAME, database),
         description="Document collections, embeddings and vector search (RAG).",
     )
     app.state.database = database
