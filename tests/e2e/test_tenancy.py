@@ -173,21 +173,31 @@ async def test_users_registered_while_the_broker_is_down_all_get_one_profile_onc
 
 async def test_a_plan_change_raises_the_gateway_rate_limit(tmp_path: Path) -> None:
     async with start_stack(
-        ["auth", "tenants", "users", "gateway"], data_dir=tmp_path / "gw"
+        ["auth", "tenants", "users", "chat", "gateway"], data_dir=tmp_path / "gw"
     ) as stack:
         owner = await stack.register()  # through the gateway
         plan_url = f"{stack.entry}/tenants/plan"
         before = await stack.http.get(plan_url, headers=owner.headers)
         assert before.status_code == 200
-        assert before.headers["ratelimit-limit"] == "60"
+        # A read: the per-user read limit, whatever the plan.
+        assert before.headers["ratelimit-limit"] == "600"
+
+        async def send_limit() -> str:
+            # An empty send: refused by chat (422), but counted by the gateway as a send.
+            response = await stack.http.post(
+                f"{stack.entry}/chat/send", headers=owner.headers, json={}
+            )
+            assert response.status_code == 422, response.text
+            return response.headers["ratelimit-limit"]
+
+        assert await send_limit() == "60"
         upgraded = await stack.http.post(
             f"{stack.entry}/tenants/subscribe", headers=owner.headers, json={"plan": "gold"}
         )
         assert upgraded.status_code == 200
         limits = []
         for _ in range(100):
-            response = await stack.http.get(plan_url, headers=owner.headers)
-            limits.append(response.headers["ratelimit-limit"])
+            limits.append(await send_limit())
             if limits[-1] == "1200":
                 break
             await asyncio.sleep(0.05)

@@ -33,10 +33,16 @@ class Harness:
     http: httpx.AsyncClient
     tenant_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
-    def token(self, *, tenant_id: uuid.UUID | None = None, key: SigningKey | None = None) -> str:
-        """A valid access token (for this harness's tenant unless told otherwise)."""
+    def token(
+        self,
+        *,
+        tenant_id: uuid.UUID | None = None,
+        key: SigningKey | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> str:
+        """A valid access token (for this harness's tenant and a new user unless told otherwise)."""
         return (key or self.key).issue_access_token(
-            user_id=uuid.uuid4(), tenant_id=tenant_id or self.tenant_id, role="owner"
+            user_id=user_id or uuid.uuid4(), tenant_id=tenant_id or self.tenant_id, role="owner"
         )
 
     def auth(self, **kwargs: object) -> dict[str, str]:

@@ -81,13 +81,11 @@ async def _publish_plan_change(platform: Any, tenant_id: uuid.UUID, per_minute: 
 async def test_the_tenants_plan_sets_the_limit_and_is_looked_up_once(tmp_path: Path) -> None:
     tenant = uuid.uuid4()
     async with (
-        start_harness(
-            services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
-        ) as running,
+        start_harness(services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}) as running,
         _with_tenants(running, {tenant: 4}) as (http, tenants, _),
     ):
         headers = running.auth(tenant_id=tenant)
-        statuses = [(await http.get("/users/echo", headers=headers)).status_code for _ in range(6)]
+        statuses = [(await http.post("/chat/send", headers=headers)).status_code for _ in range(6)]
         assert statuses == [200] * 4 + [429] * 2
         assert tenants.state.lookups == 1
 
@@ -95,31 +93,27 @@ async def test_the_tenants_plan_sets_the_limit_and_is_looked_up_once(tmp_path: P
 async def test_concurrent_first_requests_share_one_plan_lookup(tmp_path: Path) -> None:
     tenant = uuid.uuid4()
     async with (
-        start_harness(
-            services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
-        ) as running,
+        start_harness(services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}) as running,
         _with_tenants(running, {tenant: 100}) as (http, tenants, _),
     ):
         headers = running.auth(tenant_id=tenant)
-        await asyncio.gather(*(http.get("/users/echo", headers=headers) for _ in range(10)))
+        await asyncio.gather(*(http.post("/chat/send", headers=headers) for _ in range(10)))
         assert tenants.state.lookups == 1
 
 
 async def test_a_plan_change_event_changes_the_limit_on_the_next_request(tmp_path: Path) -> None:
     tenant = uuid.uuid4()
     async with (
-        start_harness(
-            services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
-        ) as running,
+        start_harness(services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}) as running,
         _with_tenants(running, {tenant: 2}) as (http, tenants, platform),
     ):
         headers = running.auth(tenant_id=tenant)
         for _ in range(2):
-            assert (await http.get("/users/echo", headers=headers)).status_code == 200
-        assert (await http.get("/users/echo", headers=headers)).status_code == 429
+            assert (await http.post("/chat/send", headers=headers)).status_code == 200
+        assert (await http.post("/chat/send", headers=headers)).status_code == 429
 
         await _publish_plan_change(platform, tenant, 5)
-        response = await http.get("/users/echo", headers=headers)
+        response = await http.post("/chat/send", headers=headers)
         assert response.status_code == 200
         assert response.headers["ratelimit-limit"] == "5"
         # The event carried the limits: no new lookup was needed.
@@ -130,12 +124,12 @@ async def test_without_a_tenants_service_the_basic_default_applies_until_an_even
     tmp_path: Path,
 ) -> None:
     env = {"KIBITZ_WEB_DIST": str(tmp_path)}
-    async with start_harness(services=("auth", "users"), env=env) as running:
+    async with start_harness(services=("auth", "chat"), env=env) as running:
         headers = running.auth()
-        response = await running.http.get("/users/echo", headers=headers)
+        response = await running.http.post("/chat/send", headers=headers)
         assert response.headers["ratelimit-limit"] == "60"
         await _publish_plan_change(running.platform, running.tenant_id, 1200)
-        response = await running.http.get("/users/echo", headers=headers)
+        response = await running.http.post("/chat/send", headers=headers)
         assert response.headers["ratelimit-limit"] == "1200"
 
 
@@ -143,12 +137,10 @@ async def test_an_unknown_tenant_or_a_failing_tenants_service_falls_back_to_the_
     tmp_path: Path,
 ) -> None:
     async with (
-        start_harness(
-            services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
-        ) as running,
+        start_harness(services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}) as running,
         _with_tenants(running, {}) as (http, _, _platform),
     ):
-        response = await http.get("/users/echo", headers=running.auth())
+        response = await http.post("/chat/send", headers=running.auth())
         assert response.status_code == 200
         assert response.headers["ratelimit-limit"] == "60"
 

@@ -32,11 +32,11 @@ def _rejections(scope: str) -> float:
 
 async def test_with_a_limit_of_n_exactly_n_of_2n_concurrent_requests_pass(tmp_path: Path) -> None:
     env = {"KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "7", "KIBITZ_WEB_DIST": str(tmp_path)}
-    async with start_harness(services=("auth", "users"), env=env) as running:
+    async with start_harness(services=("auth", "chat"), env=env) as running:
         before = _rejections("tenant")
         headers = running.auth()
         responses = await asyncio.gather(
-            *(running.http.get("/users/echo", headers=headers) for _ in range(14))
+            *(running.http.post("/chat/send", headers=headers) for _ in range(14))
         )
         statuses = sorted(response.status_code for response in responses)
         assert statuses == [200] * 7 + [429] * 7
@@ -54,18 +54,72 @@ async def test_with_a_limit_of_n_exactly_n_of_2n_concurrent_requests_pass(tmp_pa
 
 async def test_each_tenant_has_its_own_counter(tmp_path: Path) -> None:
     env = {"KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "2", "KIBITZ_WEB_DIST": str(tmp_path)}
-    async with start_harness(services=("auth", "users"), env=env) as running:
+    async with start_harness(services=("auth", "chat"), env=env) as running:
         first, second = uuid.uuid4(), uuid.uuid4()
         for _ in range(2):
             assert (
-                await running.http.get("/users/echo", headers=running.auth(tenant_id=first))
+                await running.http.post("/chat/send", headers=running.auth(tenant_id=first))
             ).status_code == 200
         assert (
-            await running.http.get("/users/echo", headers=running.auth(tenant_id=first))
+            await running.http.post("/chat/send", headers=running.auth(tenant_id=first))
         ).status_code == 429
         assert (
-            await running.http.get("/users/echo", headers=running.auth(tenant_id=second))
+            await running.http.post("/chat/send", headers=running.auth(tenant_id=second))
         ).status_code == 200
+
+
+async def test_on_the_basic_default_70_page_reads_pass_and_the_61st_send_is_refused(
+    tmp_path: Path,
+) -> None:
+    async with start_harness(
+        services=("auth", "users", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
+    ) as running:
+        headers = running.auth(user_id=uuid.uuid4())
+        reads = [await running.http.get("/users/echo", headers=headers) for _ in range(70)]
+        assert [r.status_code for r in reads] == [200] * 70
+        assert reads[-1].headers["ratelimit-limit"] == "600"
+        assert reads[-1].headers["ratelimit-remaining"] == "530"
+        sends = [await running.http.post("/chat/send", headers=headers) for _ in range(61)]
+        assert [r.status_code for r in sends] == [200] * 60 + [429]
+        assert sends[0].headers["ratelimit-limit"] == "60"
+        refused = sends[-1]
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["ratelimit-remaining"] == "0"
+        assert "60 requests per minute" in refused.json()["detail"]
+        # Browsing goes on while the plan's sends are used up.
+        assert (await running.http.get("/chat/echo", headers=headers)).status_code == 200
+
+
+async def test_reads_count_per_user_against_the_read_limit_and_never_against_the_plan(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "KIBITZ_GATEWAY_READ_REQUESTS_PER_MINUTE": "3",
+        "KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "2",
+        "KIBITZ_WEB_DIST": str(tmp_path),
+    }
+    async with start_harness(services=("auth", "chat"), env=env) as running:
+        before = _rejections("user")
+        tenant = uuid.uuid4()
+        alice = running.auth(tenant_id=tenant, user_id=uuid.uuid4())
+        bob = running.auth(tenant_id=tenant, user_id=uuid.uuid4())
+        statuses = [
+            (await running.http.get("/chat/echo", headers=alice)).status_code for _ in range(4)
+        ]
+        assert statuses == [200] * 3 + [429]
+        refused = await running.http.get("/chat/echo", headers=alice)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["ratelimit-limit"] == "3"
+        assert _rejections("user") - before == 2
+        # Another user of the same tenant has a counter of their own.
+        assert (await running.http.get("/chat/echo", headers=bob)).status_code == 200
+        # The plan's counter was not touched by the reads: both sends pass, the third is refused.
+        sends = [
+            (await running.http.post("/chat/send", headers=alice)).status_code for _ in range(3)
+        ]
+        assert sends == [200, 200, 429]
 
 
 async def test_credential_routes_are_limited_per_client_ip(tmp_path: Path) -> None:
@@ -143,9 +197,9 @@ async def test_the_memory_window_forgets_hits_older_than_a_minute(
 async def test_an_unreachable_redis_lets_requests_through(tmp_path: Path) -> None:
     env = {"KIBITZ_WEB_DIST": str(tmp_path)}
     async with start_harness(
-        services=("auth", "users"), env=env, redis_url=f"redis://127.0.0.1:{_free_port()}/0"
+        services=("auth", "chat"), env=env, redis_url=f"redis://127.0.0.1:{_free_port()}/0"
     ) as running:
-        response = await running.http.get("/users/echo", headers=running.auth())
+        response = await running.http.post("/chat/send", headers=running.auth())
         assert response.status_code == 200
         assert "ratelimit-limit" not in response.headers
         ready = await running.http.get("/readyz")
@@ -211,13 +265,13 @@ async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
 async def test_two_gateway_processes_share_the_limit_through_redis(tmp_path: Path) -> None:
     prefix = f"kibitz-test-{uuid.uuid4().hex[:8]}"
     async with start_harness(
-        services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
+        services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
     ) as running:
         env = {
             "KIBITZ_INTERNAL_TOKEN": "test-internal-token",
             "KIBITZ_REDIS_URL": REDIS_URL,
             "KIBITZ_AUTH_URL": running.platform.service_urls["auth"][0],
-            "KIBITZ_USERS_URL": running.platform.service_urls["users"][0],
+            "KIBITZ_CHAT_URL": running.platform.service_urls["chat"][0],
             "KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "6",
             "KIBITZ_GATEWAY_RATE_LIMIT_KEY_PREFIX": prefix,
             "KIBITZ_WEB_DIST": str(tmp_path),
@@ -232,7 +286,7 @@ async def test_two_gateway_processes_share_the_limit_through_redis(tmp_path: Pat
                 try:
                     responses = await asyncio.gather(
                         *(
-                            http.get(f"{gateways[i % 2]}/users/echo", headers=headers)
+                            http.post(f"{gateways[i % 2]}/chat/send", headers=headers)
                             for i in range(12)
                         )
                     )

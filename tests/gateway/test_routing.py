@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kibitz.gateway.routing import is_never_routed, route_for
+from kibitz.gateway.routing import cost_of, is_never_routed, route_for
 
 
 @pytest.mark.parametrize("service", ["auth", "users", "tenants", "chat", "agents"])
@@ -68,3 +68,42 @@ def test_metrics_internal_routes_and_dot_segments_are_never_routed(path: str) ->
 def test_ordinary_paths_are_routed() -> None:
     assert not is_never_routed("/auth/me")
     assert not is_never_routed("/chat/internals-of-chat")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/chat/send"),
+        ("POST", "/chat/messages/0b6f/regenerate"),
+        ("POST", "/chat/messages/0b6f/edit/"),
+        ("POST", "/agents/respond"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/knowledge/collections/c1/documents"),
+        ("POST", "/knowledge/search"),
+    ],
+)
+def test_model_and_indexing_work_is_the_work_class(method: str, path: str) -> None:
+    assert cost_of(method, path) == "work"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/chat/send"),
+        ("GET", "/chat/history"),
+        ("GET", "/chat/chats"),
+        ("GET", "/agents"),
+        ("POST", "/agents"),
+        ("POST", "/chat/messages/0b6f/regenerate/extra"),
+        ("POST", "/chat/messages/a/b/edit"),
+        ("GET", "/knowledge/collections/c1/documents"),
+        ("GET", "/tenants/plans"),
+    ],
+)
+def test_everything_else_is_a_read(method: str, path: str) -> None:
+    assert cost_of(method, path) == "read"
+
+
+def test_the_route_carries_its_cost_class() -> None:
+    assert route_for("POST", "/chat/send").cost == "work"  # type: ignore[union-attr]
+    assert route_for("GET", "/chat/chats").cost == "read"  # type: ignore[union-attr]

@@ -30,7 +30,8 @@ async def test_register_login_and_me_through_the_gateway(tmp_path: Path, databas
         me = await stack.http.get(f"{stack.entry}/auth/me", headers=account.headers)
         assert me.status_code == 200
         assert me.json()["email"] == account.email
-        assert me.headers["ratelimit-limit"] == "60"
+        # A read: counted against the per-user read limit, not the plan's.
+        assert me.headers["ratelimit-limit"] == "600"
         login = await stack.http.post(
             f"{stack.entry}/auth/login", json={"email": account.email, "password": DEFAULT_PASSWORD}
         )

@@ -32,6 +32,8 @@ def create_upstream_app(
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
         include_in_schema=False,
     )
+    # The path of chat's send: the gateway counts it as model work.
+    @app.post(f"/{service}/send", include_in_schema=False)
     @app.api_route(
         f"/{service}/echo",
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],

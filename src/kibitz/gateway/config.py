@@ -31,6 +31,9 @@ class GatewaySettings(BaseSettings):
     auth_ip_requests_per_minute: PositiveInt = 30
     # Per tenant when the deployment has no tenants service (or it cannot be asked).
     default_requests_per_minute: PositiveInt = BASIC_REQUESTS_PER_MINUTE
+    # Per user, for every authenticated request that costs no model or indexing work (page
+    # loads, lists, history): generous, since one page load alone makes about five requests.
+    read_requests_per_minute: PositiveInt = 600
     # 30 s: a plan change reaches the limit at once through the bus; this bounds a missed event.
     plan_cache_seconds: NonNegativeFloat = 30.0
     # Redis key prefix, so that several deployments (or tests) can share one Redis.

@@ -55,6 +55,7 @@ def create_app(platform: Platform) -> FastAPI:
         limits=limits,
         web=WebUI(settings.web_dist),
         auth_ip_requests_per_minute=settings.auth_ip_requests_per_minute,
+        read_requests_per_minute=settings.read_requests_per_minute,
         trust_forwarded_for=settings.trust_forwarded_for,
     )
     reference = ApiReference(upstreams, upstream_client)

@@ -38,6 +38,7 @@ class Pipeline:
     limits: RateLimits
     web: WebUI
     auth_ip_requests_per_minute: int
+    read_requests_per_minute: int
     trust_forwarded_for: bool
 
     async def handle(self, request: Request) -> Response:
@@ -64,7 +65,10 @@ class Pipeline:
                     raise allowance.rejection("Too many requests from this address; slow down.")
         else:
             principal = await self._principal(_bearer_token(request))
-            allowance = await self._tenant_allowance(principal)
+            if route.cost == "work":
+                allowance = await self._tenant_allowance(principal)
+            else:
+                allowance = await self._read_allowance(principal)
         response = await self.proxy.forward(
             request,
             route.service,
@@ -96,7 +100,8 @@ class Pipeline:
                 await websocket.accept()
                 first_message, token = await _auth_message(websocket)
             principal = await self._principal(token)
-            await self._tenant_allowance(principal)
+            # The socket only carries replies to the client: opening it is a read.
+            await self._read_allowance(principal)
         except ProblemError as error:
             await refuse(websocket, error)
             return
@@ -131,6 +136,15 @@ class Pipeline:
         if allowance is not None and not allowance.allowed:
             raise allowance.rejection(
                 f"Your plan allows {per_minute} requests per minute; try again shortly."
+            )
+        return allowance
+
+    async def _read_allowance(self, principal: Principal) -> Allowance | None:
+        per_minute = self.read_requests_per_minute
+        allowance = await self.limits.hit("user", str(principal.user_id), per_minute=per_minute)
+        if allowance is not None and not allowance.allowed:
+            raise allowance.rejection(
+                f"You can make {per_minute} requests per minute; try again shortly."
             )
         return allowance
 

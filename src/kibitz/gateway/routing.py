@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Literal
 
 # Public prefixes, each owned by the service of the same name.
 ROUTED_SERVICES: frozenset[str] = frozenset(
@@ -27,6 +29,24 @@ IP_LIMITED_ROUTES: frozenset[str] = frozenset(
     {"/auth/register", "/auth/login", "/auth/refresh", "/auth/logout"}
 )
 
+# What a request costs. "work" requests make a model or the indexer work and count against the
+# plan's requests/min; every other authenticated request is a "read", counted against the
+# per-user read limit, so that browsing never uses up the plan.
+CostClass = Literal["work", "read"]
+_ID = r"[^/]+"
+WORK_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (method, re.compile(pattern))
+    for method, pattern in (
+        ("POST", "/chat/send"),
+        ("POST", f"/chat/messages/{_ID}/regenerate"),
+        ("POST", f"/chat/messages/{_ID}/edit"),
+        ("POST", "/agents/respond"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", f"/knowledge/collections/{_ID}/documents"),
+        ("POST", "/knowledge/search"),
+    )
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -35,6 +55,16 @@ class Route:
     service: str
     public: bool
     ip_limited: bool
+    cost: CostClass = "read"
+
+
+def cost_of(method: str, path: str) -> CostClass:
+    """ "work" when (method, path) is in WORK_ROUTES, "read" otherwise."""
+    normalised = path.rstrip("/") or "/"
+    for work_method, pattern in WORK_ROUTES:
+        if method == work_method and pattern.fullmatch(normalised):
+            return "work"
+    return "read"
 
 
 def is_never_routed(path: str) -> bool:
@@ -57,5 +87,8 @@ def route_for(method: str, path: str) -> Route | None:
     normalised = path.rstrip("/") or "/"
     public = (method, normalised) in PUBLIC_ROUTES
     return Route(
-        service=service, public=public, ip_limited=public and normalised in IP_LIMITED_ROUTES
+        service=service,
+        public=public,
+        ip_limited=public and normalised in IP_LIMITED_ROUTES,
+        cost=cost_of(method, normalised),
     )
