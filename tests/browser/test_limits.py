@@ -1,4 +1,4 @@
-"""A plan limit is explained, with the plan that lifts it."""
+"""A plan limit is explained, with the plan that lifts it; a rate limit says when to retry."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 PLANS = REPO / "src" / "kibitz" / "services" / "tenants" / "plans.json"
 MESSAGES_PER_DAY = 2
+READS_PER_MINUTE = 15
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,50 @@ def tight_kibitz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kibitz]:
     plans_file.write_text(json.dumps(catalogue))
     with run_kibitz(kibitz_data, {"KIBITZ_TENANTS_PLANS_FILE": str(plans_file)}) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def reads_kibitz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kibitz]:
+    """A stack whose per-user read limit is tight enough to hit by browsing."""
+    env = {"KIBITZ_GATEWAY_READ_REQUESTS_PER_MINUTE": str(READS_PER_MINUTE)}
+    with run_kibitz(tmp_path_factory.mktemp("kibitz-reads"), env) as running:
+        yield running
+
+
+def test_a_rate_limited_chat_page_keeps_its_layout_and_says_when_to_retry(
+    reads_kibitz: Kibitz, browser: Browser, artifacts: Path
+) -> None:
+    reads_kibitz.require("/chat/chats", "the chat service")
+    account = reads_kibitz.register()
+    agent = reads_kibitz.create_echo_agent(account, "Patient")
+    sent = reads_kibitz.api(
+        "POST", "/chat/send", account, json={"agent_id": agent["id"], "content": "hello"}
+    )
+    assert sent.status_code == 201, sent.text
+    chat_id = sent.json()["chat_id"]
+    context = browser.new_context(base_url=reads_kibitz.url, viewport=DESKTOP)
+    page: Page = context.new_page()
+    try:
+        login(page, account)
+        # The same person has used up this minute's reads elsewhere (another tab, a script).
+        for _ in range(READS_PER_MINUTE):
+            if reads_kibitz.api("GET", "/chat/chats", account).status_code == 429:
+                break
+        assert reads_kibitz.api("GET", "/chat/chats", account).status_code == 429
+        navigate(page, f"/chat/{chat_id}")
+
+        notice = page.locator("main").get_by_test_id("rate-limit-notice")
+        expect(notice).to_be_visible()
+        expect(notice).to_have_text(
+            re.compile(r"^Too many requests in the last minute; try again in \d+ s\.$")
+        )
+        # The page around it is still there: navigation, the chat's header and the composer.
+        expect(page.get_by_role("link", name="Dashboard").first).to_be_visible()
+        expect(page.get_by_role("button", name="Delete chat")).to_be_visible()
+        expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+        page.screenshot(path=str(artifacts / "desktop-light-rate-limited.png"))
+    finally:
+        context.close()
 
 
 def test_creating_an_agent_beyond_the_plan_names_the_plan_that_allows_more(

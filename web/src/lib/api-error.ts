@@ -36,6 +36,11 @@ export class ApiError extends Error {
     return this.status === 429;
   }
 
+  /** The gateway's requests-per-minute limit (not a plan quota such as messages per day). */
+  get isRateLimited(): boolean {
+    return this.status === 429 && typeof this.problem.type === "string" && this.problem.type.endsWith("/rate-limited");
+  }
+
   get isServiceUnavailable(): boolean {
     return this.status === 503;
   }
@@ -86,4 +91,12 @@ export function errorMessage(error: unknown): string {
   }
   if (error instanceof Error) return error.message;
   return "Something went wrong.";
+}
+
+/** The problem's per-field messages (`errors`), by field name: shown next to their fields. */
+export function fieldErrors(error: unknown): Record<string, string> {
+  if (!(error instanceof ApiError)) return {};
+  const byField: Record<string, string> = {};
+  for (const item of error.problem.errors ?? []) byField[item.field] ??= item.message;
+  return byField;
 }

@@ -33,6 +33,27 @@ export const WEB_CLIENT_HEADERS = { "X-Kibitz-Client": "web" } as const;
 const RENEW_BEFORE_EXPIRY_MS = 60_000;
 const RETRY_AFTER_NETWORK_FAILURE_MS = 15_000;
 
+// A flag (no secret) that this browser holds a refresh cookie: script cannot see the httpOnly
+// cookie itself, and without the flag a page load asks for no refresh that could only fail.
+const SESSION_MARKER_KEY = "kibitz-has-session";
+
+function markSession(present: boolean): void {
+  try {
+    if (present) window.localStorage.setItem(SESSION_MARKER_KEY, "1");
+    else window.localStorage.removeItem(SESSION_MARKER_KEY);
+  } catch {
+    // Storage disabled: page loads then always try a refresh, as before.
+  }
+}
+
+function hasSessionMarker(): boolean {
+  try {
+    return window.localStorage.getItem(SESSION_MARKER_KEY) === "1";
+  } catch {
+    return true;
+  }
+}
+
 let state: SessionState = { status: "restoring", accessToken: null, claims: null };
 const listeners = new Set<() => void>();
 let renewTimer: ReturnType<typeof setTimeout> | undefined;
@@ -92,12 +113,14 @@ function scheduleRenewal(expiresInSeconds: number): void {
 /** Start (or renew) the session from a login/register/refresh answer. */
 export function startSession(answer: TokenAnswer): void {
   setState({ status: "authenticated", accessToken: answer.access_token, claims: decodeClaims(answer.access_token) });
+  markSession(true);
   scheduleRenewal(answer.expires_in);
 }
 
 /** Forget the session in this tab (the server side is revoked by logout()). */
 export function endSession(endedBy: "logout" | "expiry" = "expiry"): void {
   clearTimeout(renewTimer);
+  markSession(false);
   if (state.status !== "anonymous") setState({ status: "anonymous", accessToken: null, claims: null, endedBy });
 }
 
@@ -153,6 +176,10 @@ export function refreshSession(): Promise<boolean> {
 /** At start-up: restore the session from the refresh cookie, if there is one. */
 export async function restoreSession(): Promise<void> {
   if (state.status !== "restoring") return;
+  if (!hasSessionMarker()) {
+    setState({ status: "anonymous", accessToken: null, claims: null });
+    return;
+  }
   await refreshSession();
 }
 

@@ -4,6 +4,7 @@ import { ErrorAlert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { SelectField, TextAreaField, TextField } from "@/components/ui/field";
 import { LoadingState } from "@/components/ui/spinner";
+import { fieldErrors } from "@/lib/api-error";
 import { safeUrl } from "@/lib/safe-url";
 import { type AgentInput, type LlmProvider, useCreateAgent } from "../api/create-agent";
 import type { Agent } from "../api/get-my-agents";
@@ -11,6 +12,8 @@ import { useProviders } from "../api/get-providers";
 import { useUpdateAgent } from "../api/update-agent";
 import { CollectionPicker } from "./collection-picker";
 
+// Fields that show the service's message for them under themselves.
+const FIELDS_WITH_ERRORS = ["name", "model", "base_url", "api_key"];
 const DEFAULT_INSTRUCTIONS = "You are a helpful assistant. Answer clearly and concisely.";
 
 /** Create or edit an agent: provider, a model the plan allows, instructions, temperature. */
@@ -34,7 +37,12 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
   const effectiveProvider = provider || selectedProvider?.id || "";
   const allowedModels = selectedProvider?.models.filter((m) => m.allowed) ?? [];
   const effectiveModel = model || allowedModels[0]?.id || "";
-  const baseUrlError = effectiveProvider === "custom" && baseUrl && !safeUrl(baseUrl) ? "Use an http(s) address." : null;
+  // The service's per-field answers go next to their fields; only the rest goes in the alert above.
+  const serverErrors = fieldErrors(mutation.error);
+  const unplacedErrors = Object.keys(serverErrors).filter((field) => !FIELDS_WITH_ERRORS.includes(field));
+  const problemNotAtFields = Boolean(mutation.error) && (Object.keys(serverErrors).length === 0 || unplacedErrors.length > 0);
+  const baseUrlError = effectiveProvider === "custom" && baseUrl && !safeUrl(baseUrl) ? "Use an http(s) address." : (serverErrors.base_url ?? null);
+  const createBlockedBecause = !name.trim() ? "Give the agent a name first." : !effectiveModel.trim() ? "Your plan allows no model of this provider: pick another provider." : null;
 
   const onSubmit = (event: FormEvent) => {
     event.preventDefault();
@@ -59,7 +67,7 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
 
   return (
     <form className="form" onSubmit={onSubmit}>
-      {mutation.error ? (
+      {problemNotAtFields ? (
         <ErrorAlert
           error={mutation.error}
           upgradeAction={
@@ -69,8 +77,9 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
           }
         />
       ) : null}
-      <TextField label="Name" name="name" required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. Support assistant" autoFocus />
-      <div className="form-grid">
+      <TextField label="Name" name="name" required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. Support assistant" autoFocus error={serverErrors.name} />
+      {/* One field per row: the dialog is narrow, and a half-width select cuts its options off. */}
+      <div className="form-stack">
         <SelectField
           label="Provider"
           name="llm_provider"
@@ -88,7 +97,7 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
           ))}
         </SelectField>
         {selectedProvider?.any_model ? (
-          <TextField label="Model" name="model" required value={model} onChange={(e) => setModel(e.target.value)} placeholder="e.g. llama3.1" />
+          <TextField label="Model" name="model" required value={model} onChange={(e) => setModel(e.target.value)} placeholder="e.g. llama3.1" error={serverErrors.model} />
         ) : (
           <SelectField label="Model" name="model" value={effectiveModel} onChange={(e) => setModel(e.target.value)} hint={allowedModels.length === 0 ? "Your plan allows no model of this provider." : undefined}>
             {selectedProvider?.models.map((m) => (
@@ -111,6 +120,7 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
           autoComplete="off"
           value={apiKey}
           onChange={(e) => setApiKey(e.target.value)}
+          error={serverErrors.api_key}
           required={!agent && !selectedProvider.configured && effectiveProvider !== "custom"}
           hint={
             agent
@@ -131,7 +141,12 @@ export function AgentForm({ agent, onDone }: { agent?: Agent; onDone: (agent: Ag
       </div>
       <CollectionPicker value={collectionIds} onChange={setCollectionIds} />
       <div className="form-actions">
-        <Button type="submit" loading={mutation.isPending} disabled={!name.trim() || !effectiveModel.trim()}>
+        {createBlockedBecause ? (
+          <p className="field__hint" id="agent-submit-hint">
+            {createBlockedBecause}
+          </p>
+        ) : null}
+        <Button type="submit" loading={mutation.isPending} disabled={Boolean(createBlockedBecause)} aria-describedby={createBlockedBecause ? "agent-submit-hint" : undefined}>
           {agent ? "Save changes" : "Create agent"}
         </Button>
       </div>

@@ -1,4 +1,6 @@
 import { NavLink } from "react-router";
+import { RateLimitNotice } from "@/components/ui/alert";
+import { ApiError } from "@/lib/api-error";
 import { formatRelativeTime } from "@/lib/format";
 import { useChats } from "../api/get-chats";
 
@@ -6,6 +8,9 @@ import { useChats } from "../api/get-chats";
 export function ChatList({ onNavigate }: { onNavigate?: () => void }) {
   const chats = useChats();
   if (chats.isPending) return <p className="sidebar__hint">Loading chats…</p>;
+  if (chats.error instanceof ApiError && chats.error.isRateLimited) {
+    return <RateLimitNotice error={chats.error} onRetry={() => void chats.refetch()} />;
+  }
   if (chats.error) {
     return (
       <p className="sidebar__hint">

@@ -96,19 +96,12 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
   const agent = agents.find((a) => a.id === chat?.agent_id);
 
   if (history.isPending) return <LoadingState label="Loading conversation…" />;
-  if (history.error) {
-    if (history.error instanceof ApiError && (history.error.status === 404 || history.error.status === 422)) {
-      return (
-        <div className="page-center">
-          <EmptyState title="Chat not found" icon={<SearchIcon size={22} />} action={<Link className="btn btn--primary" to="/chat">Start a new chat</Link>}>
-            This chat does not exist or is not yours.
-          </EmptyState>
-        </div>
-      );
-    }
+  if (history.error instanceof ApiError && (history.error.status === 404 || history.error.status === 422)) {
     return (
-      <div className="page-pad">
-        <ErrorAlert error={history.error} onRetry={() => void history.refetch()} />
+      <div className="page-center">
+        <EmptyState title="Chat not found" icon={<SearchIcon size={22} />} action={<Link className="btn btn--primary" to="/chat">Start a new chat</Link>}>
+          This chat does not exist or is not yours.
+        </EmptyState>
       </div>
     );
   }
@@ -119,7 +112,7 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
         <div className="chat-header__main">
           <ChatTitle key={chat?.title} chatId={chatId} title={chat?.title ?? ""} />
           <p className="chat-header__meta muted small">
-            {agent ? `${agent.name} · ${agent.model}` : "Agent no longer available"}
+            {agent ? `${agent.name} · ${agent.model}` : chat ? "Agent no longer available" : ""}
           </p>
         </div>
         <Button variant="ghost" size="sm" onClick={() => setConfirmDelete(true)} aria-label="Delete chat">
@@ -127,18 +120,31 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
         </Button>
       </header>
       <ConnectionBanner connection={live.connection} />
-      <MessageList
-        messages={messages}
-        agentName={agent?.name ?? "Agent"}
-        hasOlder={Boolean(history.hasNextPage)}
-        loadingOlder={history.isFetchingNextPage}
-        onLoadOlder={() => void history.fetchNextPage()}
-      />
+      {history.error ? (
+        // Any other failure (a rate limit, an outage) keeps the page: header, composer, and the
+        // reason where the conversation goes, with the way to ask again.
+        <div className="chat__error">
+          <ErrorAlert error={history.error} onRetry={() => void history.refetch()} />
+        </div>
+      ) : null}
+      {history.data ? (
+        <MessageList
+          messages={messages}
+          agentName={agent?.name ?? "Agent"}
+          hasOlder={Boolean(history.hasNextPage)}
+          loadingOlder={history.isFetchingNextPage}
+          onLoadOlder={() => void history.fetchNextPage()}
+        />
+      ) : (
+        <div className="chat__spacer" />
+      )}
       <div className="chat__footer">
         <SendError error={live.error ?? stop.error} onDismiss={() => clearLiveError(chatId)} />
         <Composer
           streaming={Boolean(inFlight) || live.connection === "sending"}
           disabled={!agent && Boolean(chat)}
+          // The same words as before the first message: the agent is named, not "your agent".
+          placeholder={agent ? `Message ${agent.name}…` : undefined}
           onStop={() => inFlight && stop.mutate(inFlight.id)}
           onSend={(content) => sendLiveMessage({ key: chatId, chatId, content, onChatId: () => undefined })}
         />

@@ -4,6 +4,7 @@ import { Button } from "@/components/ui/button";
 import { Card, CardHeader } from "@/components/ui/card";
 import { LoadingState } from "@/components/ui/spinner";
 import { formatCompact, planLabel } from "@/lib/format";
+import { type ModelsBySize, useModelsBySize } from "../api/get-model-sizes";
 import { usePlan } from "../api/get-plan";
 import { type PlanOffer, usePlans } from "../api/get-plans";
 import { useSubscribe } from "../api/subscribe";
@@ -16,7 +17,25 @@ function modelsLabel(models: string[]): string {
   return `${models.slice(0, 3).join(", ")} +${models.length - 3}`;
 }
 
-function PlanCard({ offer, current, canManage, onChoose, pending, throughBilling }: { offer: PlanOffer; current: boolean; canManage: boolean; onChoose: () => void; pending: boolean; throughBilling: boolean }) {
+/** Each size class the plan allows, with the models of that size this deployment offers. */
+function PlanModels({ sizes, modelsBySize }: { sizes: string[]; modelsBySize: ModelsBySize | undefined }) {
+  if (sizes.includes("*") || !modelsBySize) return <li>{modelsLabel(sizes)}</li>;
+  return (
+    <li className="plan__models">
+      Models:
+      <ul>
+        {sizes.map((size) => (
+          <li key={size} data-testid={`plan-size-${size}`}>
+            <strong>{size}</strong>
+            {modelsBySize[size]?.length ? `: ${modelsBySize[size].join(", ")}` : ": none offered here"}
+          </li>
+        ))}
+      </ul>
+    </li>
+  );
+}
+
+function PlanCard({ offer, current, canManage, onChoose, pending, throughBilling, modelsBySize }: { offer: PlanOffer; current: boolean; canManage: boolean; onChoose: () => void; pending: boolean; throughBilling: boolean; modelsBySize: ModelsBySize | undefined }) {
   return (
     <article className={`plan ${current ? "plan--current" : ""}`} data-testid={`plan-${offer.id}`}>
       <header className="plan__header">
@@ -36,7 +55,7 @@ function PlanCard({ offer, current, canManage, onChoose, pending, throughBilling
         <li>
           <strong>{formatCompact(offer.limits.requests_per_minute)}</strong> requests / min
         </li>
-        <li>{modelsLabel(offer.limits.models)}</li>
+        <PlanModels sizes={offer.limits.models} modelsBySize={modelsBySize} />
         {offer.features.map((feature) => (
           <li key={feature}>{FEATURE_LABELS[feature] ?? feature}</li>
         ))}
@@ -62,6 +81,7 @@ export function PlanComparison({ canManage, throughBilling = false }: { canManag
   const plans = usePlans();
   const plan = usePlan();
   const subscribe = useSubscribe();
+  const modelsBySize = useModelsBySize();
   return (
     <Card id="plans">
       <CardHeader title="Plans" description="Limits apply to your whole organisation and change immediately." />
@@ -82,6 +102,7 @@ export function PlanComparison({ canManage, throughBilling = false }: { canManag
               pending={subscribe.isPending && subscribe.variables === offer.id}
               onChoose={() => subscribe.mutate(offer.id)}
               throughBilling={throughBilling}
+              modelsBySize={modelsBySize.data}
             />
           ))}
         </div>
