@@ -1,10 +1,14 @@
 /**
  * Markdown rendered safely: react-markdown builds React elements (never innerHTML), raw HTML in the
- * source is shown as literal text (no rehype-raw), and only http(s)/mailto links survive.
+ * source is shown as literal text (no rehype-raw), and only http(s)/mailto links survive. Code is
+ * highlighted by highlight.js (through rehype-highlight: class-only spans in the same tree, so
+ * still no HTML strings), with lowlight's common languages (~37) and no guessing of unlabelled code.
  */
-import { type ReactNode, memo, useState } from "react";
-import Markdown, { type Components } from "react-markdown";
+import { type ReactNode, isValidElement, memo } from "react";
+import Markdown, { type Components, type Options } from "react-markdown";
+import rehypeHighlight from "rehype-highlight";
 import remarkGfm from "remark-gfm";
+import { CopyButton } from "@/components/ui/copy-button";
 import { safeUrl } from "@/lib/safe-url";
 
 interface MdNode {
@@ -21,23 +25,23 @@ function remarkHtmlAsText() {
   return (tree: MdNode) => visit(tree);
 }
 
+/** The fence's language (`language-py` on the code element), or null when it had none. */
+function codeLanguage(children: ReactNode): string | null {
+  const code = Array.isArray(children) ? children[0] : children;
+  if (!isValidElement(code)) return null;
+  const className = (code.props as { className?: string }).className ?? "";
+  return /(?:^|\s)language-([\w+#.-]+)/.exec(className)?.[1] ?? null;
+}
+
 function CodeBlock({ children }: { children?: ReactNode }) {
-  const [copied, setCopied] = useState(false);
-  const text = extractText(children);
+  const language = codeLanguage(children);
   return (
-    <div className="md-code">
-      <button
-        type="button"
-        className="md-code__copy"
-        onClick={() => {
-          void navigator.clipboard?.writeText(text).then(() => {
-            setCopied(true);
-            setTimeout(() => setCopied(false), 1500);
-          });
-        }}
-      >
-        {copied ? "Copied" : "Copy"}
-      </button>
+    <div className="md-code" data-testid="code-block">
+      <div className="md-code__bar">
+        <span className="md-code__language">{language ?? "text"}</span>
+        {/* Always visible: touch screens have no hover. */}
+        <CopyButton text={() => extractText(children)} label="Copy code" className="md-code__copy" />
+      </div>
       <pre>{children}</pre>
     </div>
   );
@@ -77,6 +81,9 @@ const components: Components = {
   pre: ({ children }) => <CodeBlock>{children}</CodeBlock>,
 };
 
+// `detect: false`: unlabelled code stays plain (guessing is slow and often wrong).
+const rehypePlugins: Options["rehypePlugins"] = [[rehypeHighlight, { detect: false }]];
+
 function urlTransform(url: string): string {
   return safeUrl(url) ?? "";
 }
@@ -84,7 +91,7 @@ function urlTransform(url: string): string {
 export const MarkdownView = memo(function MarkdownView({ source }: { source: string }) {
   return (
     <div className="markdown">
-      <Markdown remarkPlugins={[remarkGfm, remarkHtmlAsText]} urlTransform={urlTransform} components={components}>
+      <Markdown remarkPlugins={[remarkGfm, remarkHtmlAsText]} rehypePlugins={rehypePlugins} urlTransform={urlTransform} components={components}>
         {source}
       </Markdown>
     </div>

@@ -1,5 +1,6 @@
-import { memo } from "react";
+import { memo, useState } from "react";
 import { MarkdownView } from "@/components/markdown";
+import { CopyButton } from "@/components/ui/copy-button";
 import type { Message } from "../api/types";
 import { Citations } from "./citations";
 
@@ -10,6 +11,31 @@ function TypingDots() {
       <span />
       <span />
     </span>
+  );
+}
+
+// A user message longer than this (characters or lines) starts collapsed behind "Show more".
+const COLLAPSE_CHARACTERS = 700;
+const COLLAPSE_LINES = 12;
+
+function isLong(text: string): boolean {
+  return text.length > COLLAPSE_CHARACTERS || text.split("\n").length > COLLAPSE_LINES;
+}
+
+/** The user's words as plain text; a long message collapsed until the reader asks for more. */
+function UserText({ content }: { content: string }) {
+  const long = isLong(content);
+  const [expanded, setExpanded] = useState(false);
+  const collapsed = long && !expanded;
+  return (
+    <>
+      <p className={`message__text ${collapsed ? "message__text--collapsed" : ""}`}>{content}</p>
+      {long ? (
+        <button type="button" className="link-btn small message__more" aria-expanded={expanded} onClick={() => setExpanded(!expanded)}>
+          {expanded ? "Show less" : "Show more"}
+        </button>
+      ) : null}
+    </>
   );
 }
 
@@ -32,7 +58,7 @@ export const MessageBubble = memo(function MessageBubble({ message, agentName }:
       <div className="message__bubble">
         {!isUser ? <p className="message__author">{agentName}</p> : null}
         {isUser ? (
-          <p className="message__text">{message.content}</p>
+          <UserText content={message.content} />
         ) : message.status === "pending" && !message.content ? (
           <TypingDots />
         ) : (
@@ -47,6 +73,11 @@ export const MessageBubble = memo(function MessageBubble({ message, agentName }:
           <p className="message__note message__note--error">
             The reply failed{message.error ? `: ${message.error}` : "."}
           </p>
+        ) : null}
+        {message.content && message.status !== "pending" && message.status !== "streaming" ? (
+          <div className="message__actions">
+            <CopyButton text={message.content} label="Copy message" />
+          </div>
         ) : null}
       </div>
     </article>
