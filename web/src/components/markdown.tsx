@@ -1,14 +1,14 @@
 /**
  * Markdown rendered safely: react-markdown builds React elements (never innerHTML), raw HTML in the
  * source is shown as literal text (no rehype-raw), and only http(s)/mailto links survive. Code is
- * highlighted by highlight.js (through rehype-highlight: class-only spans in the same tree, so
- * still no HTML strings), with lowlight's common languages (~37) and no guessing of unlabelled code.
+ * highlighted by highlight.js (class-only spans in the same tree, so still no HTML strings): see
+ * lib/highlight-code.ts.
  */
 import { type ReactNode, isValidElement, memo } from "react";
 import Markdown, { type Components, type Options } from "react-markdown";
-import rehypeHighlight from "rehype-highlight";
 import remarkGfm from "remark-gfm";
 import { CopyButton } from "@/components/ui/copy-button";
+import { rehypeHighlightCode } from "@/lib/highlight-code";
 import { safeUrl } from "@/lib/safe-url";
 
 interface MdNode {
@@ -81,8 +81,7 @@ const components: Components = {
   pre: ({ children }) => <CodeBlock>{children}</CodeBlock>,
 };
 
-// `detect: false`: unlabelled code stays plain (guessing is slow and often wrong).
-const rehypePlugins: Options["rehypePlugins"] = [[rehypeHighlight, { detect: false }]];
+const rehypePlugins: Options["rehypePlugins"] = [rehypeHighlightCode];
 
 function urlTransform(url: string): string {
   return safeUrl(url) ?? "";
