@@ -103,6 +103,7 @@ async def harness(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Har
     env = {
         "KIBITZ_WEB_DIST": str(tmp_path_factory.mktemp("web") / "no-web-build"),
         "KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "10000",
+        "KIBITZ_GATEWAY_READ_REQUESTS_PER_MINUTE": "10000",
         "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "10000",
     }
     async with start_harness(env=env) as running:
