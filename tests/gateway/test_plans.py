@@ -153,19 +153,17 @@ def _rejections(plan: str) -> float:
 async def test_rejections_are_counted_by_the_tenants_plan_never_its_id(tmp_path: Path) -> None:
     tenant = uuid.uuid4()
     async with (
-        start_harness(
-            services=("auth", "users"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
-        ) as running,
+        start_harness(services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}) as running,
         _with_tenants(running, {tenant: 1}) as (http, _, platform),
     ):
         headers = running.auth(tenant_id=tenant)
         basic_before, premium_before = _rejections("basic"), _rejections("premium")
-        assert (await http.get("/users/echo", headers=headers)).status_code == 200
-        assert (await http.get("/users/echo", headers=headers)).status_code == 429
+        assert (await http.post("/chat/send", headers=headers)).status_code == 200
+        assert (await http.post("/chat/send", headers=headers)).status_code == 429
         assert _rejections("basic") == basic_before + 1
 
         # A plan change moves the tenant's next refusal to its new plan.
         await _publish_plan_change(platform, tenant, 1)
-        assert (await http.get("/users/echo", headers=headers)).status_code == 429
+        assert (await http.post("/chat/send", headers=headers)).status_code == 429
         assert _rejections("premium") == premium_before + 1
         assert _rejections("basic") == basic_before + 1
