@@ -65,3 +65,15 @@ class SubscriptionChanged(Event):
     sequence: int
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
+
+
+class ApiKeyRevoked(Event):
+    """A personal API key stopped working (revoked, or its user removed): every gateway replica
+    drops what it remembers of the key at once."""
+
+    name: ClassVar[str] = "auth.api_key_revoked"
+    version: ClassVar[int] = 1
+
+    key_id: uuid.UUID
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID

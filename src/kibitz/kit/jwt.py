@@ -45,6 +45,9 @@ class Principal:
     tenant_id: uuid.UUID
     role: str
     token_id: str
+    # Set when the token was issued for a personal API key (its id): the key's user, acting
+    # through a key, may do what they may do except what needs them in person.
+    api_key_id: str | None = None
 
 
 class SigningKey:
@@ -80,11 +83,17 @@ class SigningKey:
         return jwk
 
     def issue_access_token(
-        self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, now: float | None = None
+        self,
+        *,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        role: str,
+        now: float | None = None,
+        api_key_id: uuid.UUID | None = None,
     ) -> str:
-        """A signed access token with the claims of DESIGN.md."""
+        """A signed access token with the claims of DESIGN.md (plus `akid` for an API key's)."""
         issued_at = int(now if now is not None else time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": str(user_id),
@@ -95,6 +104,8 @@ class SigningKey:
             "exp": issued_at + ACCESS_TOKEN_SECONDS,
             "jti": uuid.uuid4().hex,
         }
+        if api_key_id is not None:
+            claims["akid"] = str(api_key_id)
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
@@ -168,6 +179,7 @@ class TokenVerifier:
                 tenant_id=uuid.UUID(claims["tid"]),
                 role=str(claims["role"]),
                 token_id=str(claims["jti"]),
+                api_key_id=str(claims["akid"]) if claims.get("akid") else None,
             )
             expires_at = float(claims["exp"])
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:

@@ -749,6 +749,10 @@ async def test_openapi_documents_every_route_with_errors_and_examples(
         ("/auth/me", "get"),
         ("/auth/jwks", "get"),
         ("/auth/internal/users/{user_id}", "get"),
+        ("/auth/api-keys", "post"),
+        ("/auth/api-keys", "get"),
+        ("/auth/api-keys/{key_id}", "delete"),
+        ("/auth/internal/api-keys/exchange", "post"),
     }
     found = {
         (path, method)

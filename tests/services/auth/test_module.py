@@ -24,8 +24,15 @@ async def test_migrate_creates_the_tables_and_its_own_version_table(tmp_path: Pa
     with sqlite3.connect(tmp_path / "auth.db") as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         version = connection.execute("SELECT version_num FROM auth_alembic_version").fetchall()
-    assert {"users", "refresh_tokens", "refresh_token_families", "signing_keys", "outbox"} <= tables
-    assert version == [("0001",)]
+    assert {
+        "users",
+        "refresh_tokens",
+        "refresh_token_families",
+        "signing_keys",
+        "outbox",
+        "api_keys",
+    } <= tables
+    assert version == [("0002_api_keys",)]
 
 
 async def test_the_signing_key_survives_a_restart(tmp_path: Path) -> None:

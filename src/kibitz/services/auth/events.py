@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kibitz.contracts.events import UserRegistered
+from kibitz.contracts.events import ApiKeyRevoked, UserRegistered
 from kibitz.services.auth.models import User
 
-PUBLISHES = (UserRegistered.name,)
+PUBLISHES = (UserRegistered.name, ApiKeyRevoked.name)
 
 
 def user_registered(user: User, *, tenant_name: str | None) -> UserRegistered:

@@ -18,6 +18,9 @@ from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.auth.api import router
+from kibitz.services.auth.api_keys.api import internal as api_keys_internal
+from kibitz.services.auth.api_keys.api import router as api_keys_router
+from kibitz.services.auth.api_keys.service import ApiKeyService
 from kibitz.services.auth.config import AuthSettings
 from kibitz.services.auth.models import outbox_table
 from kibitz.services.auth.service import AuthService, KeyRing, LoginThrottle
@@ -82,7 +85,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router],
+        routers=[router, api_keys_router, api_keys_internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(NAME, database, outbox=outbox_table),
@@ -91,6 +94,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.database = database
     app.state.auth_settings = settings
     app.state.auth_service = auth
+    app.state.api_key_service = ApiKeyService(keys=keys, outbox=outbox)
     # Verify against our own keys, without an HTTP call to ourselves.
     app.state.token_verifier = TokenVerifier(keys.jwks)
     return app

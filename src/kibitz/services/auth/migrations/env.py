@@ -1,6 +1,7 @@
 """Alembic environment of the auth service."""
 
 from kibitz.kit.db.migrations import run_migrations_in_env
+from kibitz.services.auth.api_keys import models as api_key_models  # noqa: F401 - its table
 from kibitz.services.auth.models import Base
 
 run_migrations_in_env(Base.metadata)
