@@ -107,3 +107,14 @@ def test_everything_else_is_a_read(method: str, path: str) -> None:
 def test_the_route_carries_its_cost_class() -> None:
     assert route_for("POST", "/chat/send").cost == "work"  # type: ignore[union-attr]
     assert route_for("GET", "/chat/chats").cost == "read"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions"])
+def test_the_openai_compatible_prefix_belongs_to_the_agents_service(path: str) -> None:
+    route = route_for("POST", path)
+    assert route is not None and route.service == "agents" and not route.public
+
+
+def test_the_openai_compatible_prefix_has_no_openapi_document_of_its_own() -> None:
+    route = route_for("GET", "/v1/openapi.json")
+    assert route is not None and not route.public

@@ -36,6 +36,9 @@ class GatewaySettings(BaseSettings):
     read_requests_per_minute: PositiveInt = 600
     # 30 s: a plan change reaches the limit at once through the bus; this bounds a missed event.
     plan_cache_seconds: NonNegativeFloat = 30.0
+    # 30 s: how long an exchanged API key is trusted without asking auth again; a revocation
+    # reaches every replica at once through the bus, so this only bounds a missed event.
+    api_key_cache_seconds: NonNegativeFloat = 30.0
     # Redis key prefix, so that several deployments (or tests) can share one Redis.
     rate_limit_key_prefix: str = "kibitz-gateway"
     # Behind a trusted load balancer: keep its X-Forwarded-For (client IP = its last hop).

@@ -12,12 +12,12 @@ from functools import partial
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kibitz.gateway.pipeline import Pipeline
-from kibitz.gateway.routing import ROUTED_SERVICES
+from kibitz.gateway.routing import ROUTED_PREFIXES
 from kibitz.kit.http.fast_routes import RouteLabel, answer
 from kibitz.kit.observability import RequestContextMiddleware
 
 # What the request metrics read as the route: one label per service.
-_ROUTE_LABELS = {service: RouteLabel(f"/{service}/{{path}}") for service in ROUTED_SERVICES}
+_ROUTE_LABELS = {prefix: RouteLabel(f"/{prefix}/{{path}}") for prefix in ROUTED_PREFIXES}
 
 
 class ApiFastPath:
@@ -31,9 +31,9 @@ class ApiFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            service = scope["path"].partition("/")[2].partition("/")[0]
-            if service in ROUTED_SERVICES:
-                scope["route"] = _ROUTE_LABELS[service]
+            prefix = scope["path"].partition("/")[2].partition("/")[0]
+            if prefix in ROUTED_PREFIXES:
+                scope["route"] = _ROUTE_LABELS[prefix]
                 await self._api(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -12,7 +12,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 
-from kibitz.contracts.events import PlanChanged
+from kibitz.contracts.events import ApiKeyRevoked, PlanChanged
+from kibitz.gateway.api_keys import ApiKeyExchange
 from kibitz.gateway.config import GatewaySettings
 from kibitz.gateway.docs import ApiReference
 from kibitz.gateway.fast_path import ApiFastPath
@@ -41,6 +42,7 @@ def create_app(platform: Platform) -> FastAPI:
         write_timeout=settings.write_timeout_seconds,
     )
     tenants = platform.client("tenants") if platform.has_service("tenants") else None
+    auth = platform.client("auth") if platform.has_service("auth") else None
     limits = RateLimits(
         storage_for(platform.settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
     )
@@ -57,6 +59,11 @@ def create_app(platform: Platform) -> FastAPI:
         auth_ip_requests_per_minute=settings.auth_ip_requests_per_minute,
         read_requests_per_minute=settings.read_requests_per_minute,
         trust_forwarded_for=settings.trust_forwarded_for,
+        api_keys=(
+            ApiKeyExchange(auth, cache_seconds=settings.api_key_cache_seconds)
+            if auth is not None
+            else None
+        ),
     )
     reference = ApiReference(upstreams, upstream_client)
 
@@ -67,13 +74,25 @@ def create_app(platform: Platform) -> FastAPI:
         subscription = await platform.bus.listen(
             [PlanChanged.name], handler=pipeline.plans.on_plan_changed
         )
+        # Likewise every replica remembers exchanged API keys, so each must hear of revocations.
+        revocations = (
+            await platform.bus.listen(
+                [ApiKeyRevoked.name], handler=pipeline.api_keys.on_api_key_revoked
+            )
+            if pipeline.api_keys is not None
+            else None
+        )
         try:
             yield
         finally:
+            if revocations is not None:
+                await revocations.cancel()
             await subscription.cancel()
             await upstream_client.aclose()
             if tenants is not None:
                 await tenants.aclose()
+            if auth is not None:
+                await auth.aclose()
 
     readiness: dict[str, ReadinessCheck] = (
         {"rate_limit_storage": limits.ping} if platform.settings.redis_url else {}

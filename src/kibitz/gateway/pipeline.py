@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import uuid
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from kibitz.gateway.api_keys import ApiKeyExchange, is_api_key
 from kibitz.gateway.plans import PlanLimits
 from kibitz.gateway.proxy import Proxy, client_ip_of
 from kibitz.gateway.rate_limits import Allowance, RateLimits
-from kibitz.gateway.routing import is_never_routed, route_for
+from kibitz.gateway.routing import OPENAI_COMPATIBLE_PREFIX, is_never_routed, route_for
 from kibitz.gateway.tokens import TokenCheck
 from kibitz.gateway.web import WebUI, wants_html
 from kibitz.gateway.websocket_proxy import refuse, relay_websocket
@@ -21,9 +24,11 @@ from kibitz.kit.errors import NotFound, ProblemError, ServiceUnavailable, Unauth
 from kibitz.kit.http import ServiceCallError
 from kibitz.kit.jwt import InvalidToken, Principal
 from kibitz.kit.observability import request_id_of
+from kibitz.kit.openai_errors import openai_error_response
 
 _NOT_ROUTED = "No such route."
 _PLAN_CHANGE = ("POST", "/tenants/subscribe")
+_API_KEYS_PATH = "/auth/api-keys/"
 # 10 s for a WebSocket client to send its auth message, as the chat service allows.
 _WS_AUTH_SECONDS = 10.0
 
@@ -40,9 +45,19 @@ class Pipeline:
     auth_ip_requests_per_minute: int
     read_requests_per_minute: int
     trust_forwarded_for: bool
+    # None without an auth service to exchange personal API keys with.
+    api_keys: ApiKeyExchange | None = None
 
     async def handle(self, request: Request) -> Response:
-        """Answer one public HTTP request."""
+        """Answer one public HTTP request (OpenAI-compatible routes refuse in OpenAI's shape)."""
+        if not request.scope["path"].startswith(OPENAI_COMPATIBLE_PREFIX):
+            return await self._handle(request)
+        try:
+            return await self._handle(request)
+        except ProblemError as problem:
+            return openai_error_response(problem)
+
+    async def _handle(self, request: Request) -> Response:
         scope = request.scope
         path: str = scope["path"]
         method: str = scope["method"]
@@ -64,7 +79,7 @@ class Pipeline:
                 if allowance is not None and not allowance.allowed:
                     raise allowance.rejection("Too many requests from this address; slow down.")
         else:
-            principal = await self._principal(_bearer_token(request))
+            principal = await self._principal(_bearer_token(request), request)
             if route.cost == "work":
                 allowance = await self._tenant_allowance(principal)
             else:
@@ -79,6 +94,15 @@ class Pipeline:
             # The subscriber's own next request sees the new plan at once; the
             # `tenants.plan_changed` event updates every other replica moments later.
             self.plans.forget(principal.tenant_id)
+        if (
+            self.api_keys is not None
+            and method == "DELETE"
+            and path.startswith(_API_KEYS_PATH)
+            and response.status_code == 204
+        ):
+            # This replica forgets the key at once; `auth.api_key_revoked` tells the others.
+            with contextlib.suppress(ValueError):
+                self.api_keys.forget(uuid.UUID(path.removeprefix(_API_KEYS_PATH)))
         return response
 
     async def handle_websocket(self, websocket: WebSocket) -> None:
@@ -99,7 +123,7 @@ class Pipeline:
             if token is None:
                 await websocket.accept()
                 first_message, token = await _auth_message(websocket)
-            principal = await self._principal(token)
+            principal = await self._principal(token, websocket)
             # The socket only carries replies to the client: opening it is a read.
             await self._read_allowance(principal)
         except ProblemError as error:
@@ -114,9 +138,14 @@ class Pipeline:
             first_message=first_message,
         )
 
-    async def _principal(self, token: str | None) -> Principal:
+    async def _principal(self, token: str | None, connection: Request | WebSocket) -> Principal:
         if token is None:
             raise Unauthorized("Missing bearer token.")
+        if self.api_keys is not None and is_api_key(token):
+            identity = await self.api_keys.identity(token)
+            # The service behind sees the key user's access token, never the key.
+            _set_bearer_token(connection, identity.access_token)
+            return identity.principal
         try:
             return await self.tokens.principal(token)
         except InvalidToken as exc:
@@ -172,6 +201,13 @@ async def _auth_message(websocket: WebSocket) -> tuple[str | None, str | None]:
     if isinstance(message, dict) and message.get("type") == "auth":
         return text, str(message.get("token") or "") or None
     return None, None
+
+
+def _set_bearer_token(connection: Request | WebSocket, token: str) -> None:
+    scope = connection.scope
+    headers = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
+    headers.append((b"authorization", b"Bearer " + token.encode()))
+    scope["headers"] = headers
 
 
 def _bearer_token(connection: Request | WebSocket) -> str | None:

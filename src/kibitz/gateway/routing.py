@@ -10,6 +10,10 @@ from typing import Literal
 ROUTED_SERVICES: frozenset[str] = frozenset(
     {"auth", "users", "tenants", "chat", "agents", "knowledge", "billing"}
 )
+# Prefixes owned by a service of another name: OpenAI-compatible clients call `/v1/…`.
+PREFIX_OWNERS: dict[str, str] = {"v1": "agents"}
+ROUTED_PREFIXES: frozenset[str] = ROUTED_SERVICES | frozenset(PREFIX_OWNERS)
+OPENAI_COMPATIBLE_PREFIX = "/v1/"
 
 # (method, path) pairs anyone may call without an access token.
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
@@ -79,10 +83,11 @@ def is_never_routed(path: str) -> bool:
 def route_for(method: str, path: str) -> Route | None:
     """The service that owns `path`, or None when it is not an API path."""
     _, _, rest = path.partition("/")
-    service, _, tail = rest.partition("/")
-    if service not in ROUTED_SERVICES:
+    prefix, _, tail = rest.partition("/")
+    service = PREFIX_OWNERS.get(prefix, prefix)
+    if prefix not in ROUTED_PREFIXES:
         return None
-    if tail == "openapi.json":
+    if tail == "openapi.json" and service == prefix:
         return Route(service=service, public=method in ("GET", "HEAD"), ip_limited=False)
     normalised = path.rstrip("/") or "/"
     public = (method, normalised) in PUBLIC_ROUTES
