@@ -339,6 +339,7 @@ async def test_one_tenant_never_sees_or_changes_anothers_plan_members_or_invites
         ("GET", f"/tenants/internal/tenants/{uuid.uuid4()}/plan"),
         ("POST", "/tenants/internal/usage/reserve"),
         ("POST", "/tenants/internal/usage/reserve-batch"),
+        ("POST", "/tenants/internal/usage/record"),
         ("DELETE", f"/tenants/internal/memberships/{uuid.uuid4()}"),
     ],
 )
@@ -518,6 +519,24 @@ async def test_a_reservation_refuses_bad_input(
     body = {"tenant_id": owner.tenant_id, "metric": "messages", "amount": 1, "key": "k", **patch}
     response = await tenants.internal("POST", "/usage/reserve", json=body)
     assert_problem(response, 422, field=field)
+
+
+async def test_recorded_tokens_count_once_per_key_and_are_never_refused(
+    stack: Stack, tenants: Tenants
+) -> None:
+    owner = await stack.register()
+    limit = (await stack.http.get(f"{tenants.base}/tenants/usage", headers=owner.headers)).json()[
+        "tokens"
+    ]["limit"]
+    body = {"tenant_id": owner.tenant_id, "metric": "tokens", "amount": limit + 5, "key": "c1"}
+    for _ in range(2):
+        recorded = await tenants.internal("POST", "/usage/record", json=body)
+        assert recorded.status_code == 200, recorded.text
+        assert recorded.json() == {"recorded": True, "used": limit + 5}
+    usage = await stack.http.get(f"{tenants.base}/tenants/usage", headers=owner.headers)
+    assert usage.json()["tokens"]["used"] == limit + 5
+    unknown = {**body, "tenant_id": str(uuid.uuid4())}
+    assert_problem(await tenants.internal("POST", "/usage/record", json=unknown), 404)
 
 
 async def test_a_reservation_for_an_unknown_tenant_is_404(tenants: Tenants) -> None:

@@ -18,6 +18,8 @@ from kibitz.services.agents.api import internal, router
 from kibitz.services.agents.api_key_cipher import ApiKeyCipher
 from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.knowledge import KnowledgeSources
+from kibitz.services.agents.openai_compat.api import router as openai_router
+from kibitz.services.agents.openai_compat.metering import UsageMeter
 from kibitz.services.agents.plans import PlanReader
 from kibitz.services.agents.providers.provider_set import ProviderSet
 from kibitz.services.agents.service import AgentsRuntime
@@ -56,6 +58,7 @@ def create_app(platform: Platform) -> FastAPI:
             timeout_seconds=settings.knowledge_timeout_seconds,
         ),
     )
+    usage_meter = UsageMeter(platform)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +67,7 @@ def create_app(platform: Platform) -> FastAPI:
         try:
             yield
         finally:
+            await usage_meter.aclose()
             await runtime.providers.aclose()
             await runtime.plans.aclose()
             await runtime.knowledge.aclose()
@@ -72,13 +76,14 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router, internal],
+        routers=[router, internal, openai_router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(NAME, database),
         description="Per-user AI agents and the LLM calls behind them.",
     )
     app.state.agents = runtime
+    app.state.usage_meter = usage_meter
     app.state.database = database
     return app
 

@@ -35,6 +35,18 @@ class AgentRepository:
         query = query.order_by(Agent.id).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
+    async def ids_named(
+        self, name: str, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int
+    ) -> list[uuid.UUID]:
+        """Ids of the user's agents with exactly this name (at most `limit`)."""
+        query = (
+            select(Agent.id)
+            .where(Agent.tenant_id == tenant_id, Agent.user_id == user_id, Agent.name == name)
+            .order_by(Agent.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
     async def count_for_tenant(self, tenant_id: uuid.UUID) -> int:
         """How many agents the tenant has (the plan's `agents` limit counts these)."""
         query = select(func.count()).select_from(Agent).where(Agent.tenant_id == tenant_id)

@@ -248,6 +248,30 @@ async def list_agents(
     return agents[:limit], next_cursor
 
 
+async def find_agent_id(
+    session: AsyncSession, *, principal: Principal, id_or_name: str
+) -> uuid.UUID:
+    """The caller's agent named by id, or by a name only one of their agents has (404 else)."""
+    repository = AgentRepository(session)
+    try:
+        agent_id = uuid.UUID(id_or_name)
+    except ValueError:
+        named = await repository.ids_named(
+            id_or_name, tenant_id=principal.tenant_id, user_id=principal.user_id, limit=2
+        )
+        if len(named) != 1:
+            raise AgentNotFound(
+                "No agent of yours has this name."
+                if not named
+                else "Several of your agents have this name; use the agent's id."
+            ) from None
+        return named[0]
+    agent = await repository.get(agent_id, tenant_id=principal.tenant_id, user_id=principal.user_id)
+    if agent is None:
+        raise AgentNotFound()
+    return agent.id
+
+
 async def get_agent(session: AsyncSession, *, principal: Principal, agent_id: uuid.UUID) -> Agent:
     """The caller's agent, or 404 (also when it belongs to someone else)."""
     agent = await AgentRepository(session).get(
@@ -393,9 +417,18 @@ def _check_sizes(runtime: AgentsRuntime, body: RespondRequest) -> None:
 
 
 async def prepare_reply(
-    *, runtime: AgentsRuntime, principal: Principal, body: RespondRequest
+    *,
+    runtime: AgentsRuntime,
+    principal: Principal,
+    body: RespondRequest,
+    temperature: float | None = None,
+    max_output_tokens: int | None = None,
 ) -> PreparedReply:
-    """Load the caller's agent (short read transaction), check sizes and plan, pick the adapter."""
+    """Load the caller's agent (short read transaction), check sizes and plan, pick the adapter.
+
+    A caller's `temperature` replaces the agent's; its `max_output_tokens` may lower the
+    deployment's cap, never raise it.
+    """
     _check_sizes(runtime, body)
     agent = await _agent_for_reply(runtime, principal=principal, agent_id=body.agent_id)
     plan = await runtime.plans.current(principal.tenant_id, fresh=False)
@@ -441,16 +474,19 @@ async def prepare_reply(
             collection_ids=agent.knowledge_collection_ids,
             query=question,
         )
+    output_cap = (
+        runtime.settings.max_output_tokens
+        if agent.llm_provider == "anthropic"
+        else runtime.settings.openai_max_output_tokens
+    )
+    if max_output_tokens is not None:
+        output_cap = max_output_tokens if output_cap is None else min(output_cap, max_output_tokens)
     request = CompletionRequest(
         model=agent.model,
         instructions=with_sources(agent.instructions, citations),
-        temperature=agent.temperature,
+        temperature=agent.temperature if temperature is None else temperature,
         messages=[Turn(role=message.role, content=message.content) for message in body.messages],
-        max_output_tokens=(
-            runtime.settings.max_output_tokens
-            if agent.llm_provider == "anthropic"
-            else runtime.settings.openai_max_output_tokens
-        ),
+        max_output_tokens=output_cap,
     )
     return PreparedReply(
         agent_id=agent.id,

@@ -19,6 +19,8 @@ from kibitz.services.tenants.schemas import (
     MemberRead,
     MembershipCreated,
     PlanSummary,
+    RecordUsageRequest,
+    RecordUsageResult,
     ReserveBatchRequest,
     ReserveBatchResult,
     ReserveRequest,
@@ -196,3 +198,17 @@ async def reserve_usage_batch(
 ) -> dict[str, Any]:
     """Several reservations in one round trip; each answers as `/usage/reserve` would."""
     return {"outcomes": await tenants.reserve_many(session, reservations=body.reservations)}
+
+
+@internal.post(
+    "/usage/record",
+    response_model=RecordUsageResult,
+    responses=problem_responses(403, 404, 422),
+)
+async def record_usage(
+    body: RecordUsageRequest, session: SessionDep, tenants: TenantsServiceDep
+) -> dict[str, Any]:
+    """Count work already done (agents' OpenAI-compatible completions): once per `key`."""
+    return await tenants.record_usage(
+        session, tenant_id=body.tenant_id, metric=body.metric, amount=body.amount, key=body.key
+    )

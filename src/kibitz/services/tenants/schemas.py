@@ -157,6 +157,23 @@ class ReserveRequest(Strict):
     key: Annotated[str, Field(min_length=1, max_length=200)]
 
 
+class RecordUsageRequest(Strict):
+    """Internal: work already done to count (tokens of a completion no event reports); `key`
+    makes a retry count once."""
+
+    tenant_id: uuid.UUID
+    metric: Literal["tokens"]
+    amount: Annotated[int, Field(ge=0, le=10_000_000)]
+    key: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RecordUsageResult(BaseModel):
+    """Internal: the usage was counted; this period's total so far."""
+
+    recorded: bool
+    used: int
+
+
 class ReserveResult(BaseModel):
     """Internal: the reservation was granted."""
 

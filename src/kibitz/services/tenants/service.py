@@ -424,6 +424,38 @@ class TenantsService:
                 outcomes.append({"status": 200, "reservation": granted})
         return outcomes
 
+    async def record_usage(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        metric: str,
+        amount: int,
+        key: str,
+    ) -> dict[str, int | bool]:
+        """Count work already done that no event reports (an OpenAI-compatible completion's
+        tokens, from the agents service): once per key, never refused."""
+        if await repository.plan_and_overrides(session, tenant_id=tenant_id) is None:
+            raise TenantNotFound()
+        now = datetime.now(UTC)
+        period = period_of(metric, now)
+        if amount > 0 and await repository.claim_reservation_key(
+            session,
+            tenant_id=tenant_id,
+            key=key,
+            metric=metric,
+            period=period.label,
+            amount=amount,
+            now=now,
+        ):
+            await repository.add_usage(
+                session, tenant_id=tenant_id, metric=metric, period=period.label, amount=amount
+            )
+        used = await repository.usage(
+            session, tenant_id=tenant_id, metric=metric, period=period.label
+        )
+        return {"recorded": True, "used": used}
+
     async def record_message_completed(
         self, session: AsyncSession, *, event: MessageCompleted, occurred_at: datetime
     ) -> None:

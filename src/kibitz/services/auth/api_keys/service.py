@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.contracts.events import ApiKeyRevoked
 from kibitz.kit.errors import Forbidden, Unprocessable
+from kibitz.kit.events import Outbox
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import ACCESS_TOKEN_SECONDS, Principal
-from kibitz.kit.events import Outbox
 from kibitz.services.auth.api_keys import repository
 from kibitz.services.auth.api_keys.errors import (
     ApiKeyNeedsSession,

@@ -1,0 +1,120 @@
+"""Quota and metering of OpenAI-compatible completions, with the tenants service over HTTP.
+
+A chat reply is metered by `chat.message_completed` through chat's outbox. The agents service
+has no bus (all-in-one it runs in a process of its own without one), so a completion is counted
+the way chat's quota check already talks to tenants: over its internal HTTP routes. Before the
+work, one round trip reserves a message of the daily quota and checks the month's tokens (429
+when either is spent); after it, the tokens are recorded, idempotently per completion id, with
+one retry. A completion whose record fails twice goes unmetered (logged), where chat's outbox
+would have retried until it got through: the price of not adding a bus to this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import structlog
+
+from kibitz.kit.errors import ProblemError, ServiceUnavailable, TooManyRequests
+from kibitz.kit.http import ServiceClient
+from kibitz.kit.platform import Platform
+
+logger = structlog.get_logger("kibitz.agents.openai_compat")
+
+# 5 s: the quota check sits on the request's path; past this, 503.
+_RESERVE_TIMEOUT_SECONDS = 5.0
+_RECORD_TIMEOUT_SECONDS = 10.0
+_RECORD_ATTEMPTS = 2
+
+
+class QuotaReached(TooManyRequests):
+    """The tenant's daily messages or monthly tokens are spent (the tenants service's words)."""
+
+    problem_type, title = "quota-exceeded", "Quota Exceeded"
+
+
+class UsageMeter:
+    """Reserves quota before a completion and records its tokens after it."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._client: ServiceClient | None = None
+        # Records still on their way: kept referenced until done, awaited at shutdown.
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _tenants(self) -> ServiceClient | None:
+        if not self._platform.has_service("tenants"):
+            return None
+        self._client = self._client or self._platform.client("tenants")
+        return self._client
+
+    async def reserve(self, tenant_id: uuid.UUID, *, key: str) -> None:
+        """Count one message against the daily quota and check the month's tokens (429)."""
+        tenants = self._tenants()
+        if tenants is None:
+            return
+        reservations = [
+            {"tenant_id": str(tenant_id), "metric": metric, "amount": 1, "key": f"{key}:{metric}"}
+            for metric in ("messages", "tokens")
+        ]
+        response = await tenants.request(
+            "POST",
+            "/tenants/internal/usage/reserve-batch",
+            json={"reservations": reservations},
+            timeout=_RESERVE_TIMEOUT_SECONDS,
+        )
+        if response.status_code != 200:
+            logger.warning("openai_quota_check_failed", status=response.status_code)
+            raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
+        for outcome in response.json()["outcomes"]:
+            if outcome["status"] == 429:
+                raise _quota_reached(outcome)
+            if outcome["status"] != 200:
+                logger.warning("openai_quota_check_failed", status=outcome["status"])
+                raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
+
+    def record_later(self, tenant_id: uuid.UUID, *, key: str, tokens: int) -> None:
+        """Record the completion's tokens in the background (the answer does not wait)."""
+        if tokens <= 0 or self._tenants() is None:
+            return
+        task = asyncio.create_task(self._record(tenant_id, key=key, tokens=tokens))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _record(self, tenant_id: uuid.UUID, *, key: str, tokens: int) -> None:
+        tenants = self._tenants()
+        assert tenants is not None
+        body = {"tenant_id": str(tenant_id), "metric": "tokens", "amount": tokens, "key": key}
+        for _ in range(_RECORD_ATTEMPTS):
+            try:
+                response = await tenants.request(
+                    "POST",
+                    "/tenants/internal/usage/record",
+                    json=body,
+                    timeout=_RECORD_TIMEOUT_SECONDS,
+                )
+            except ProblemError:
+                continue
+            if response.status_code == 200:
+                return
+        logger.warning("openai_usage_unrecorded", tenant_id=str(tenant_id), tokens=tokens)
+
+    async def aclose(self) -> None:
+        """Let records in flight finish, then close the client."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _quota_reached(outcome: dict[str, Any]) -> QuotaReached:
+    problem = outcome.get("problem") or {}
+    headers = {name.lower(): value for name, value in (outcome.get("headers") or {}).items()}
+    retry_after = headers.get("retry-after", "")
+    return QuotaReached(
+        str(problem.get("detail") or "Your plan's quota is used up."),
+        retry_after=int(retry_after) if retry_after.isdigit() else 60,
+        extra={key: problem[key] for key in ("limit", "plan", "upgrade_to") if key in problem},
+    )
