@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+from kibitz.gateway.module import create_app as create_gateway
+from tests.fixtures.serving import serving
 from tests.fixtures.simulator import RunningSimulator, start_simulator
 from tests.fixtures.stack import Account, Stack, start_stack
 from tests.services.agents.conftest import agents_env
@@ -234,22 +237,34 @@ async def test_a_request_kibitz_cannot_honour_is_a_400_naming_the_field(stack: S
     assert error["param"] and error["param"].startswith("messages")
 
 
-async def test_no_key_or_a_revoked_key_is_a_401_in_openai_shape(stack: Stack) -> None:
+async def test_no_key_or_a_revoked_key_is_a_401_in_openai_shape_on_every_replica(
+    stack: Stack,
+) -> None:
     alice = await stack.register()
     tutor = await new_agent(stack, alice)
     created = await new_key(stack, alice)
-    async with sdk(stack, created["key"]) as client:
-        assert (await client.models.list()).data
-        revoked = await stack.http.delete(
-            f"{stack.entry}/auth/api-keys/{created['id']}", headers=alice.headers
-        )
-        assert revoked.status_code == 204
-        with pytest.raises(openai.AuthenticationError) as raised:
-            await client.chat.completions.create(
-                model=tutor["id"], messages=[{"role": "user", "content": "hi"}]
+    # A second gateway replica on the same bus; both have the key in their cache.
+    async with serving(create_gateway(stack.running.platform)) as second_url:
+        second = Stack(running=stack.running, http=stack.http, data_dir=stack.data_dir)
+        second.running = replace(stack.running, urls={**stack.running.urls, "gateway": second_url})
+        async with sdk(stack, created["key"]) as client, sdk(second, created["key"]) as other:
+            assert (await client.models.list()).data and (await other.models.list()).data
+            revoked = await stack.http.delete(
+                f"{stack.entry}/auth/api-keys/{created['id']}", headers=alice.headers
             )
-    error = raised.value.body
-    assert isinstance(error, dict) and error["code"] == "invalid_api_key"
+            assert revoked.status_code == 204
+            with pytest.raises(openai.AuthenticationError) as raised:
+                await client.chat.completions.create(
+                    model=tutor["id"], messages=[{"role": "user", "content": "hi"}]
+                )
+            error = raised.value.body
+            assert isinstance(error, dict) and error["code"] == "invalid_api_key"
+            # The other replica hears of it through the bus: within milliseconds (its cache
+            # would otherwise trust the key for 30 s).
+            with pytest.raises(openai.AuthenticationError):
+                for _ in range(10):
+                    await other.models.list()
+                    await asyncio.sleep(0.02)
     bare = await stack.http.get(f"{stack.entry}/v1/models")
     assert bare.status_code == 401 and set(bare.json()) == {"error"}
 
