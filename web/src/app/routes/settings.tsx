@@ -5,6 +5,7 @@ import { LoadingState } from "@/components/ui/spinner";
 import { useMyAgents } from "@/features/agents/api/get-my-agents";
 import { useBillingConfig } from "@/features/billing/api/get-billing-config";
 import { BillingPanel } from "@/features/billing/components/billing-panel";
+import { ApiKeysPanel } from "@/features/api-keys/components/api-keys-panel";
 import { MembersPanel } from "@/features/tenants/components/members-panel";
 import { PlanComparison } from "@/features/tenants/components/plan-comparison";
 import { useMe } from "@/features/users/api/get-me";
@@ -36,6 +37,7 @@ export function SettingsRoute() {
         <a href="#plans">Plans</a>
         {billingEnabled ? <a href="#billing">Billing</a> : null}
         {canManage ? <a href="#members">Members</a> : null}
+        <a href="#api-keys">API keys</a>
       </nav>
       {me.isPending ? <LoadingState label="Loading your profile…" /> : null}
       {me.error ? <ErrorAlert error={me.error} onRetry={() => void me.refetch()} /> : null}
@@ -52,6 +54,7 @@ export function SettingsRoute() {
       <PlanComparison canManage={canManage} throughBilling={billingEnabled} />
       <BillingPanel canManage={canManage} />
       <MembersPanel canManage={canManage} />
+      <ApiKeysPanel canManage={canManage} />
     </div>
   );
 }
