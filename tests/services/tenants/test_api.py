@@ -528,15 +528,23 @@ async def test_recorded_tokens_count_once_per_key_and_are_never_refused(
     limit = (await stack.http.get(f"{tenants.base}/tenants/usage", headers=owner.headers)).json()[
         "tokens"
     ]["limit"]
-    body = {"tenant_id": owner.tenant_id, "metric": "tokens", "amount": limit + 5, "key": "c1"}
-    for _ in range(2):
-        recorded = await tenants.internal("POST", "/usage/record", json=body)
-        assert recorded.status_code == 200, recorded.text
-        assert recorded.json() == {"recorded": True, "used": limit + 5}
+
+    def record(key: str, amount: int, tenant_id: str = owner.tenant_id) -> dict[str, Any]:
+        return {"tenant_id": tenant_id, "metric": "tokens", "amount": amount, "key": key}
+
+    batch = [
+        record("c1", limit),
+        record("c2", 5),
+        record("c1", limit),
+        record("x", 7, str(uuid.uuid4())),
+    ]
+    first = await tenants.internal("POST", "/usage/record", json={"records": batch})
+    assert first.status_code == 200, first.text
+    assert first.json() == {"recorded": 2}
+    again = await tenants.internal("POST", "/usage/record", json={"records": batch[:2]})
+    assert again.json() == {"recorded": 0}
     usage = await stack.http.get(f"{tenants.base}/tenants/usage", headers=owner.headers)
     assert usage.json()["tokens"]["used"] == limit + 5
-    unknown = {**body, "tenant_id": str(uuid.uuid4())}
-    assert_problem(await tenants.internal("POST", "/usage/record", json=unknown), 404)
 
 
 async def test_a_reservation_for_an_unknown_tenant_is_404(tenants: Tenants) -> None:

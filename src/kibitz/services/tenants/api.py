@@ -19,7 +19,7 @@ from kibitz.services.tenants.schemas import (
     MemberRead,
     MembershipCreated,
     PlanSummary,
-    RecordUsageRequest,
+    RecordUsageBatch,
     RecordUsageResult,
     ReserveBatchRequest,
     ReserveBatchResult,
@@ -203,12 +203,12 @@ async def reserve_usage_batch(
 @internal.post(
     "/usage/record",
     response_model=RecordUsageResult,
-    responses=problem_responses(403, 404, 422),
+    responses=problem_responses(403, 422),
 )
 async def record_usage(
-    body: RecordUsageRequest, session: SessionDep, tenants: TenantsServiceDep
+    body: RecordUsageBatch, session: SessionDep, tenants: TenantsServiceDep
 ) -> dict[str, Any]:
-    """Count work already done (agents' OpenAI-compatible completions): once per `key`."""
-    return await tenants.record_usage(
-        session, tenant_id=body.tenant_id, metric=body.metric, amount=body.amount, key=body.key
-    )
+    """Count work already done (agents' OpenAI-compatible completions): once per `key`; records
+    for unknown tenants are skipped."""
+    recorded = await tenants.record_usage(session, records=body.records)
+    return {"recorded": recorded}

@@ -157,7 +157,7 @@ class ReserveRequest(Strict):
     key: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class RecordUsageRequest(Strict):
+class RecordUsage(Strict):
     """Internal: work already done to count (tokens of a completion no event reports); `key`
     makes a retry count once."""
 
@@ -167,11 +167,16 @@ class RecordUsageRequest(Strict):
     key: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class RecordUsageResult(BaseModel):
-    """Internal: the usage was counted; this period's total so far."""
+class RecordUsageBatch(Strict):
+    """Internal: several records in one round trip (what piled up during the last one)."""
 
-    recorded: bool
-    used: int
+    records: Annotated[list[RecordUsage], Field(min_length=1, max_length=100)]
+
+
+class RecordUsageResult(BaseModel):
+    """Internal: each record was counted (or had been, under its key)."""
+
+    recorded: int
 
 
 class ReserveResult(BaseModel):

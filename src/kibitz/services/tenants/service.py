@@ -33,7 +33,7 @@ from kibitz.services.tenants.errors import (
     UnknownPlanError,
 )
 from kibitz.services.tenants.models import Invite, Membership, Tenant
-from kibitz.services.tenants.schemas import ReserveRequest
+from kibitz.services.tenants.schemas import RecordUsage, ReserveRequest
 
 logger = structlog.get_logger("kibitz.tenants")
 
@@ -424,37 +424,36 @@ class TenantsService:
                 outcomes.append({"status": 200, "reservation": granted})
         return outcomes
 
-    async def record_usage(
-        self,
-        session: AsyncSession,
-        *,
-        tenant_id: uuid.UUID,
-        metric: str,
-        amount: int,
-        key: str,
-    ) -> dict[str, int | bool]:
-        """Count work already done that no event reports (an OpenAI-compatible completion's
-        tokens, from the agents service): once per key, never refused."""
-        if await repository.plan_and_overrides(session, tenant_id=tenant_id) is None:
-            raise TenantNotFound()
+    async def record_usage(self, session: AsyncSession, *, records: list[RecordUsage]) -> int:
+        """Count work already done that no event reports (OpenAI-compatible completions' tokens,
+        from the agents service): once per key, never refused; how many records counted."""
         now = datetime.now(UTC)
-        period = period_of(metric, now)
-        if amount > 0 and await repository.claim_reservation_key(
-            session,
-            tenant_id=tenant_id,
-            key=key,
-            metric=metric,
-            period=period.label,
-            amount=amount,
-            now=now,
-        ):
-            await repository.add_usage(
-                session, tenant_id=tenant_id, metric=metric, period=period.label, amount=amount
-            )
-        used = await repository.usage(
-            session, tenant_id=tenant_id, metric=metric, period=period.label
-        )
-        return {"recorded": True, "used": used}
+        recorded = 0
+        for record in records:
+            if record.amount <= 0:
+                continue
+            if await repository.plan_and_overrides(session, tenant_id=record.tenant_id) is None:
+                logger.warning("usage_for_unknown_tenant", tenant_id=str(record.tenant_id))
+                continue
+            period = period_of(record.metric, now)
+            if await repository.claim_reservation_key(
+                session,
+                tenant_id=record.tenant_id,
+                key=record.key,
+                metric=record.metric,
+                period=period.label,
+                amount=record.amount,
+                now=now,
+            ):
+                await repository.add_usage(
+                    session,
+                    tenant_id=record.tenant_id,
+                    metric=record.metric,
+                    period=period.label,
+                    amount=record.amount,
+                )
+                recorded += 1
+        return recorded
 
     async def record_message_completed(
         self, session: AsyncSession, *, event: MessageCompleted, occurred_at: datetime

@@ -110,7 +110,8 @@ export interface paths {
         put?: never;
         /**
          * Record Usage
-         * @description Count work already done (agents' OpenAI-compatible completions): once per `key`.
+         * @description Count work already done (agents' OpenAI-compatible completions): once per `key`; records
+         *     for unknown tenants are skipped.
          */
         post: operations["record_usage_tenants_internal_usage_record_post"];
         delete?: never;
@@ -434,11 +435,11 @@ export interface components {
             tenant_name: string;
         };
         /**
-         * RecordUsageRequest
+         * RecordUsage
          * @description Internal: work already done to count (tokens of a completion no event reports); `key`
          *     makes a retry count once.
          */
-        RecordUsageRequest: {
+        RecordUsage: {
             /** Amount */
             amount: number;
             /** Key */
@@ -455,14 +456,20 @@ export interface components {
             tenant_id: string;
         };
         /**
+         * RecordUsageBatch
+         * @description Internal: several records in one round trip (what piled up during the last one).
+         */
+        RecordUsageBatch: {
+            /** Records */
+            records: components["schemas"]["RecordUsage"][];
+        };
+        /**
          * RecordUsageResult
-         * @description Internal: the usage was counted; this period's total so far.
+         * @description Internal: each record was counted (or had been, under its key).
          */
         RecordUsageResult: {
             /** Recorded */
-            recorded: boolean;
-            /** Used */
-            used: number;
+            recorded: number;
         };
         /**
          * ReserveBatchRequest
@@ -1196,7 +1203,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RecordUsageRequest"];
+                "application/json": components["schemas"]["RecordUsageBatch"];
             };
         };
         responses: {
@@ -1220,33 +1227,6 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 403,
                      *       "title": "Authenticated but not allowed",
-                     *       "type": "https://kibitz.dev/problems/example"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        detail: string;
-                        errors?: {
-                            field?: string;
-                            message?: string;
-                        }[];
-                        status: number;
-                        title: string;
-                        /** Format: uri */
-                        type: string;
-                    };
-                };
-            };
-            /** @description Not found, or not yours */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 404,
-                     *       "title": "Not found, or not yours",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */

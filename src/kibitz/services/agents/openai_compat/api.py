@@ -80,18 +80,18 @@ async def _chat_completions(request: Request) -> Response:
     body = await _completion_request(request)
     runtime: AgentsRuntime = request.app.state.agents
     meter: UsageMeter = request.app.state.usage_meter
-    async with runtime.database.transaction() as session:
-        agent_id = await service.find_agent_id(session, principal=principal, id_or_name=body.model)
+    agent_id = await _agent_id(runtime, principal, body.model)
+    prepared = await service.prepare_reply(
+        runtime=runtime,
+        principal=principal,
+        body=_respond_request(agent_id, body),
+        temperature=body.temperature,
+        max_output_tokens=body.output_token_limit,
+    )
     completion_id = wire.new_completion_id()
+    # Only a request that can be answered counts against the quota.
     reservation = asyncio.ensure_future(meter.reserve(principal.tenant_id, key=completion_id))
     try:
-        prepared = await service.prepare_reply(
-            runtime=runtime,
-            principal=principal,
-            body=_respond_request(agent_id, body),
-            temperature=body.temperature,
-            max_output_tokens=body.output_token_limit,
-        )
         items = service.reply_stream(runtime=runtime, prepared=prepared)
         # The model is asked while the quota answers; nothing reaches the client before it has.
         first = await _after(reservation, anext(items), items)
@@ -125,6 +125,17 @@ async def _completion_request(request: Request) -> ChatCompletionRequest:
         return ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_problem(exc.errors()) from None
+
+
+async def _agent_id(runtime: AgentsRuntime, principal: Principal, model: str) -> uuid.UUID:
+    """The agent `model` names. An id is checked by `prepare_reply` (cached, like every reply's
+    agent); only a name needs the database."""
+    try:
+        return uuid.UUID(model)
+    except ValueError:
+        pass
+    async with runtime.database.transaction() as session:
+        return await service.find_agent_id(session, principal=principal, id_or_name=model)
 
 
 def _respond_request(agent_id: uuid.UUID, body: ChatCompletionRequest) -> RespondRequest:
