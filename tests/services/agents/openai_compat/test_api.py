@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from kibitz.gateway.module import create_app as create_gateway
+from tests.conftest import DATABASES
 from tests.fixtures.serving import serving
 from tests.fixtures.simulator import RunningSimulator, start_simulator
 from tests.fixtures.stack import Account, Stack, start_stack
@@ -31,13 +32,16 @@ async def sim() -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=DATABASES)
 async def stack(
-    tmp_path_factory: pytest.TempPathFactory, sim: RunningSimulator
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sim: RunningSimulator
 ) -> AsyncIterator[Stack]:
-    """Auth, tenants, agents and the gateway, shared by the module's tests."""
+    """Auth, tenants, agents and the gateway, shared by the module's tests, on SQLite and on
+    PostgreSQL."""
     data_dir = tmp_path_factory.mktemp("openai")
-    async with start_stack(MODULES, data_dir=data_dir, env=agents_env(sim)) as running:
+    async with start_stack(
+        MODULES, data_dir=data_dir, database=str(request.param), env=agents_env(sim)
+    ) as running:
         yield running
 
 
@@ -92,6 +96,17 @@ async def test_models_are_the_callers_agents(stack: Stack) -> None:
     assert set(listed) == {tutor["id"], echo["id"]}
     assert listed[tutor["id"]].object == "model"
     assert (listed[tutor["id"]].model_extra or {})["name"] == "Tutor"
+    async with sdk(stack, (await new_key(stack, alice))["key"]) as client:
+        for model in (tutor["id"], "Parrot"):
+            found = await client.models.retrieve(model)
+            assert found.id in (tutor["id"], echo["id"])
+        with pytest.raises(openai.NotFoundError) as raised:
+            await client.models.retrieve("Bob's")
+        assert isinstance(raised.value.body, dict)
+        assert raised.value.body["code"] == "model_not_found"
+        with pytest.raises(openai.NotFoundError) as raised:
+            await client.embeddings.create(model=tutor["id"], input="not served")
+        assert isinstance(raised.value.body, dict) and raised.value.body["code"] == "not_found"
 
 
 async def test_a_completion_applies_the_agent_and_the_clients_bounds(

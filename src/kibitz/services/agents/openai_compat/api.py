@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
-from kibitz.kit.errors import PayloadTooLarge, ProblemError, validation_problem
+from kibitz.kit.errors import NotFound, PayloadTooLarge, ProblemError, validation_problem
 from kibitz.kit.http.event_stream import EventStreamResponse
 from kibitz.kit.jwt import Principal
 from kibitz.kit.observability import OPEN_STREAMS
@@ -109,11 +109,34 @@ async def _chat_completions(request: Request) -> Response:
     )
 
 
+async def _read_model(request: Request) -> Response:
+    """One of the caller's agents as an OpenAI model (by id or unique name; 404 otherwise)."""
+    principal = await current_principal(request)
+    runtime: AgentsRuntime = request.app.state.agents
+    model = str(request.path_params["model"])
+    async with runtime.database.transaction() as session:
+        agent_id = await service.find_agent_id(session, principal=principal, id_or_name=model)
+        agent = await service.get_agent(session, principal=principal, agent_id=agent_id)
+    return JSONResponse(wire.model_list([agent])["data"][0])
+
+
+async def _no_such_route(request: Request) -> Response:
+    """Anything else under /v1: OpenAI's 404, not a problem document."""
+    raise NotFound(f"kibitz does not serve {request.method} {request.url.path}.")
+
+
 list_models = _in_openai_shape(_list_models)
+read_model = _in_openai_shape(_read_model)
 # Not a kit fast route: those take one body model, which FastAPI would refuse as problem+json.
 chat_completions = _in_openai_shape(_chat_completions)
 router.add_api_route("/models", list_models, methods=["GET"])
+router.add_api_route("/models/{model:path}", read_model, methods=["GET"])
 router.add_api_route("/chat/completions", chat_completions, methods=["POST"])
+router.add_api_route(
+    "/{path:path}",
+    _in_openai_shape(_no_such_route),
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+)
 
 
 async def _completion_request(request: Request) -> ChatCompletionRequest:
