@@ -74,9 +74,9 @@ function CreateKeyForm() {
   );
 }
 
-function KeyRow({ apiKey, showOwner }: { apiKey: ApiKey; showOwner: boolean }) {
+function KeyRow({ apiKey, showOwner, now }: { apiKey: ApiKey; showOwner: boolean; now: number }) {
   const revoke = useRevokeApiKey();
-  const expired = apiKey.expires_at !== null && new Date(apiKey.expires_at).getTime() < Date.now();
+  const expired = apiKey.expires_at !== null && new Date(apiKey.expires_at).getTime() < now;
   return (
     <tr>
       <td>
@@ -107,6 +107,8 @@ function KeyRow({ apiKey, showOwner }: { apiKey: ApiKey; showOwner: boolean }) {
 
 function KeyList({ scope }: { scope: ApiKeyScope }) {
   const keys = useApiKeys(scope);
+  // When the page opened: what counts as expired does not flicker between renders.
+  const [now] = useState(() => Date.now());
   if (keys.isPending) return <LoadingState label="Loading API keys…" />;
   if (keys.error) return <ErrorAlert error={keys.error} onRetry={() => void keys.refetch()} />;
   if (keys.data.items.length === 0) return <EmptyState title="No API keys yet" />;
@@ -128,7 +130,7 @@ function KeyList({ scope }: { scope: ApiKeyScope }) {
         </thead>
         <tbody>
           {keys.data.items.map((apiKey) => (
-            <KeyRow key={apiKey.id} apiKey={apiKey} showOwner={showOwner} />
+            <KeyRow key={apiKey.id} apiKey={apiKey} showOwner={showOwner} now={now} />
           ))}
         </tbody>
       </table>
