@@ -12,6 +12,8 @@ RUN_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# The OpenID Connect provider the single sign-on tests sign in through (npm: oidc-provider).
+OIDC_STAMP := tests/fixtures/oidc/node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install install-runtime web web-check api-types lint pytest chromium promtool bench clean
@@ -19,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: install-runtime web
 	$(BIN)/kibitz up --host $(HOST) --port $(PORT)
 
-test: install web chromium promtool
+test: install web chromium promtool $(OIDC_STAMP)
 	bash scripts/test.sh
 
 install: $(STAMP)
@@ -42,6 +44,10 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(WEB_STAMP)
+
+$(OIDC_STAMP): tests/fixtures/oidc/package.json tests/fixtures/oidc/package-lock.json
+	cd tests/fixtures/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $(OIDC_STAMP)
 
 web: $(WEB_STAMP)
 	cd web && npm run --silent build
@@ -83,4 +89,4 @@ bench: install
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) web/node_modules web/dist data
+	rm -rf $(VENV) web/node_modules web/dist data tests/fixtures/oidc/node_modules

@@ -64,7 +64,9 @@ class Pipeline:
         if is_never_routed(path):
             raise NotFound(_NOT_ROUTED)
         route = route_for(method, path)
-        if route is None or (wants_html(request) and not path.endswith(".json")):
+        if route is None or (
+            wants_html(request) and not path.endswith(".json") and not route.navigation
+        ):
             # Web pages share prefixes with the API (/chat/:id, /agents): navigations get the app.
             return self.web.response(request)
         self.proxy.upstreams.pool(route.service)  # 503 at once for a service not deployed

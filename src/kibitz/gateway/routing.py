@@ -52,6 +52,12 @@ WORK_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+# Single sign-on: sign-in options, and the browser's round trip through an identity provider
+# (`/auth/sso/{provider}/start` and `/callback`), all before the person has any token.
+SSO_PROVIDERS_PATH = "/auth/sso/providers"
+SSO_NAVIGATIONS = ("start", "callback")
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Where one public request goes and what it needs first."""
@@ -60,6 +66,9 @@ class Route:
     public: bool
     ip_limited: bool
     cost: CostClass = "read"
+    # An API route the browser navigates to (not a page of the web app): proxied even when it
+    # asks for HTML.
+    navigation: bool = False
 
 
 def cost_of(method: str, path: str) -> CostClass:
@@ -69,6 +78,17 @@ def cost_of(method: str, path: str) -> CostClass:
         if method == work_method and pattern.fullmatch(normalised):
             return "work"
     return "read"
+
+
+def _sso_navigation(method: str, path: str) -> bool:
+    parts = path.split("/")  # "", "auth", "sso", provider, step
+    return (
+        method in ("GET", "HEAD")
+        and len(parts) == 5
+        and parts[1:3] == ["auth", "sso"]
+        and bool(parts[3])
+        and parts[4] in SSO_NAVIGATIONS
+    )
 
 
 def is_never_routed(path: str) -> bool:
@@ -90,6 +110,16 @@ def route_for(method: str, path: str) -> Route | None:
     if tail == "openapi.json" and service == prefix:
         return Route(service=service, public=method in ("GET", "HEAD"), ip_limited=False)
     normalised = path.rstrip("/") or "/"
+    if _sso_navigation(method, normalised):
+        return Route(
+            service=service,
+            public=True,
+            ip_limited=True,
+            cost=cost_of(method, path),
+            navigation=True,
+        )
+    if method in ("GET", "HEAD") and normalised == SSO_PROVIDERS_PATH:
+        return Route(service=service, public=True, ip_limited=False)
     public = (method, normalised) in PUBLIC_ROUTES
     return Route(
         service=service,

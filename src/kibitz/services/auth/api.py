@@ -10,12 +10,18 @@ from fastapi import APIRouter, Request, Response, status
 from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
-from kibitz.services.auth.dependencies import AuthServiceDep, ClientIp, request_is_https
+from kibitz.services.auth.dependencies import (
+    AuthServiceDep,
+    ClientIp,
+    SsoServiceDep,
+    request_is_https,
+)
 from kibitz.services.auth.errors import MissingRefreshToken
 from kibitz.services.auth.schemas import (
     AuthenticatedSession,
     InternalUserRead,
     Jwks,
+    LinkedIdentityRead,
     LoginRequest,
     MeRead,
     RefreshRequest,
@@ -34,7 +40,8 @@ def _is_web_client(request: Request) -> bool:
     return request.headers.get(WEB_CLIENT_HEADER, "").strip().lower() == "web"
 
 
-def _set_refresh_cookie(request: Request, response: Response, refresh_token: str) -> None:
+def set_refresh_cookie(request: Request, response: Response, refresh_token: str) -> None:
+    """Set the refresh token as the browser's `kibitz_refresh` cookie."""
     # Path=/auth: the browser sends it to refresh/logout only; JS never sees it (HttpOnly).
     response.set_cookie(
         REFRESH_COOKIE,
@@ -101,7 +108,7 @@ async def register(
         invite_code=body.invite_code,
     )
     if _is_web_client(request):
-        _set_refresh_cookie(request, response, issued.refresh_token)
+        set_refresh_cookie(request, response, issued.refresh_token)
     return _session_body(issued, response)
 
 
@@ -125,7 +132,7 @@ async def login(
 ) -> AuthenticatedSession:
     issued = await auth.login(email=body.email, password=body.password, client_ip=ip)
     if _is_web_client(request):
-        _set_refresh_cookie(request, response, issued.refresh_token)
+        set_refresh_cookie(request, response, issued.refresh_token)
     return _session_body(issued, response)
 
 
@@ -149,7 +156,7 @@ async def refresh(
     token, from_cookie = _refresh_token_of(request, body)
     issued = await auth.refresh(refresh_token=token)
     if from_cookie or _is_web_client(request):
-        _set_refresh_cookie(request, response, issued.refresh_token)
+        set_refresh_cookie(request, response, issued.refresh_token)
     return _session_body(issued, response)
 
 
@@ -177,9 +184,28 @@ async def logout(
     summary="The caller's account",
     responses=problem_responses(401),
 )
-async def me(principal: CurrentPrincipal, session: SessionDep, auth: AuthServiceDep) -> MeRead:
+async def me(
+    principal: CurrentPrincipal, session: SessionDep, auth: AuthServiceDep, sso: SsoServiceDep
+) -> MeRead:
     user = await auth.get_user(session, user_id=principal.user_id)
-    return MeRead.model_validate(user)
+    identities = await sso.identities(session, user_id=user.id)
+    return MeRead(
+        id=user.id,
+        email=user.email,
+        tenant_id=user.tenant_id,
+        role=user.role,
+        created_at=user.created_at,
+        has_password=user.password_hash is not None,
+        identities=[
+            LinkedIdentityRead(
+                provider_id=view.identity.provider_id,
+                provider_name=view.provider_name,
+                email=view.identity.email,
+                linked_at=view.identity.created_at,
+            )
+            for view in identities
+        ],
+    )
 
 
 @router.get(

@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
-from pydantic import PositiveInt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, PositiveInt, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kibitz.kit.settings import ServiceSettings
+
+# Deployment providers have names like "google"; tenant providers are UUIDs, so never clash.
+ProviderId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
+class SsoProviderSetting(BaseModel):
+    """One deployment-wide sign-in provider: any OpenID Connect issuer, or GitHub (OAuth 2)."""
+
+    id: ProviderId
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    kind: Literal["oidc", "github"] = "oidc"
+    # OpenID Connect: the issuer, whose /.well-known/openid-configuration says the rest.
+    issuer: str | None = None
+    client_id: Annotated[str, Field(min_length=1, max_length=255)]
+    client_secret: SecretStr
+    # Space-separated; unset: "openid email profile" (OIDC), "read:user user:email" (GitHub).
+    scopes: str | None = None
+    # GitHub Enterprise Server, or a test double: where its OAuth pages and its REST API live.
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+
+    @model_validator(mode="after")
+    def _issuer_for_oidc(self) -> SsoProviderSetting:
+        if self.kind == "oidc" and not self.issuer:
+            raise ValueError("an OpenID Connect provider needs an issuer")
+        return self
 
 
 class AuthSettings(ServiceSettings):
@@ -22,6 +50,17 @@ class AuthSettings(ServiceSettings):
     login_failure_window_seconds: PositiveInt = 15 * 60
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the gateway), comma-separated.
     trusted_proxies: str = "127.0.0.1,::1"
+
+    # Single sign-on. JSON list of SsoProviderSetting, e.g.
+    # [{"id": "google", "name": "Google", "issuer": "https://accounts.google.com", ...}].
+    sso_providers: list[SsoProviderSetting] = []
+    # Where browsers reach kibitz (the gateway): callback URLs given to identity providers.
+    public_url: str = "http://localhost:8000"
+    # 10 min from "Continue with…" to the provider sending the browser back.
+    sso_login_seconds: PositiveInt = 10 * 60
+    # Fernet key(s) for tenants' client secrets and the sign-in cookie, comma-separated, the
+    # first encrypts; unset: generated under the data dir.
+    encryption_key: SecretStr | None = None
 
     @property
     def refresh_token_seconds(self) -> int:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from kibitz.services.auth.config import AuthSettings
 from kibitz.services.auth.service import AuthService
+from kibitz.services.auth.sso.service import SsoService
 
 
 async def _auth_service(request: Request) -> AuthService:
@@ -17,6 +18,14 @@ async def _auth_service(request: Request) -> AuthService:
 
 
 AuthServiceDep = Annotated[AuthService, Depends(_auth_service)]
+
+
+async def _sso_service(request: Request) -> SsoService:
+    service: SsoService = request.app.state.sso_service
+    return service
+
+
+SsoServiceDep = Annotated[SsoService, Depends(_sso_service)]
 
 
 def _trusted_proxy(request: Request) -> bool:

@@ -22,7 +22,8 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # None for a person who signs in only through an identity provider.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     full_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     role: Mapped[str] = mapped_column(String(20))

@@ -14,6 +14,7 @@ from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.events import Outbox
+from kibitz.kit.encryption import SecretCipher
 from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
@@ -24,6 +25,10 @@ from kibitz.services.auth.api_keys.service import ApiKeyService
 from kibitz.services.auth.config import AuthSettings
 from kibitz.services.auth.models import outbox_table
 from kibitz.services.auth.service import AuthService, KeyRing, LoginThrottle
+from kibitz.services.auth.sso.api import router as sso_router
+from kibitz.services.auth.sso.service import SsoService
+
+KEY_FILE_NAME = "auth-encryption.key"
 
 NAME = "auth"
 SCHEMA = ServiceSchema(NAME, Path(__file__).parent / "migrations")
@@ -38,6 +43,13 @@ def _throttle_storage_url(platform: Platform) -> str:
     redis_url = platform.settings.redis_url
     # Shared by every auth replica through Redis; per process otherwise.
     return f"async+{redis_url}" if redis_url else "async+memory://"
+
+
+def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
+    if settings.encryption_key is not None:
+        return SecretCipher.from_setting(settings.encryption_key.get_secret_value())
+    # No key configured (all-in-one): one is generated and kept under the data dir.
+    return SecretCipher.from_key_file(platform.settings.data_dir / KEY_FILE_NAME)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -59,6 +71,9 @@ def create_app(platform: Platform) -> FastAPI:
         ),
         refresh_token_seconds=settings.refresh_token_seconds,
         tenants=tenants,
+    )
+    sso = SsoService(
+        database=database, auth=auth, settings=settings, cipher=_cipher(platform, settings)
     )
 
     @asynccontextmanager
@@ -85,16 +100,20 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router, api_keys_router, api_keys_internal],
+        routers=[router, api_keys_router, api_keys_internal, sso_router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(NAME, database, outbox=outbox_table),
-        description="Accounts, sessions (access and refresh tokens) and the public signing keys.",
+        description=(
+            "Accounts, sessions (access and refresh tokens), the public signing keys, personal "
+            "API keys, and single sign-on through OpenID Connect and GitHub."
+        ),
     )
     app.state.database = database
     app.state.auth_settings = settings
     app.state.auth_service = auth
     app.state.api_key_service = ApiKeyService(keys=keys, outbox=outbox)
+    app.state.sso_service = sso
     # Verify against our own keys, without an HTTP call to ourselves.
     app.state.token_verifier = TokenVerifier(keys.jwks)
     return app

@@ -136,6 +136,15 @@ class UserRead(BaseModel):
     created_at: UtcDatetime
 
 
+class LinkedIdentityRead(BaseModel):
+    """An identity-provider account linked to the caller."""
+
+    provider_id: str
+    provider_name: str
+    email: str
+    linked_at: UtcDatetime
+
+
 class MeRead(BaseModel):
     """The caller, as `GET /auth/me` returns it."""
 
@@ -151,6 +160,10 @@ class MeRead(BaseModel):
     tenant_id: uuid.UUID
     role: str
     created_at: UtcDatetime
+    has_password: bool = Field(default=True, description="Whether a password is a way in.")
+    identities: list[LinkedIdentityRead] = Field(
+        default=[], description="Identity-provider accounts linked to this one."
+    )
 
 
 class InternalUserRead(UserRead):

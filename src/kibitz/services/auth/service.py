@@ -55,6 +55,9 @@ from kibitz.services.auth.models import (
     User,
 )
 from kibitz.services.auth.schemas import as_utc
+from kibitz.services.auth.sso import repository as sso_repository
+from kibitz.services.auth.sso.errors import SsoRequired
+from kibitz.services.auth.sso.models import LinkedIdentity
 
 logger = structlog.get_logger("kibitz.auth")
 
@@ -307,6 +310,11 @@ class TenantMembership:
     tenant_name: str | None
 
 
+def email_domain(email: str) -> str:
+    """The lower-case domain of a (normalised) email address."""
+    return email.rsplit("@", 1)[-1].strip().lower()
+
+
 def hash_refresh_token(token: str) -> str:
     """SHA-256 of a refresh token: enough for 256 random bits, and a constant-cost lookup."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -346,12 +354,38 @@ class AuthService:
         if invite_code and self.tenants is None:
             raise InvitesNeedTenants()
         async with self.database.transaction() as session:
+            await self._refuse_passwords_where_sso_is_enforced(session, email=email, user=None)
             if await repository.email_taken(session, email=email):
                 raise EmailTaken()
         password_hash = await hash_password(password)
+        return await self.create_account(
+            email=email,
+            password_hash=password_hash,
+            full_name=full_name,
+            tenant_name=tenant_name,
+            invite_code=invite_code,
+        )
+
+    async def create_account(
+        self,
+        *,
+        email: str,
+        password_hash: str | None,
+        full_name: str | None,
+        tenant_name: str | None = None,
+        invite_code: str | None = None,
+        join_tenant_id: uuid.UUID | None = None,
+        identity: LinkedIdentity | None = None,
+    ) -> IssuedSession:
+        """Store a new account (in a new tenant, or one joined by invite or by `join_tenant_id`),
+        with its first linked identity if any, and open a session."""
         user_id = new_id()
         membership = await self._join_tenant(
-            user_id=user_id, email=email, tenant_name=tenant_name, invite_code=invite_code
+            user_id=user_id,
+            email=email,
+            tenant_name=tenant_name,
+            invite_code=invite_code,
+            join_tenant_id=join_tenant_id,
         )
         user = User(
             id=user_id,
@@ -366,6 +400,9 @@ class AuthService:
             async with self.database.transaction() as session:
                 try:
                     await repository.add_user(session, user)
+                    if identity is not None:
+                        identity.user_id = user.id
+                        await sso_repository.add_identity(session, identity)
                 except IntegrityError as exc:
                     raise EmailTaken() from exc
                 await self.outbox.add(
@@ -400,15 +437,21 @@ class AuthService:
         email: str,
         tenant_name: str | None,
         invite_code: str | None,
+        join_tenant_id: uuid.UUID | None,
     ) -> TenantMembership:
         if self.tenants is None:
             # No tenants service: auth mints the tenant id; tenants takes over when deployed.
+            if join_tenant_id is not None:
+                return TenantMembership(tenant_id=join_tenant_id, role="member", tenant_name=None)
             return TenantMembership(tenant_id=new_id(), role=ROLE_OWNER, tenant_name=tenant_name)
         body: dict[str, Any] = {"user_id": str(user_id), "email": email}
         if tenant_name:
             body["tenant_name"] = tenant_name
         if invite_code:
             body["invite_code"] = invite_code
+        if join_tenant_id is not None:
+            # Auth vouches: the tenant's own identity provider signed this person in.
+            body["tenant_id"] = str(join_tenant_id)
         try:
             response = await self.tenants.request("POST", "/tenants/internal/tenants", json=body)
         except (ServiceUnavailable, GatewayTimeout) as exc:
@@ -441,6 +484,7 @@ class AuthService:
             raise
         async with self.database.transaction() as session:
             user = await repository.get_user_by_email(session, email=email)
+            await self._refuse_passwords_where_sso_is_enforced(session, email=email, user=user)
         # Unknown emails are verified against a dummy hash: the same time, the same answer.
         valid = await verify_password(user.password_hash if user else None, password)
         if user is None or not valid:
@@ -451,6 +495,25 @@ class AuthService:
         LOGINS.labels("succeeded").inc()
         async with self.database.transaction() as session:
             refresh_token = await self._start_family(session, user_id=user.id)
+        return self._issue(user, refresh_token)
+
+    async def _refuse_passwords_where_sso_is_enforced(
+        self, session: AsyncSession, *, email: str, user: User | None
+    ) -> None:
+        """403 when the email's domain belongs to a tenant that requires its identity provider
+        and this person is (or would become) one of its people. A member of another tenant
+        who shares the domain keeps their password: one tenant cannot lock out another's."""
+        provider = await sso_repository.provider_for_domain(session, domain=email_domain(email))
+        if provider is None or not provider.enforce:
+            return
+        if user is None or user.tenant_id == provider.tenant_id:
+            raise SsoRequired()
+
+    async def sign_in(self, user: User) -> IssuedSession:
+        """Open a session for a user someone else vouched for (an identity provider)."""
+        async with self.database.transaction() as session:
+            refresh_token = await self._start_family(session, user_id=user.id)
+        LOGINS.labels("sso").inc()
         return self._issue(user, refresh_token)
 
     async def refresh(self, *, refresh_token: str) -> IssuedSession:

@@ -134,13 +134,15 @@ async def create_invite(
 async def create_membership(
     body: TenantCreate, session: SessionDep, tenants: TenantsServiceDep
 ) -> MembershipCreated:
-    """For auth's register: create the user's tenant, or join one by invite code."""
+    """For auth's register: create the user's tenant, or join one by invite code (or, after
+    single sign-on through a tenant's provider, that tenant)."""
     tenant, membership = await tenants.join_or_create(
         session,
         user_id=body.user_id,
         email=body.email,
         tenant_name=body.tenant_name,
         invite_code=body.invite_code,
+        join_tenant_id=body.tenant_id,
     )
     return MembershipCreated(
         tenant_id=tenant.id, tenant_name=tenant.name, role=membership.role, plan=tenant.plan

@@ -131,12 +131,15 @@ class InviteRead(BaseModel):
 
 
 class TenantCreate(Strict):
-    """Internal: a new user's tenant (created, or joined by invite)."""
+    """Internal: a new user's tenant (created, or joined by invite or single sign-on)."""
 
     user_id: uuid.UUID
     email: Annotated[str, Field(min_length=3, max_length=254)]
     tenant_name: TenantName = None
     invite_code: InviteCode = None
+    # Join this tenant as a member: auth vouches (the tenant's own identity provider signed the
+    # person in).
+    tenant_id: uuid.UUID | None = None
 
 
 class MembershipCreated(BaseModel):

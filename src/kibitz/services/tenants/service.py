@@ -270,8 +270,10 @@ class TenantsService:
         email: str,
         tenant_name: str | None,
         invite_code: str | None,
+        join_tenant_id: uuid.UUID | None = None,
     ) -> tuple[Tenant, Membership]:
-        """A new user's tenant: joined by invite, or created with them as owner (idempotent)."""
+        """A new user's tenant: joined by invite or as a member of `join_tenant_id`, or created
+        with them as owner (idempotent)."""
         existing = await repository.get_membership(session, user_id=user_id)
         if existing is not None:
             return await self.tenant(session, tenant_id=existing.tenant_id), existing
@@ -290,6 +292,9 @@ class TenantsService:
                 raise InviteUsed()
             tenant = await self.tenant(session, tenant_id=invite.tenant_id)
             role = invite.role
+        elif join_tenant_id is not None:
+            tenant = await self.tenant(session, tenant_id=join_tenant_id)
+            role = ROLE_MEMBER
         else:
             tenant = Tenant(
                 id=new_id(),

@@ -1,0 +1,61 @@
+"""Secrets at rest (and sealed browser state) with Fernet: AES-128-CBC + HMAC-SHA256.
+
+Keys come from a setting (comma-separated, the first encrypts, all decrypt: rotation) or, when
+none is configured (all-in-one), from a key file generated under the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Self
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class SecretCipher:
+    """Encrypts with the first key, decrypts with any (so keys can be rotated)."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ValueError("at least one encryption key is needed")
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+
+    @classmethod
+    def from_setting(cls, value: str) -> Self:
+        """Keys from a setting: comma-separated Fernet keys."""
+        return cls([part.strip().encode() for part in value.split(",") if part.strip()])
+
+    @classmethod
+    def from_key_file(cls, path: Path) -> Self:
+        """The key kept in `path`, created (mode 0600) on first use."""
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting at once must not overwrite each other's key.
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(Fernet.generate_key())
+        key = path.read_bytes().strip()
+        for _ in range(100):  # another process created the file and is still writing it
+            if key:
+                break
+            time.sleep(0.01)
+            key = path.read_bytes().strip()
+        return cls([key])
+
+    def encrypt(self, plaintext: str) -> str:
+        """A Fernet token for the text."""
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str, *, max_age_seconds: int | None = None) -> str:
+        """The text back; ValueError when the token is forged, made with an unknown key, or
+        (with `max_age_seconds`) older than that."""
+        try:
+            return self._fernet.decrypt(token.encode(), ttl=max_age_seconds).decode()
+        except InvalidToken as exc:
+            raise ValueError("the token cannot be decrypted with the configured keys") from exc
