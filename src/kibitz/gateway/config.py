@@ -27,7 +27,8 @@ class GatewaySettings(BaseSettings):
     # 10 s: a replica that refused a connection is skipped this long.
     cooldown_seconds: NonNegativeFloat = 10.0
 
-    # Per client IP on the public auth routes (register, login, refresh, logout), per minute.
+    # Per client IP on the public auth routes (register, login, refresh, logout, and the single
+    # sign-on start and callback), per minute.
     auth_ip_requests_per_minute: PositiveInt = 30
     # Per tenant when the deployment has no tenants service (or it cannot be asked).
     default_requests_per_minute: PositiveInt = BASIC_REQUESTS_PER_MINUTE

@@ -160,6 +160,7 @@ async def _fetch_token(client: AsyncOAuth2Client, url: str, *, code: str, verifi
     try:
         return await client.fetch_token(url, code=code, code_verifier=verifier)
     except httpx2.HTTPError as exc:
+        logger.warning("sso_token_endpoint_unreachable", error=repr(exc))
         raise SignInFailed("sso_unavailable", "cannot reach the token endpoint") from exc
     except Exception as exc:  # authlib's OAuthError, or a malformed answer
         raise SignInFailed("sso_failed", f"token exchange refused: {type(exc).__name__}") from exc
