@@ -28,6 +28,9 @@ def test_paths_outside_the_service_prefixes_are_not_api_routes(path: str) -> Non
         ("GET", "/auth/jwks"),
         ("GET", "/chat/openapi.json"),
         ("GET", "/auth/openapi.json"),
+        ("GET", "/auth/sso/providers"),
+        ("GET", "/auth/sso/google/start"),
+        ("GET", "/auth/sso/0193a4f2-6c1e-7b3a-9d41-2f0e8c7a5b10/callback"),
     ],
 )
 def test_public_routes_need_no_token(method: str, path: str) -> None:
@@ -37,7 +40,17 @@ def test_public_routes_need_no_token(method: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/auth/me"), ("GET", "/auth/login"), ("POST", "/auth/jwks"), ("GET", "/users/me")],
+    [
+        ("GET", "/auth/me"),
+        ("GET", "/auth/login"),
+        ("POST", "/auth/jwks"),
+        ("GET", "/users/me"),
+        ("GET", "/auth/sso/tenant"),
+        ("PUT", "/auth/sso/tenant"),
+        ("POST", "/auth/sso/google/callback"),
+        ("GET", "/auth/sso/google/start/more"),
+        ("GET", "/auth/sso/google/other"),
+    ],
 )
 def test_everything_else_needs_a_token(method: str, path: str) -> None:
     route = route_for(method, path)
@@ -48,6 +61,16 @@ def test_only_the_credential_routes_are_limited_per_ip() -> None:
     assert route_for("POST", "/auth/login").ip_limited  # type: ignore[union-attr]
     assert not route_for("GET", "/auth/jwks").ip_limited  # type: ignore[union-attr]
     assert not route_for("GET", "/auth/me").ip_limited  # type: ignore[union-attr]
+    assert route_for("GET", "/auth/sso/google/start").ip_limited  # type: ignore[union-attr]
+    assert route_for("GET", "/auth/sso/google/callback").ip_limited  # type: ignore[union-attr]
+
+
+def test_only_the_sso_start_and_callback_are_browser_navigations_to_the_api() -> None:
+    """The gateway proxies these even when the browser asks for HTML (it is not an app page)."""
+    assert route_for("GET", "/auth/sso/google/start").navigation  # type: ignore[union-attr]
+    assert route_for("GET", "/auth/sso/google/callback").navigation  # type: ignore[union-attr]
+    assert not route_for("GET", "/auth/sso/providers").navigation  # type: ignore[union-attr]
+    assert not route_for("GET", "/chat/abc").navigation  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
