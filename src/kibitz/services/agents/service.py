@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kibitz.kit.address_guard import UnsafeAddressError
 from kibitz.kit.db import Database
 from kibitz.kit.errors import ProblemError
 from kibitz.kit.jwt import Principal
@@ -42,7 +43,6 @@ from kibitz.services.agents.metrics import (
 )
 from kibitz.services.agents.models import Agent
 from kibitz.services.agents.plans import Plan, PlanReader, upgrade_that_allows
-from kibitz.services.agents.providers.address_guard import UnsafeAddressError
 from kibitz.services.agents.providers.base import (
     CompletionRequest,
     Provider,

@@ -56,6 +56,9 @@ class AuthSettings(ServiceSettings):
     sso_providers: list[SsoProviderSetting] = []
     # Where browsers reach kibitz (the gateway): callback URLs given to identity providers.
     public_url: str = "http://localhost:8000"
+    # Hostnames, addresses or CIDRs (comma-separated) a tenant's identity provider may be at
+    # although they are loopback/private (an IdP on the company LAN; the test provider).
+    sso_allowed_private_hosts: str = ""
     # 10 min from "Continue with…" to the provider sending the browser back.
     sso_login_seconds: PositiveInt = 10 * 60
     # Fernet key(s) for tenants' client secrets and the sign-in cookie, comma-separated, the

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from kibitz.services.agents.config import AgentsSettings
-from kibitz.services.agents.providers.address_guard import (
+from kibitz.kit.address_guard import (
     AllowList,
     PinnedAddress,
     PinnedTransport,
@@ -16,6 +15,7 @@ from kibitz.services.agents.providers.address_guard import (
     check_base_url,
     is_public,
 )
+from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.providers.base import ProviderError
 from kibitz.services.agents.providers.provider_set import AgentTarget, ProviderSet
 from tests.fixtures.simulator import RunningSimulator

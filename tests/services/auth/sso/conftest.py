@@ -130,6 +130,8 @@ async def world(
         env = {
             "KIBITZ_AUTH_SSO_PROVIDERS": json.dumps(providers),
             "KIBITZ_AUTH_PUBLIC_URL": gateway,
+            # Tenants' providers are the test provider on loopback.
+            "KIBITZ_AUTH_SSO_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
             # Every test signs in from 127.0.0.1.
             "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "10000",
         }

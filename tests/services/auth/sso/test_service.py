@@ -343,3 +343,23 @@ async def test_the_only_way_in_cannot_be_removed(world: SsoWorld) -> None:
         f"{world.gateway}/auth/login", json={"email": account.email, "password": account.password}
     )
     assert login.status_code == 200
+
+
+async def test_a_tenants_provider_in_the_private_network_is_refused(world: SsoWorld) -> None:
+    """SSRF: only the allow-listed 127.0.0.1 may be private; other private, link-local (cloud
+    metadata) or plain-http public issuers are refused before auth ever calls them."""
+    owner = await world.stack.register()
+    for issuer in (
+        "http://169.254.169.254/latest",
+        "http://10.0.0.8",
+        "https://127.0.0.2:9",
+        "https://0.0.0.0",
+        "http://[::1]:8080",
+        "ftp://idp.example",
+        "https://127.0.0.1/x?y=1",
+    ):
+        answer = await _put(
+            world, owner, issuer=issuer, client_id="c", client_secret="s", domains=[_domain()]
+        )
+        assert answer.status_code == 422, (issuer, answer.text)
+        assert answer.json()["type"].endswith("sso-unsafe-issuer"), issuer

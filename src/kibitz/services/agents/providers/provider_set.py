@@ -9,14 +9,14 @@ import anthropic
 import httpx2
 import openai
 
-from kibitz.services.agents.config import AgentsSettings
-from kibitz.services.agents.providers.address_guard import (
+from kibitz.kit.address_guard import (
     AllowList,
     PinnedAddress,
     PinnedTransport,
     UnsafeAddressError,
     check_base_url,
 )
+from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.providers.anthropic_messages import AnthropicMessages
 from kibitz.services.agents.providers.base import Provider, ProviderError
 from kibitz.services.agents.providers.echo import EchoProvider
@@ -44,7 +44,9 @@ class ProviderSet:
 
     def __init__(self, settings: AgentsSettings) -> None:
         self.settings = settings
-        self.allow_list = AllowList(settings.allowed_private_entries())
+        self.allow_list = AllowList(
+            settings.allowed_private_entries(), setting="KIBITZ_AGENTS_ALLOWED_PRIVATE_HOSTS"
+        )
         self.timeout = httpx2.Timeout(
             connect=settings.connect_timeout_seconds,
             read=settings.read_timeout_seconds,

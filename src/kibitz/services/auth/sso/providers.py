@@ -18,6 +18,12 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+from kibitz.kit.address_guard import (
+    AllowList,
+    PinnedTransport,
+    UnsafeAddressError,
+    check_base_url,
+)
 from kibitz.services.auth.sso.errors import SignInFailed
 
 logger = structlog.get_logger("kibitz.auth.sso")
@@ -70,14 +76,14 @@ class DiscoveryCache:
 
     documents: dict[str, _IssuerDocuments] = field(default_factory=dict)
 
-    async def metadata(self, issuer: str) -> dict[str, Any]:
+    async def metadata(self, issuer: str, guard: AllowList | None = None) -> dict[str, Any]:
         """The issuer's configuration (its `issuer` must be the one asked for: OIDC Discovery
         4.3, so a document cannot speak for another issuer)."""
         cached = self.documents.get(issuer)
         if cached and time.monotonic() - cached.fetched_at < DISCOVERY_CACHE_SECONDS:
             return cached.metadata
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        metadata = await _get_json(url)
+        metadata = await _get_json(url, guard=guard)
         if metadata.get("issuer") != issuer:
             logger.warning("sso_discovery_issuer_mismatch", issuer=issuer)
             raise SignInFailed("sso_unavailable", "discovery names another issuer")
@@ -87,13 +93,15 @@ class DiscoveryCache:
         self.documents[issuer] = _IssuerDocuments(metadata=metadata, fetched_at=time.monotonic())
         return metadata
 
-    async def key_set(self, issuer: str, *, refresh: bool = False) -> KeySet:
+    async def key_set(
+        self, issuer: str, *, refresh: bool = False, guard: AllowList | None = None
+    ) -> KeySet:
         """The issuer's public keys; `refresh` refetches them (an unknown `kid`), rate limited."""
-        await self.metadata(issuer)
+        await self.metadata(issuer, guard)
         documents = self.documents[issuer]
         stale = time.monotonic() - documents.jwks_fetched_at >= JWKS_REFETCH_SECONDS
         if documents.jwks is None or (refresh and stale):
-            documents.jwks = await _get_json(documents.metadata["jwks_uri"])
+            documents.jwks = await _get_json(documents.metadata["jwks_uri"], guard=guard)
             documents.jwks_fetched_at = time.monotonic()
         try:
             return KeySet.import_key_set(documents.jwks)  # type: ignore[arg-type]
@@ -101,9 +109,25 @@ class DiscoveryCache:
             raise SignInFailed("sso_unavailable", "the issuer's JWKS is unusable") from exc
 
 
-async def _get_json(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+async def _pinned_transport(url: str, guard: AllowList | None) -> PinnedTransport | None:
+    """For a tenant's provider (`guard` set): the URL's checked address, so a tenant cannot make
+    auth call into the private network (SSRF); None for the deployment's own providers."""
+    if guard is None:
+        return None
     try:
-        async with httpx2.AsyncClient(timeout=PROVIDER_TIMEOUT_SECONDS) as client:
+        return PinnedTransport(await check_base_url(url, guard))
+    except UnsafeAddressError as exc:
+        raise SignInFailed("sso_unavailable", f"refused provider address: {exc}") from exc
+
+
+async def _get_json(
+    url: str, headers: dict[str, str] | None = None, *, guard: AllowList | None = None
+) -> dict[str, Any]:
+    transport = await _pinned_transport(url, guard)
+    try:
+        async with httpx2.AsyncClient(
+            timeout=PROVIDER_TIMEOUT_SECONDS, transport=transport
+        ) as client:
             response = await client.get(url, headers=headers)
     except httpx2.HTTPError as exc:
         raise SignInFailed("sso_unavailable", f"cannot reach {url}") from exc
@@ -144,6 +168,7 @@ def _client(
     scope: str,
     redirect_uri: str,
     auth_method: str = "client_secret_basic",
+    transport: PinnedTransport | None = None,
 ) -> AsyncOAuth2Client:
     return AsyncOAuth2Client(
         client_id=client_id,
@@ -153,6 +178,7 @@ def _client(
         code_challenge_method="S256",
         token_endpoint_auth_method=auth_method,
         timeout=PROVIDER_TIMEOUT_SECONDS,
+        transport=transport,
     )
 
 
@@ -183,6 +209,7 @@ class OidcProvider(IdentityProvider):
         discovery: DiscoveryCache,
         tenant_id: Any = None,
         domains: frozenset[str] = frozenset(),
+        guard: AllowList | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -193,18 +220,22 @@ class OidcProvider(IdentityProvider):
         self._discovery = discovery
         self.tenant_id = tenant_id
         self.domains = domains
+        self._guard = guard
 
-    def _oauth(self, redirect_uri: str) -> AsyncOAuth2Client:
+    def _oauth(
+        self, redirect_uri: str, transport: PinnedTransport | None = None
+    ) -> AsyncOAuth2Client:
         return _client(
             client_id=self.client_id,
             client_secret=self._client_secret,
             scope=self.scopes,
             redirect_uri=redirect_uri,
+            transport=transport,
         )
 
     async def authorization_url(self, request: SignInRequest, *, login_hint: str | None) -> str:
         """The issuer's authorization endpoint with PKCE (S256), `state` and `nonce`."""
-        metadata = await self._discovery.metadata(self.issuer)
+        metadata = await self._discovery.metadata(self.issuer, self._guard)
         extra = {"login_hint": login_hint} if login_hint else {}
         async with self._oauth(request.redirect_uri) as client:
             url, _ = client.create_authorization_url(
@@ -219,8 +250,10 @@ class OidcProvider(IdentityProvider):
     async def identity(self, request: SignInRequest, *, code: str) -> ExternalIdentity:
         """Redeem the code; the ID token must be signed by the issuer's key and name this
         issuer, this client, this sign-in's nonce, and not be expired."""
-        metadata = await self._discovery.metadata(self.issuer)
-        async with self._oauth(request.redirect_uri) as client:
+        metadata = await self._discovery.metadata(self.issuer, self._guard)
+        # Pinned to the token endpoint's checked address (a userinfo elsewhere is then skipped).
+        transport = await _pinned_transport(metadata["token_endpoint"], self._guard)
+        async with self._oauth(request.redirect_uri, transport) as client:
             token = await _fetch_token(
                 client, metadata["token_endpoint"], code=code, verifier=request.code_verifier
             )
@@ -250,10 +283,10 @@ class OidcProvider(IdentityProvider):
         registry = JWSRegistry(algorithms=algorithms, strict_check_header=False)
         try:
             try:
-                keys = await self._discovery.key_set(self.issuer)
+                keys = await self._discovery.key_set(self.issuer, guard=self._guard)
                 decoded = jwt.decode(id_token, keys, registry=registry)
             except InvalidKeyIdError:
-                keys = await self._discovery.key_set(self.issuer, refresh=True)
+                keys = await self._discovery.key_set(self.issuer, refresh=True, guard=self._guard)
                 decoded = jwt.decode(id_token, keys, registry=registry)
             claims = CodeIDToken(
                 decoded.claims,

@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from kibitz.services.auth.schemas import Password, UtcDatetime
 
@@ -64,7 +64,7 @@ class ProviderList(BaseModel):
     items: list[ProviderRead]
 
 
-_TENANT_PROVIDER_EXAMPLE = {
+_TENANT_PROVIDER_EXAMPLE: dict[str, JsonValue] = {
     "issuer": "https://login.acme.example",
     "client_id": "kibitz",
     "domains": ["acme.example"],

@@ -8,6 +8,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 import structlog
@@ -15,6 +16,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kibitz.kit.address_guard import AllowList, UnsafeAddressError, check_base_url
 from kibitz.kit.db import Database
 from kibitz.kit.encryption import SecretCipher
 from kibitz.kit.ids import new_id
@@ -141,6 +143,10 @@ class SsoService:
         self.discovery = discovery or DiscoveryCache()
         self.cipher = cipher
         self.seal = LoginStateSeal(cipher, max_age_seconds=settings.sso_login_seconds)
+        self.tenant_guard = AllowList(
+            [h.strip() for h in settings.sso_allowed_private_hosts.split(",") if h.strip()],
+            setting="KIBITZ_AUTH_SSO_ALLOWED_PRIVATE_HOSTS",
+        )
         self.deployment_providers: dict[str, IdentityProvider] = {}
         for setting in settings.sso_providers:
             secret = setting.client_secret.get_secret_value()
@@ -229,6 +235,7 @@ class SsoService:
             discovery=self.discovery,
             tenant_id=record.tenant_id,
             domains=frozenset(domains),
+            guard=self.tenant_guard,
         )
 
     # --- a sign-in ------------------------------------------------------------------------
@@ -399,7 +406,7 @@ class SsoService:
         """Create or replace the tenant's provider (owner only). A domain another tenant has
         claimed is a 409; a public mail service's domain is never claimable."""
         require_role(principal, ROLE_OWNER)
-        _check_issuer(issuer)
+        await self._check_issuer(issuer)
         for domain in domains:
             if domain in PUBLIC_EMAIL_DOMAINS:
                 raise PublicEmailDomain(domain)
@@ -443,6 +450,21 @@ class SsoService:
             enforce=enforce,
         )
         return await self._view(session, provider)
+
+    async def _check_issuer(self, issuer: str) -> None:
+        """https (or an allow-listed private host), resolving to public addresses: a tenant
+        must not make auth call into the private network."""
+        parts = urlsplit(issuer)
+        if parts.query or parts.fragment:
+            raise UnsafeIssuer("must not carry a query or a fragment")
+        try:
+            pinned = await check_base_url(issuer, self.tenant_guard)
+        except UnsafeAddressError as exc:
+            raise UnsafeIssuer(str(exc)) from None
+        if parts.scheme != "https" and not self.tenant_guard.allows(
+            pinned.host, ip_address(pinned.ip)
+        ):
+            raise UnsafeIssuer("must be an https URL")
 
     async def remove_tenant_provider(self, session: AsyncSession, *, principal: Principal) -> None:
         """Remove the tenant's provider, its domains and enforcement (owner only)."""
@@ -492,11 +514,3 @@ class SsoService:
 
 def _same_secret(left: str, right: str) -> bool:
     return hmac.compare_digest(left.encode(), right.encode())
-
-
-def _check_issuer(issuer: str) -> None:
-    parts = urlsplit(issuer)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UnsafeIssuer("must be an https URL")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise UnsafeIssuer("must not carry credentials, a query or a fragment")

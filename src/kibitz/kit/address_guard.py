@@ -1,4 +1,5 @@
-"""SSRF guard for user-supplied base URLs: resolve once, refuse private targets, pin the address.
+"""SSRF guard for user-supplied URLs (agents' base URLs, tenants' identity providers): resolve
+once, refuse private targets, pin the address.
 
 The checked address is the one connected to (`PinnedTransport`), so a DNS answer that changes
 between the check and the connection (DNS rebinding) cannot redirect the call.
@@ -36,7 +37,9 @@ class PinnedAddress:
 class AllowList:
     """Hostnames, addresses and networks the operator lets users reach although they are private."""
 
-    def __init__(self, entries: list[str]) -> None:
+    def __init__(self, entries: list[str], *, setting: str = "") -> None:
+        # The variable that holds the list, named in refusals so the operator knows where.
+        self.setting = setting
         self.hosts: set[str] = set()
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for entry in entries:
@@ -115,9 +118,10 @@ async def check_base_url(base_url: str, allow_list: AllowList) -> PinnedAddress:
     addresses = await _resolve(host, port)
     for address in addresses:
         if not is_public(address) and not allow_list.allows(host, address):
+            where = f" ({allow_list.setting})" if allow_list.setting else ""
             raise UnsafeAddressError(
                 "points at a loopback, private, link-local or reserved address; "
-                "the operator must allow-list it (KIBITZ_AGENTS_ALLOWED_PRIVATE_HOSTS)"
+                f"the operator must allow-list it{where}"
             )
     return PinnedAddress(scheme=scheme, host=host, port=port, ip=str(addresses[0]))
 
