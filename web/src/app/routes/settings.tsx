@@ -2,6 +2,8 @@ import { useEffect } from "react";
 import { useLocation } from "react-router";
 import { ErrorAlert } from "@/components/ui/alert";
 import { LoadingState } from "@/components/ui/spinner";
+import { TenantSsoSettings } from "@/features/auth/components/tenant-sso-settings";
+import { WaysIn } from "@/features/auth/components/ways-in";
 import { useMyAgents } from "@/features/agents/api/get-my-agents";
 import { useBillingConfig } from "@/features/billing/api/get-billing-config";
 import { BillingPanel } from "@/features/billing/components/billing-panel";
@@ -11,13 +13,14 @@ import { PlanComparison } from "@/features/tenants/components/plan-comparison";
 import { useMe } from "@/features/users/api/get-me";
 import { PreferencesForm } from "@/features/users/components/preferences-form";
 import { ProfileForm } from "@/features/users/components/profile-form";
-import { useCanManageTenant } from "@/lib/session-hooks";
+import { useCanManageTenant, useSession } from "@/lib/session-hooks";
 import { PageHeader } from "./page-header";
 
 export function SettingsRoute() {
   const me = useMe();
   const agents = useMyAgents();
   const canManage = useCanManageTenant();
+  const isOwner = useSession().claims?.role === "owner";
   const location = useLocation();
   const billing = useBillingConfig();
   const billingEnabled = billing.data?.enabled === true;
@@ -36,8 +39,10 @@ export function SettingsRoute() {
         <a href="#preferences">Preferences</a>
         <a href="#plans">Plans</a>
         {billingEnabled ? <a href="#billing">Billing</a> : null}
+        <a href="#sign-in">Sign-in</a>
         {canManage ? <a href="#members">Members</a> : null}
         <a href="#api-keys">API keys</a>
+        {isOwner ? <a href="#sso">Single sign-on</a> : null}
       </nav>
       {me.isPending ? <LoadingState label="Loading your profile…" /> : null}
       {me.error ? <ErrorAlert error={me.error} onRetry={() => void me.refetch()} /> : null}
@@ -45,6 +50,9 @@ export function SettingsRoute() {
         <>
           <div id="profile">
             <ProfileForm profile={me.data} />
+          </div>
+          <div id="sign-in">
+            <WaysIn />
           </div>
           <div id="preferences">
             <PreferencesForm profile={me.data} agents={(agents.data?.items ?? []).map(({ id, name, model }) => ({ id, name, model }))} />
@@ -55,6 +63,11 @@ export function SettingsRoute() {
       <BillingPanel canManage={canManage} />
       <MembersPanel canManage={canManage} />
       <ApiKeysPanel canManage={canManage} />
+      {isOwner ? (
+        <div id="sso">
+          <TenantSsoSettings />
+        </div>
+      ) : null}
     </div>
   );
 }

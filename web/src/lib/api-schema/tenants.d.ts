@@ -70,7 +70,8 @@ export interface paths {
         put?: never;
         /**
          * Create Membership
-         * @description For auth's register: create the user's tenant, or join one by invite code.
+         * @description For auth's register: create the user's tenant, or join one by invite code (or, after
+         *     single sign-on through a tenant's provider, that tenant).
          */
         post: operations["create_membership_tenants_internal_tenants_post"];
         delete?: never;
@@ -554,13 +555,15 @@ export interface components {
         };
         /**
          * TenantCreate
-         * @description Internal: a new user's tenant (created, or joined by invite).
+         * @description Internal: a new user's tenant (created, or joined by invite or single sign-on).
          */
         TenantCreate: {
             /** Email */
             email: string;
             /** Invite Code */
             invite_code?: string | null;
+            /** Tenant Id */
+            tenant_id?: string | null;
             /** Tenant Name */
             tenant_name?: string | null;
             /**

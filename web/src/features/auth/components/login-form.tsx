@@ -7,6 +7,7 @@ import { useSession } from "@/lib/session-hooks";
 import { useLogin } from "../api/login";
 import { useSafeNext } from "../hooks/use-safe-next";
 import { AuthCard } from "./auth-card";
+import { SsoError, SsoOptions } from "./sso-options";
 
 export function LoginForm() {
   const navigate = useNavigate();
@@ -33,7 +34,7 @@ export function LoginForm() {
       }
     >
       <form className="form" onSubmit={onSubmit}>
-        {login.error ? <ErrorAlert error={login.error} title="Could not sign you in" /> : null}
+        {login.error ? <ErrorAlert error={login.error} title="Could not sign you in" /> : <SsoError />}
         {sessionEnded && !login.error ? <Alert tone="info">Your session ended; sign in again to continue.</Alert> : null}
         <TextField label="Email" type="email" name="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} autoFocus />
         <TextField label="Password" type="password" name="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
@@ -41,6 +42,7 @@ export function LoginForm() {
           Sign in
         </Button>
       </form>
+      <SsoOptions email={email} next={next} />
     </AuthCard>
   );
 }

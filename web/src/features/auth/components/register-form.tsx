@@ -6,6 +6,7 @@ import { TextField } from "@/components/ui/field";
 import { ApiError } from "@/lib/api-error";
 import { useRegister } from "../api/register";
 import { AuthCard } from "./auth-card";
+import { SsoOptions } from "./sso-options";
 
 const MIN_PASSWORD_LENGTH = 8;
 
@@ -79,6 +80,7 @@ export function RegisterForm() {
           Create account
         </Button>
       </form>
+      <SsoOptions email={email} next="/dashboard" verb="Sign up" />
     </AuthCard>
   );
 }
