@@ -51,13 +51,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def run_kibitz(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Kibitz]:
-    """`kibitz up` on a free port, serving web/dist, with its data in `data_dir`."""
+def run_kibitz(
+    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[Kibitz]:
+    """`kibitz up` on `port` (or a free one), serving web/dist, with its data in `data_dir`."""
     if not (WEB_DIST / "index.html").is_file():
         pytest.fail(
             "web/dist is not built: run `cd web && npm ci && npm run build` (make web) first"
         )
-    port = _free_port()
+    port = port or _free_port()
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")},
         "KIBITZ_DATA_DIR": str(data_dir),

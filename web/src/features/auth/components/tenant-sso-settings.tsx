@@ -18,7 +18,7 @@ export function TenantSsoSettings() {
   const current = useTenantSso(true);
   if (current.isPending) return <LoadingState label="Loading single sign-on…" />;
   if (current.error) return <ErrorAlert error={current.error} onRetry={() => void current.refetch()} />;
-  return <TenantSsoForm key={current.data?.updated_at ?? "new"} current={current.data} />;
+  return <TenantSsoForm key={current.data?.id ?? "new"} current={current.data} />;
 }
 
 function TenantSsoForm({ current }: { current: TenantSso | null }) {
