@@ -361,14 +361,13 @@ class GithubProvider(IdentityProvider):
         )
 
     async def authorization_url(self, request: SignInRequest, *, login_hint: str | None) -> str:
-        """GitHub's authorize page (`login` pre-fills the account), with PKCE and `state`."""
-        extra = {"login": login_hint} if login_hint else {}
+        """GitHub's authorize page, with PKCE and `state` (GitHub's `login` hint is a username,
+        not an email, so the email hint is not passed on)."""
         async with self._oauth(request.redirect_uri) as client:
             url, _ = client.create_authorization_url(
                 f"{self._github_url}/login/oauth/authorize",
                 state=request.state,
                 code_verifier=request.code_verifier,
-                **extra,
             )
         return str(url)
 
