@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
-from kibitz.kit.events import Outbox
 from kibitz.kit.encryption import SecretCipher
+from kibitz.kit.events import Outbox
 from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
