@@ -126,7 +126,12 @@ async def test_the_wait_grows_with_further_failures(tmp_path: Path) -> None:
 @pytest.mark.redis
 async def test_login_counters_live_in_redis_when_configured(tmp_path: Path) -> None:
     email = new_email()
-    env = {"KIBITZ_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    # A prefix of its own: the per-address counters of every run on this machine's Redis (the
+    # day tier lasts 24 h) must not add up to this run's.
+    env = {
+        "KIBITZ_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "KIBITZ_AUTH_LOGIN_THROTTLE_KEY_PREFIX": f"kibitz-test-{uuid.uuid4().hex}",
+    }
     async with start_stack(["auth"], data_dir=tmp_path / "one", env=env) as first:
         for _ in range(5):
             assert (await _login(first, email, "wrong password")).status_code == 401

@@ -48,6 +48,8 @@ class AuthSettings(ServiceSettings):
     login_failures_per_account: PositiveInt = 5
     login_failures_per_ip: PositiveInt = 20
     login_failure_window_seconds: PositiveInt = 15 * 60
+    # Namespace of the failure counters in a shared Redis (deployments, or test runs, sharing one).
+    login_throttle_key_prefix: str = "kibitz-auth-login"
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the gateway), comma-separated.
     trusted_proxies: str = "127.0.0.1,::1"
 

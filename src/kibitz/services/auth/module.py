@@ -68,6 +68,7 @@ def create_app(platform: Platform) -> FastAPI:
             per_account=settings.login_failures_per_account,
             per_ip=settings.login_failures_per_ip,
             window_seconds=settings.login_failure_window_seconds,
+            key_prefix=settings.login_throttle_key_prefix,
         ),
         refresh_token_seconds=settings.refresh_token_seconds,
         tenants=tenants,

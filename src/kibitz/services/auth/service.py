@@ -227,10 +227,20 @@ class LoginThrottle:
     """Failed-login counters per account and per client address, in tiers so the delay grows."""
 
     def __init__(
-        self, *, storage_url: str, per_account: int, per_ip: int, window_seconds: int
+        self,
+        *,
+        storage_url: str,
+        per_account: int,
+        per_ip: int,
+        window_seconds: int,
+        key_prefix: str = "kibitz-auth-login",
     ) -> None:
         # redis-py is installed (coredis, limits' default async client, is not).
-        options = {"implementation": "redispy"} if "redis" in storage_url.split("://")[0] else {}
+        options = (
+            {"implementation": "redispy", "key_prefix": key_prefix}
+            if "redis" in storage_url.split("://")[0]
+            else {}
+        )
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
 
         # n per window, then 2n per 4 windows, then 4n per day: each tier locks out longer.
