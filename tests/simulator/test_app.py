@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -355,3 +356,90 @@ async def test_openai_embeddings_come_back_through_the_sdk_as_unit_vectors(
     assert floats.data[0].embedding == pytest.approx(vectors[0], abs=1e-6)
     with pytest.raises(openai.BadRequestError):
         await oai.embeddings.create(model="m", input=[])
+
+
+ASK = {
+    "name": "ask_x",
+    "description": "Ask X.",
+    "parameters": {"type": "object", "properties": {"task": {"type": "string"}}},
+}
+
+
+async def test_openai_streamed_tool_call_is_assembled_by_the_sdks_own_helper(
+    oai: openai.AsyncOpenAI,
+) -> None:
+    async with oai.chat.completions.stream(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": 'go [sim:tool=ask_x;args={"task": "sum it up"}]'}],
+        tools=[{"type": "function", "function": ASK}],  # type: ignore[list-item]
+    ) as stream:
+        completion = await stream.get_final_completion()
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and not choice.message.content
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "ask_x"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"task": "sum it up"}  # type: ignore[union-attr]
+
+
+async def test_anthropic_streamed_tool_use_is_assembled_by_the_sdks_own_helper(
+    claude: anthropic.AsyncAnthropic,
+) -> None:
+    async with claude.messages.stream(
+        model="claude-haiku-4-5",
+        max_tokens=100,
+        messages=[{"role": "user", "content": 'go [sim:tool=ask_x;args={"task": "sum it up"}]'}],
+        tools=[{"name": "ask_x", "description": "Ask X.", "input_schema": ASK["parameters"]}],  # type: ignore[list-item]
+    ) as stream:
+        message = await stream.get_final_message()
+    assert message.stop_reason == "tool_use"
+    (block,) = message.content
+    assert block.type == "tool_use" and block.name == "ask_x"
+    assert block.input == {"task": "sum it up"}
+
+
+async def test_a_tool_call_header_scripts_the_call_and_results_are_quoted_back(
+    oai: openai.AsyncOpenAI,
+) -> None:
+    completion = await oai.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "no marker here"}],
+        tools=[{"type": "function", "function": ASK}],  # type: ignore[list-item]
+        extra_headers={"x-sim-tool-call": 'ask_x;args={"task":"t"}'},
+    )
+    (call,) = completion.choices[0].message.tool_calls or []
+    assert json.loads(call.function.arguments) == {"task": "t"}  # type: ignore[union-attr]
+    # Once the conversation ends with the tool's result the model answers, quoting it.
+    answer = await oai.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "user", "content": "no marker here"},
+            completion.choices[0].message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "forty-two"},
+        ],
+        tools=[{"type": "function", "function": ASK}],  # type: ignore[list-item]
+        extra_headers={"x-sim-tool-call": 'ask_x;args={"task":"t"}'},
+    )
+    assert answer.choices[0].finish_reason == "stop"
+    assert f"[{call.id}] forty-two" in (answer.choices[0].message.content or "")
+
+
+async def test_tool_scripts_the_request_cannot_honour_are_refused(
+    oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    with pytest.raises(openai.BadRequestError, match="not among the request's tools"):
+        await oai.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "[sim:tool=ask_y]"}],
+            tools=[{"type": "function", "function": ASK}],  # type: ignore[list-item]
+        )
+    with pytest.raises(openai.BadRequestError, match="not among the request's tools"):
+        await oai.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "[sim:tool=ask_x]"}]
+        )
+    with pytest.raises(anthropic.BadRequestError, match="JSON object"):
+        await claude.messages.create(
+            model="m",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "[sim:tool=ask_x;args={nope}]"}],
+            tools=[{"name": "ask_x", "input_schema": {"type": "object"}}],
+        )

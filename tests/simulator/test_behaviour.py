@@ -7,9 +7,11 @@ import pytest
 from kibitz.simulator.behaviour import (
     Fault,
     FaultQueue,
+    ScriptedToolCall,
     markers_in,
     parse_fault,
     resolve,
+    scripted_tool_calls,
     split_tokens,
 )
 from kibitz.simulator.config import SimulatorSettings
@@ -75,3 +77,21 @@ def test_queued_faults_apply_to_the_next_requests() -> None:
 
 def test_tokens_keep_their_spacing() -> None:
     assert "".join(split_tokens("a  b\nc")) == "a  b\nc"
+
+
+def test_tool_call_markers_script_parallel_calls_and_the_header_wins() -> None:
+    text = 'a [sim:tool=ask_x;args={"task": "two words"}] b [sim:tool=ask_y]'
+    assert scripted_tool_calls({}, text) == [
+        ScriptedToolCall("ask_x", '{"task": "two words"}'),
+        ScriptedToolCall("ask_y", "{}"),
+    ]
+    header = {"x-sim-tool-call": 'ask_z;args={"n": 1}'}
+    assert scripted_tool_calls(header, text) == [ScriptedToolCall("ask_z", '{"n": 1}')]
+    assert scripted_tool_calls({}, "no markers") == []
+
+
+def test_tool_call_arguments_must_be_a_json_object() -> None:
+    with pytest.raises(ValueError, match="JSON object"):
+        scripted_tool_calls({"x-sim-tool-call": "ask_x;args={bad}"}, "")
+    with pytest.raises(ValueError, match="JSON object"):
+        scripted_tool_calls({}, '[sim:tool=ask_x;args={"a": }]')

@@ -26,9 +26,12 @@ from kibitz.kit.http.sse import encode_event
 from kibitz.simulator.behaviour import (
     Behaviour,
     FaultQueue,
+    ScriptedToolCall,
     count_tokens,
     default_reply,
     resolve,
+    scripted_tool_calls,
+    tool_results_reply,
 )
 from kibitz.simulator.config import SimulatorSettings
 
@@ -176,12 +179,26 @@ class Simulator:
         )
         users = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
         last_user = users[-1] if users else ""
-        reply = default_reply(
-            model=body["model"],
-            temperature=body.get("temperature"),
-            system=system,
-            last_user=last_user,
+        results = _openai_tool_results(messages)
+        reply = (
+            tool_results_reply(results)
+            if results
+            else default_reply(
+                model=body["model"],
+                temperature=body.get("temperature"),
+                system=system,
+                last_user=last_user,
+            )
         )
+        declared = [
+            str((tool.get("function") or {}).get("name"))
+            for tool in body.get("tools") or ()
+            if isinstance(tool, dict)
+        ]
+        try:
+            calls = [] if results else _declared(request, last_user, declared)
+        except ValueError as exc:
+            return _openai_error(400, "invalid_request_error", str(exc), record)
         behaviour = resolve(
             settings=self.settings,
             headers=request.headers,
@@ -206,6 +223,10 @@ class Simulator:
         }
         if behaviour.fault is not None and behaviour.fault.kind == "hang":
             return SimulatedStream(None, record)
+        if calls:
+            return await self._openai_tool_calls(
+                request, body, behaviour, record, calls, completion_id, usage_in
+            )
         if not body.get("stream"):
             return await self._whole(
                 request,
@@ -293,14 +314,27 @@ class Simulator:
             )
         messages = body["messages"]
         system = _text_of(body.get("system") or "")
+        # A user message of tool results only has no text: the question is the last with text.
         users = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
-        last_user = users[-1] if users else ""
-        reply = default_reply(
-            model=body["model"],
-            temperature=body.get("temperature"),
-            system=system,
-            last_user=last_user,
+        last_user = next((text for text in reversed(users) if text), "")
+        results = _anthropic_tool_results(messages)
+        reply = (
+            tool_results_reply(results)
+            if results
+            else default_reply(
+                model=body["model"],
+                temperature=body.get("temperature"),
+                system=system,
+                last_user=last_user,
+            )
         )
+        declared = [
+            str(tool.get("name")) for tool in body.get("tools") or () if isinstance(tool, dict)
+        ]
+        try:
+            calls = [] if results else _declared(request, last_user, declared)
+        except ValueError as exc:
+            return _anthropic_error(400, "invalid_request_error", str(exc), record)
         behaviour = resolve(
             settings=self.settings,
             headers=request.headers,
@@ -320,6 +354,10 @@ class Simulator:
         model = str(body["model"])
         if behaviour.fault is not None and behaviour.fault.kind == "hang":
             return SimulatedStream(None, record)
+        if calls:
+            return await self._anthropic_tool_calls(
+                request, body, behaviour, record, calls, message_id, usage_in
+            )
         if not body.get("stream"):
             return await self._whole(
                 request,
@@ -382,6 +420,183 @@ class Simulator:
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                     "usage": {"output_tokens": len(tokens)},
+                },
+                "message_delta",
+            )
+            yield _sse({"type": "message_stop"}, "message_stop")
+
+        return SimulatedStream(frames(), record)
+
+    # Tool calls -----------------------------------------------------------------------------
+
+    async def _openai_tool_calls(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        behaviour: Behaviour,
+        record: dict[str, Any],
+        calls: list[ScriptedToolCall],
+        completion_id: str,
+        usage_in: int,
+    ) -> Response:
+        """The model stops to call tools: `tool_calls` on the message, or streamed as deltas
+        (id and name first, then the arguments in pieces), finish reason `tool_calls`."""
+        model, created = str(body["model"]), int(time.time())
+        ids = [f"call_{uuid.uuid4().hex[:24]}" for _ in calls]
+        out = sum(count_tokens(call.arguments) + 1 for call in calls)
+        usage = {
+            "prompt_tokens": usage_in,
+            "completion_tokens": out,
+            "total_tokens": usage_in + out,
+        }
+        head = {
+            "id": completion_id,
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_sim",
+        }
+        if not body.get("stream"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call_id, call in zip(ids, calls, strict=True)
+                ],
+            }
+            choice = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }
+            return await self._whole(
+                request,
+                behaviour,
+                [],
+                record,
+                lambda _: {
+                    **head,
+                    "object": "chat.completion",
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            data = {**head, "object": "chat.completion.chunk", "choices": [choice]}
+            if include_usage:
+                data["usage"] = None
+            return _sse(data)
+
+        async def frames() -> AsyncIterator[object]:
+            await _pause(behaviour.ttft_seconds)
+            for index, (call_id, call) in enumerate(zip(ids, calls, strict=True)):
+                opening = {
+                    "index": index,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": ""},
+                }
+                role = {"role": "assistant", "content": None} if index == 0 else {}
+                yield chunk({**role, "tool_calls": [opening]}, None)
+                for piece in _pieces(call.arguments):
+                    await _pause(behaviour.gap_seconds)
+                    record["tokens_sent"] += 1
+                    yield chunk(
+                        {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None
+                    )
+            yield chunk({}, "tool_calls")
+            if include_usage:
+                yield _sse(
+                    {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+                )
+            yield encode_event("[DONE]")
+
+        return SimulatedStream(frames(), record)
+
+    async def _anthropic_tool_calls(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        behaviour: Behaviour,
+        record: dict[str, Any],
+        calls: list[ScriptedToolCall],
+        message_id: str,
+        usage_in: int,
+    ) -> Response:
+        """The model stops to call tools: `tool_use` blocks, or streamed as blocks whose input
+        comes in `input_json_delta` pieces, stop reason `tool_use`."""
+        model = str(body["model"])
+        ids = [f"toolu_{uuid.uuid4().hex[:24]}" for _ in calls]
+        out = sum(count_tokens(call.arguments) + 1 for call in calls)
+        if not body.get("stream"):
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": call_id,
+                    "name": call.name,
+                    "input": json.loads(call.arguments),
+                }
+                for call_id, call in zip(ids, calls, strict=True)
+            ]
+            return await self._whole(
+                request,
+                behaviour,
+                [],
+                record,
+                lambda _: {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": content,
+                    "stop_reason": "tool_use",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": usage_in, "output_tokens": out},
+                },
+            )
+
+        async def frames() -> AsyncIterator[object]:
+            start: dict[str, Any] = {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": usage_in, "output_tokens": 1},
+            }
+            yield _sse({"type": "message_start", "message": start}, "message_start")
+            await _pause(behaviour.ttft_seconds)
+            for index, (call_id, call) in enumerate(zip(ids, calls, strict=True)):
+                block = {"type": "tool_use", "id": call_id, "name": call.name, "input": {}}
+                yield _sse(
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                    "content_block_start",
+                )
+                for piece in _pieces(call.arguments):
+                    await _pause(behaviour.gap_seconds)
+                    record["tokens_sent"] += 1
+                    delta = {"type": "input_json_delta", "partial_json": piece}
+                    yield _sse(
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                        "content_block_delta",
+                    )
+                yield _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+            yield _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": out},
                 },
                 "message_delta",
             )
@@ -495,6 +710,45 @@ class Simulator:
         except (AssertionError, KeyError, ValueError, TypeError):
             return JSONResponse({"detail": "body must be {fault, times?}"}, status_code=400)
         return JSONResponse({"queued": list(self.faults.queued)})
+
+
+def _declared(request: Request, last_user: str, declared: list[str]) -> list[ScriptedToolCall]:
+    """The scripted tool calls, each of a tool the request declares (ValueError otherwise)."""
+    calls = scripted_tool_calls(request.headers, last_user)
+    for call in calls:
+        if call.name not in declared:
+            raise ValueError(f"tool {call.name!r} is not among the request's tools")
+    return calls
+
+
+def _openai_tool_results(messages: list[Any]) -> list[tuple[str, str]]:
+    """(tool_call_id, content) of the `tool` messages the conversation ends with."""
+    results: list[tuple[str, str]] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        results.append((str(message.get("tool_call_id")), _text_of(message.get("content"))))
+    return results[::-1]
+
+
+def _anthropic_tool_results(messages: list[Any]) -> list[tuple[str, str]]:
+    """(tool_use_id, content) of the `tool_result` blocks of the last message, if it is the
+    user's."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return []
+    content = last.get("content")
+    blocks = content if isinstance(content, list) else []
+    return [
+        (str(block.get("tool_use_id")), _text_of(block.get("content")))
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+
+
+def _pieces(text: str, size: int = 8) -> list[str]:
+    """Arguments JSON cut into pieces, as a model streams it."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 async def _abort_or_stall(kind: str) -> AsyncIterator[object]:

@@ -9,11 +9,16 @@ Faults: `400`, `401`, `429`, `500`, `503` (an error answer before any token),
 silence), `hang` (no answer at all).
 A fault may end in `xN` (`429x2`): only the first N requests with the same body get it, so a
 client's retry of the same request then succeeds.
+
+Tool calls: `[sim:tool=NAME;args={...}]` markers in the last user message (several make parallel
+calls) or an `x-sim-tool-call: NAME;args={...}` header make the model call tools the request
+declares instead of answering; once the conversation ends with tool results, the reply quotes them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -27,6 +32,9 @@ _FAULT = re.compile(
     r"^(?P<kind>400|401|429|500|503|hang|disconnect-after|stall-after)(?::(?P<arg>\d+))?(?:x(?P<times>\d+))?$"
 )
 _WORD = re.compile(r"\S+\s*")
+# `NAME` or `NAME;args={...}`; the JSON object may hold spaces but not `}]`.
+_TOOL_MARKER = re.compile(r"\[sim:tool=([^\];]+)(?:;args=(\{.*?\}))?\]", re.DOTALL)
+_TOOL_SPEC = re.compile(r"^([^;]+)(?:;args=(\{.*\}))?$", re.DOTALL)
 _FILLER = [
     "lorem",
     "ipsum",
@@ -90,6 +98,44 @@ class FaultQueue:
             if self._seen[key] > int(times):
                 return None
         return Fault(match.group("kind"), int(match.group("arg") or 0))
+
+
+@dataclass(frozen=True)
+class ScriptedToolCall:
+    """A tool the simulated model calls, with its arguments as JSON text."""
+
+    name: str
+    arguments: str
+
+
+def scripted_tool_calls(headers: Mapping[str, str], last_user: str) -> list[ScriptedToolCall]:
+    """Tool calls the header (first) or the message's markers script (ValueError when the
+    arguments are not a JSON object)."""
+    header = headers.get("x-sim-tool-call")
+    if header:
+        match = _TOOL_SPEC.match(header.strip())
+        if match is None:
+            raise ValueError("x-sim-tool-call must be NAME or NAME;args={...}")
+        pairs = [match.groups()]
+    else:
+        pairs = _TOOL_MARKER.findall(last_user)
+    calls = []
+    for name, args in pairs:
+        arguments = args or "{}"
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ValueError("tool arguments must be a JSON object")
+        calls.append(ScriptedToolCall(name.strip(), arguments))
+    return calls
+
+
+def tool_results_reply(results: list[tuple[str, str]]) -> str:
+    """The answer once tools have run: each result quoted with its call id."""
+    quoted = "; ".join(f"[{call_id}] {content.strip()}" for call_id, content in results)
+    return f"Simulated answer from the tool results: {quoted}"
 
 
 def parse_fault(spec: str) -> Fault:

@@ -12,6 +12,8 @@ from kibitz.services.agents.providers.base import (
     StreamEnd,
     StreamStart,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Turn,
 )
 from tests.fixtures.simulator import RunningSimulator
@@ -132,4 +134,108 @@ async def test_adapter_maps_a_cut_stream_to_an_unavailable_error(sim: RunningSim
             received.append(item)
     assert isinstance(received[0], StreamStart)
     assert len(received[1:]) == 3 and caught.value.kind == "unavailable" and caught.value.retryable
+    await client.close()
+
+
+ASK_TOOL = ToolSpec(
+    name="ask_researcher",
+    description="Ask the researcher agent.",
+    parameters={"type": "object", "properties": {"task": {"type": "string"}}},
+)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_adapter_reports_a_tool_use_with_its_input_assembled(
+    sim: RunningSimulator, streamed: bool
+) -> None:
+    client = anthropic.AsyncAnthropic(api_key="k", base_url=sim.url, max_retries=0)
+    request = CompletionRequest(
+        model="claude-haiku-4-5",
+        instructions="Delegate.",
+        temperature=0.2,
+        messages=[
+            Turn(
+                "user",
+                'Plan it [sim:tool=ask_researcher;args={"task": "find the five oldest maps"}]',
+            )
+        ],
+        tools=(ASK_TOOL,),
+    )
+    items = [item async for item in AnthropicMessages(client).stream(request, streamed=streamed)]
+    calls = [item for item in items if isinstance(item, ToolCall)]
+    assert len(calls) == 1 and calls[0].name == "ask_researcher"
+    assert calls[0].arguments == {"task": "find the five oldest maps"}
+    assert calls[0].id.startswith("toolu_")
+    end = items[-1]
+    # Anthropic's `tool_use` stop reason is reported as the one neutral `tool_calls`.
+    assert isinstance(end, StreamEnd) and end.finish_reason == "tool_calls"
+    assert sim.requests[-1]["body"]["tools"] == [
+        {
+            "name": "ask_researcher",
+            "description": "Ask the researcher agent.",
+            "input_schema": ASK_TOOL.parameters,
+        }
+    ]
+    if streamed:  # the input crossed the wire as several input_json_delta pieces
+        assert sim.requests[-1]["tokens_sent"] > 2
+    await client.close()
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_adapter_sends_tool_use_and_tool_result_blocks_back(
+    sim: RunningSimulator, streamed: bool
+) -> None:
+    client = anthropic.AsyncAnthropic(api_key="k", base_url=sim.url, max_retries=0)
+    first = ToolCall("toolu_01", "ask_researcher", {"task": "maps"})
+    second = ToolCall("toolu_02", "ask_researcher", {"task": "globes"})
+    request = CompletionRequest(
+        model="claude-haiku-4-5",
+        instructions="",
+        temperature=0.2,
+        messages=[
+            Turn("user", "Plan it [sim:tool=ask_researcher]"),
+            Turn("assistant", "Asking.", tool_calls=(first, second)),
+            Turn("tool", "Maps: the Tabula Rogeriana.", tool_call_id="toolu_01"),
+            Turn("tool", "Globes: the Erdapfel.", tool_call_id="toolu_02"),
+        ],
+        tools=(ASK_TOOL,),
+    )
+    items = [item async for item in AnthropicMessages(client).stream(request, streamed=streamed)]
+    text = "".join(item.text for item in items if isinstance(item, TextDelta))
+    assert "[toolu_01] Maps: the Tabula Rogeriana." in text
+    assert "[toolu_02] Globes: the Erdapfel." in text
+    end = items[-1]
+    assert isinstance(end, StreamEnd) and end.finish_reason == "end_turn"
+    messages = sim.requests[-1]["body"]["messages"]
+    assert messages[1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "Asking."},
+            {
+                "type": "tool_use",
+                "id": "toolu_01",
+                "name": "ask_researcher",
+                "input": {"task": "maps"},
+            },
+            {
+                "type": "tool_use",
+                "id": "toolu_02",
+                "name": "ask_researcher",
+                "input": {"task": "globes"},
+            },
+        ],
+    }
+    # Both results share one user message, as the messages API wants them.
+    assert messages[2] == {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_01",
+                "content": "Maps: the Tabula Rogeriana.",
+            },
+            {"type": "tool_result", "tool_use_id": "toolu_02", "content": "Globes: the Erdapfel."},
+        ],
+    }
+    assert len(messages) == 3
     await client.close()

@@ -11,6 +11,8 @@ from kibitz.services.agents.providers.base import (
     StreamEnd,
     StreamStart,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Turn,
 )
 from kibitz.services.agents.providers.openai_chat import OpenAIChat
@@ -193,4 +195,121 @@ async def test_adapter_classifies_sdk_errors(sim: RunningSimulator) -> None:
             received.append(item)
     assert isinstance(received[0], StreamStart)  # the provider accepted before it broke
     assert len(received[1:]) == 2 and caught.value.kind == "unavailable"
+    await client.close()
+
+
+ASK_TOOL = ToolSpec(
+    name="ask_researcher",
+    description="Ask the researcher agent.",
+    parameters={"type": "object", "properties": {"task": {"type": "string"}}},
+)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_adapter_reports_a_scripted_tool_call_with_its_arguments_assembled(
+    sim: RunningSimulator, streamed: bool
+) -> None:
+    client = openai.AsyncOpenAI(api_key="sk-x", base_url=sim.openai_base_url, max_retries=0)
+    request = CompletionRequest(
+        model="gpt-4o-mini",
+        instructions="Delegate.",
+        temperature=0.2,
+        messages=[
+            Turn(
+                "user",
+                'Plan it [sim:tool=ask_researcher;args={"task": "find the five oldest maps"}]',
+            )
+        ],
+        tools=(ASK_TOOL,),
+    )
+    items = [item async for item in OpenAIChat(client).stream(request, streamed=streamed)]
+    calls = [item for item in items if isinstance(item, ToolCall)]
+    assert len(calls) == 1 and calls[0].name == "ask_researcher"
+    assert calls[0].arguments == {"task": "find the five oldest maps"}
+    assert calls[0].id.startswith("call_")
+    assert not [item for item in items if isinstance(item, TextDelta)]
+    end = items[-1]
+    assert isinstance(end, StreamEnd) and end.finish_reason == "tool_calls"
+    wire = sim.requests[-1]["body"]
+    assert wire["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "ask_researcher",
+                "description": "Ask the researcher agent.",
+                "parameters": ASK_TOOL.parameters,
+            },
+        }
+    ]
+    if streamed:  # the arguments crossed the wire in several pieces
+        assert sim.requests[-1]["tokens_sent"] > 2
+    await client.close()
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_adapter_sends_tool_calls_and_results_back_as_tool_messages(
+    sim: RunningSimulator, streamed: bool
+) -> None:
+    client = openai.AsyncOpenAI(api_key="sk-x", base_url=sim.openai_base_url, max_retries=0)
+    call = ToolCall("call_abc123", "ask_researcher", {"task": "maps"})
+    request = CompletionRequest(
+        model="gpt-4o-mini",
+        instructions="",
+        temperature=0.2,
+        messages=[
+            Turn("user", "Plan it [sim:tool=ask_researcher]"),
+            Turn("assistant", "", tool_calls=(call,)),
+            Turn("tool", "The Tabula Rogeriana is among them.", tool_call_id="call_abc123"),
+        ],
+        tools=(ASK_TOOL,),
+    )
+    items = [item async for item in OpenAIChat(client).stream(request, streamed=streamed)]
+    text = "".join(item.text for item in items if isinstance(item, TextDelta))
+    assert "[call_abc123] The Tabula Rogeriana is among them." in text
+    assert not [item for item in items if isinstance(item, ToolCall)]
+    end = items[-1]
+    assert isinstance(end, StreamEnd) and end.finish_reason == "stop"
+    messages = sim.requests[-1]["body"]["messages"]
+    assert messages[1] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_abc123",
+                "type": "function",
+                "function": {"name": "ask_researcher", "arguments": '{"task":"maps"}'},
+            }
+        ],
+    }
+    assert messages[2] == {
+        "role": "tool",
+        "tool_call_id": "call_abc123",
+        "content": "The Tabula Rogeriana is among them.",
+    }
+    await client.close()
+
+
+async def test_adapter_reports_parallel_tool_calls_in_order(sim: RunningSimulator) -> None:
+    client = openai.AsyncOpenAI(api_key="sk-x", base_url=sim.openai_base_url, max_retries=0)
+    other = ToolSpec("ask_critic", "Ask the critic.", {"type": "object", "properties": {}})
+    request = CompletionRequest(
+        model="gpt-4o-mini",
+        instructions="",
+        temperature=0.2,
+        messages=[
+            Turn(
+                "user",
+                '[sim:tool=ask_researcher;args={"task":"a"}] '
+                '[sim:tool=ask_critic;args={"task":"b"}]',
+            )
+        ],
+        tools=(ASK_TOOL, other),
+    )
+    items = [item async for item in OpenAIChat(client).stream(request)]
+    calls = [item for item in items if isinstance(item, ToolCall)]
+    assert [(c.name, c.arguments) for c in calls] == [
+        ("ask_researcher", {"task": "a"}),
+        ("ask_critic", {"task": "b"}),
+    ]
+    assert len({c.id for c in calls}) == 2
     await client.close()

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-Role = Literal["user", "assistant", "system"]
+Role = Literal["user", "assistant", "system", "tool"]
 ErrorKind = Literal["rate_limited", "unavailable", "timeout", "rejected", "credentials"]
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and its arguments' JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks for a tool to be run (also a stream item: it comes whole, after the text
+    and before the `StreamEnd`, its arguments assembled from the provider's streamed pieces)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Turn:
-    """One message of the conversation sent to the model."""
+    """One message of the conversation sent to the model. An assistant turn may carry the tool
+    calls the model made; a `tool` turn is the result of one of them (`tool_call_id`)."""
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,7 @@ class CompletionRequest:
     temperature: float
     messages: list[Turn]
     max_output_tokens: int | None = None
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,7 +70,8 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """The last item of every stream: token usage, why the model stopped, which model answered."""
+    """The last item of every stream: token usage, why the model stopped (`tool_calls` when it
+    waits for tool results, whichever the provider), which model answered."""
 
     input_tokens: int
     output_tokens: int
@@ -54,7 +79,10 @@ class StreamEnd:
     model: str
 
 
-StreamItem = StreamStart | TextDelta | StreamEnd
+StreamItem = StreamStart | TextDelta | ToolCall | StreamEnd
+
+# Every adapter reports a stop to call tools with this finish reason.
+TOOL_CALLS_FINISH = "tool_calls"
 
 
 class Provider(Protocol):
@@ -65,7 +93,8 @@ class Provider(Protocol):
     def stream(
         self, request: CompletionRequest, *, streamed: bool = True
     ) -> AsyncIterator[StreamItem]:
-        """Text deltas then one `StreamEnd`; `streamed=False` makes one non-streamed call."""
+        """Text deltas, tool calls, then one `StreamEnd`; `streamed=False` makes one
+        non-streamed call."""
         ...
 
 
@@ -120,3 +149,14 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
 def estimate_tokens(text: str) -> int:
     """A rough token count (4 characters a token) for servers that report no usage."""
     return max(1, len(text) // 4) if text else 0
+
+
+def parse_tool_arguments(raw: str) -> dict[str, Any]:
+    """A tool call's arguments as the model sent them (a JSON object; empty means none)."""
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise ProviderError("unavailable", "The model sent tool arguments that are not JSON.")
+    return arguments

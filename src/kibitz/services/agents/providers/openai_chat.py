@@ -18,8 +18,11 @@ from kibitz.services.agents.providers.base import (
     StreamItem,
     StreamStart,
     TextDelta,
+    ToolCall,
+    Turn,
     error_for_status,
     estimate_tokens,
+    parse_tool_arguments,
 )
 
 
@@ -43,10 +46,10 @@ class OpenAIChat:
         self.name = name
 
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if request.instructions:
             messages.append({"role": "system", "content": request.instructions})
-        messages.extend({"role": turn.role, "content": turn.content} for turn in request.messages)
+        messages.extend(_message(turn) for turn in request.messages)
         body: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
@@ -54,6 +57,18 @@ class OpenAIChat:
         }
         if request.max_output_tokens:
             body["max_completion_tokens"] = request.max_output_tokens
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                    },
+                }
+                for tool in request.tools
+            ]
         return body
 
     async def stream(
@@ -70,6 +85,10 @@ class OpenAIChat:
             text = (choice.message.content or "") if choice else ""
             if text:
                 yield TextDelta(text)
+            for call in (choice.message.tool_calls or []) if choice else []:
+                function = getattr(call, "function", None)
+                if function is not None:
+                    yield ToolCall(call.id, function.name, parse_tool_arguments(function.arguments))
             usage = completion.usage
             yield StreamEnd(
                 input_tokens=usage.prompt_tokens if usage else 0,
@@ -86,6 +105,8 @@ class OpenAIChat:
         input_tokens: int | None = None
         output_tokens: int | None = None
         produced: list[str] = []
+        # Tool calls arrive in pieces keyed by index: id and name first, then argument text.
+        calls: dict[int, dict[str, Any]] = {}
         try:
             response = await self.client.post(
                 "/chat/completions",
@@ -116,9 +137,12 @@ class OpenAIChat:
                             input_tokens = usage.get("prompt_tokens")
                             output_tokens = usage.get("completion_tokens")
                         for choice in chunk.get("choices") or ():
-                            content = (choice.get("delta") or {}).get("content")
+                            delta = choice.get("delta") or {}
+                            content = delta.get("content")
                             if content:
                                 texts.append(content)
+                            for piece in delta.get("tool_calls") or ():
+                                _add_tool_call_piece(calls, piece)
                             if choice.get("finish_reason"):
                                 finish_reason = choice["finish_reason"]
                     produced.extend(texts)
@@ -133,6 +157,8 @@ class OpenAIChat:
             raise ProviderError(
                 "unavailable", "The model provider sent a malformed stream."
             ) from None
+        for _, call in sorted(calls.items()):
+            yield ToolCall(call["id"], call["name"], parse_tool_arguments("".join(call["args"])))
         text = "".join(produced)
         yield StreamEnd(
             input_tokens=input_tokens
@@ -142,3 +168,37 @@ class OpenAIChat:
             finish_reason=finish_reason,
             model=model,
         )
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    """A turn in chat-completions shape: tool calls on the assistant, results as `tool` turns."""
+    if turn.role == "tool":
+        return {"role": "tool", "tool_call_id": turn.tool_call_id, "content": turn.content}
+    if turn.tool_calls:
+        return {
+            "role": "assistant",
+            "content": turn.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {
+                        "name": call.name,
+                        "arguments": json.dumps(call.arguments, separators=(",", ":")),
+                    },
+                }
+                for call in turn.tool_calls
+            ],
+        }
+    return {"role": turn.role, "content": turn.content}
+
+
+def _add_tool_call_piece(calls: dict[int, dict[str, Any]], piece: dict[str, Any]) -> None:
+    """Fold one streamed `tool_calls` delta into the call it belongs to."""
+    index = piece.get("index", 0)
+    call = calls.setdefault(index, {"id": "", "name": "", "args": []})
+    call["id"] = piece.get("id") or call["id"]
+    function = piece.get("function") or {}
+    call["name"] = function.get("name") or call["name"]
+    if function.get("arguments"):
+        call["args"].append(function["arguments"])
