@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.services.agents.conftest import AgentsApi, assert_problem
+from tests.services.agents.conftest import AgentsApi, assert_problem, parse_sse
 
 AGENT_FIELDS = {
     "id",
@@ -364,3 +364,151 @@ async def test_openapi_documents_every_route(agents: AgentsApi) -> None:
     } <= set(paths)
     assert "404" in paths["/agents/{agent_id}"]["get"]["responses"]
     assert "text/event-stream" in paths["/agents/respond"]["post"]["responses"]["200"]["content"]
+
+
+ASK_TOOL = {
+    "name": "ask_researcher",
+    "description": "Ask the researcher agent.",
+    "parameters": {"type": "object", "properties": {"task": {"type": "string"}}},
+}
+SCRIPTED_CALL = 'Plan it [sim:tool=ask_researcher;args={"task": "find old maps"}]'
+TOOL_MODELS = [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")]
+
+
+async def _stream_events(
+    api: AgentsApi, account: Any, body: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    async with api.http.stream(
+        "POST", f"{api.url}/agents/respond", json=body, headers=account.headers
+    ) as response:
+        raw = (await response.aread()).decode()
+    assert response.status_code == 200, raw
+    return parse_sse(raw)
+
+
+@pytest.mark.parametrize(("provider", "model"), TOOL_MODELS)
+async def test_respond_reports_the_tool_calls_of_a_model_offered_tools(
+    agents_sqlite: AgentsApi, provider: str, model: str
+) -> None:
+    api = agents_sqlite
+    account = await api.user()
+    agent = await api.create_ok(account, llm_provider=provider, model=model)
+    response = await api.respond(account, agent["id"], content=SCRIPTED_CALL, tools=[ASK_TOOL])
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["finish_reason"] == "tool_calls" and reply["content"] == ""
+    (call,) = reply["tool_calls"]
+    assert call["name"] == "ask_researcher" and call["arguments"] == {"task": "find old maps"}
+    assert call["id"]
+    wire = api.sim.requests[-1]["body"]
+    assert [tool.get("name") or tool["function"]["name"] for tool in wire["tools"]] == [
+        "ask_researcher"
+    ]
+    body = {
+        "agent_id": agent["id"],
+        "stream": True,
+        "messages": [{"role": "user", "content": SCRIPTED_CALL}],
+        "tools": [ASK_TOOL],
+    }
+    events = await _stream_events(api, account, body)
+    assert [name for name, _ in events] == ["tool_call", "done"]
+    assert events[0][1]["name"] == "ask_researcher"
+    assert events[0][1]["arguments"] == {"task": "find old maps"} and events[0][1]["id"]
+    assert events[1][1]["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize(("provider", "model"), TOOL_MODELS)
+async def test_respond_passes_tool_results_back_and_the_model_answers_with_them(
+    agents_sqlite: AgentsApi, provider: str, model: str
+) -> None:
+    api = agents_sqlite
+    account = await api.user()
+    agent = await api.create_ok(account, llm_provider=provider, model=model)
+    first = await api.respond(account, agent["id"], content=SCRIPTED_CALL, tools=[ASK_TOOL])
+    (call,) = first.json()["tool_calls"]
+    messages = [
+        {"role": "user", "content": SCRIPTED_CALL},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "The Tabula Rogeriana."},
+    ]
+    response = await api.respond(account, agent["id"], messages=messages, tools=[ASK_TOOL])
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert f"[{call['id']}] The Tabula Rogeriana." in reply["content"]
+    assert reply["finish_reason"] in ("stop", "end_turn") and "tool_calls" not in reply
+    body = {"agent_id": agent["id"], "stream": True, "messages": messages, "tools": [ASK_TOOL]}
+    events = await _stream_events(api, account, body)
+    text = "".join(data["content"] for name, data in events if name == "delta")
+    assert f"[{call['id']}] The Tabula Rogeriana." in text and events[-1][0] == "done"
+
+
+def _tool_call(**fields: Any) -> dict[str, Any]:
+    return {"id": "call_1", "name": "ask_researcher", "arguments": {"task": "x"}, **fields}
+
+
+def _with_call(call: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"tools": [{**ASK_TOOL, "name": "ask researcher"}]}, "tools.0.name"),
+        ({"tools": [{**ASK_TOOL, "name": "a" * 65}]}, "tools.0.name"),
+        ({"tools": [{**ASK_TOOL, "name": ""}]}, "tools.0.name"),
+        ({"tools": [{**ASK_TOOL, "parameters": {"type": "string"}}]}, "tools.0.parameters"),
+        (
+            {"tools": [{**ASK_TOOL, "parameters": {"type": "object", "x": "y" * 20_000}}]},
+            "tools.0.parameters",
+        ),
+        ({"tools": [{**ASK_TOOL, "name": f"t{i}"} for i in range(17)]}, "tools"),
+        ({"tools": [ASK_TOOL, ASK_TOOL]}, "body"),
+        ({"tools": [{**ASK_TOOL, "surprise": 1}]}, "tools.0.surprise"),
+        (
+            {"messages": _with_call(_tool_call(arguments="{not json"))},
+            "messages.1.tool_calls.0.arguments",
+        ),
+        (
+            {"messages": _with_call(_tool_call(arguments='{"task": "x"}'))},
+            "messages.1.tool_calls.0.arguments",
+        ),
+        ({"messages": _with_call(_tool_call(name="bad name!"))}, "messages.1.tool_calls.0.name"),
+        ({"messages": _with_call(_tool_call(id="id with spaces"))}, "messages.1.tool_calls.0.id"),
+        (
+            {"messages": [{"role": "user", "content": "x", "tool_calls": [_tool_call()]}]},
+            "messages.0",
+        ),
+        ({"messages": [{"role": "tool", "content": "result"}]}, "messages.0"),
+        (
+            {"messages": [{"role": "tool", "content": "result", "tool_call_id": "call_nowhere"}]},
+            "body",
+        ),
+    ],
+)
+async def test_respond_refuses_bad_tools_and_tool_messages(
+    agents_sqlite: AgentsApi, extra: dict[str, Any], field: str
+) -> None:
+    api = agents_sqlite
+    account = await api.user()
+    agent = await api.create_ok(account, llm_provider="openai", model="gpt-4o-mini")
+    before = len(api.sim.requests)
+    response = await api.respond(account, agent["id"], **extra)
+    problem = assert_problem(response, 422)
+    assert any(error["field"] == field for error in problem["errors"]), problem
+    assert len(api.sim.requests) == before  # refused before any model was called
+
+
+async def test_an_echo_agent_offered_tools_is_a_clear_422(agents_sqlite: AgentsApi) -> None:
+    api = agents_sqlite
+    account = await api.user()
+    agent = await api.create_ok(account)  # echo
+    response = await api.respond(account, agent["id"], tools=[ASK_TOOL])
+    problem = assert_problem(response, 422)
+    assert problem["type"].endswith("tools-not-supported")
+    assert "cannot call tools" in problem["detail"] and "echo" in problem["detail"]
+    assert problem["errors"] == [{"field": "tools", "message": problem["detail"][len("tools: ") :]}]
+    # Without tools the same agent answers as ever.
+    assert (await api.respond(account, agent["id"], tools=[])).status_code == 200

@@ -19,7 +19,13 @@ from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
 from kibitz.services.agents import service
 from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
-from kibitz.services.agents.providers.base import StreamEnd, StreamItem, StreamStart, TextDelta
+from kibitz.services.agents.providers.base import (
+    StreamEnd,
+    StreamItem,
+    StreamStart,
+    TextDelta,
+    ToolCall,
+)
 from kibitz.services.agents.schemas import (
     AgentCount,
     AgentCreate,
@@ -105,7 +111,8 @@ async def providers(principal: CurrentPrincipal, runtime: RuntimeDep) -> Provide
 async def respond(
     body: RespondRequest, principal: CurrentPrincipal, runtime: RuntimeDep, request: Request
 ) -> Response:
-    """Answer: JSON, or with `stream: true` SSE `delta` events then `done` or `error`."""
+    """Answer: JSON, or with `stream: true` SSE `delta` events, a `tool_call` event per tool the
+    model calls (when `tools` were offered), then `done` or `error`."""
     prepared = await service.prepare_reply(runtime=runtime, principal=principal, body=body)
     items = service.reply_stream(runtime=runtime, prepared=prepared)
     if not body.stream:
@@ -186,15 +193,25 @@ async def delete_agent(agent: OwnedAgent, session: SessionDep, runtime: RuntimeD
 
 async def _collect(items: AsyncIterator[StreamItem]) -> dict[str, Any]:
     parts: list[str] = []
+    calls: list[dict[str, Any]] = []
     try:
         async for item in items:
             if isinstance(item, TextDelta):
                 parts.append(item.text)
+            elif isinstance(item, ToolCall):
+                calls.append(_tool_call(item))
             elif isinstance(item, StreamEnd):
-                return _result("".join(parts), item)
+                result = _result("".join(parts), item)
+                if calls:
+                    result["tool_calls"] = calls
+                return result
     finally:
         await items.aclose()  # type: ignore[attr-defined]
     raise ProblemError("The provider ended without finishing.")
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
 
 
 def _result(content: str, end: StreamEnd) -> dict[str, Any]:
@@ -237,6 +254,11 @@ async def _sse(
                 if item.more:
                     item = await anext(items, None)
                     continue
+            elif isinstance(item, ToolCall):
+                # Calls come together just before the end: one write with the `done` event.
+                frames.append(_event("tool_call", _tool_call(item)))
+                item = await anext(items, None)
+                continue
             else:
                 frames.append(
                     _event(

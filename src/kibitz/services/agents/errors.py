@@ -51,6 +51,21 @@ class UnsafeBaseUrl(InvalidAgentConfig):
         super().__init__("base_url", message)
 
 
+class ToolsNotSupported(Unprocessable):
+    """The agent's provider cannot call tools (the offline `echo` demo)."""
+
+    problem_type, title = "tools-not-supported", "Agent Cannot Call Tools"
+
+    def __init__(self, provider: str) -> None:
+        message = (
+            f"this agent's provider ({provider}) cannot call tools; "
+            "use an openai, anthropic or custom agent"
+        )
+        super().__init__(
+            f"tools: {message}", extra={"errors": [{"field": "tools", "message": message}]}
+        )
+
+
 class ConversationTooLarge(PayloadTooLarge):
     problem_type, title = "conversation-too-large", "Conversation Too Large"
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 ProviderName = Literal["openai", "anthropic", "custom", "echo"]
 # Model ids as providers spell them: "gpt-4o-mini", "claude-haiku-4-5", "llama3.1:8b", "org/model".
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+# What both OpenAI and Anthropic accept as a tool's name.
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+TOOL_CALL_ID_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
+MAX_TOOLS = 16
+MAX_TOOL_CALLS = 16
+MAX_TOOL_SCHEMA_BYTES = 16_384
+MAX_TOOL_ARGUMENTS_BYTES = 32_768
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
 
 
 class AgentCreate(BaseModel):
@@ -79,24 +91,87 @@ class AgentList(BaseModel):
     next_cursor: str | None = None
 
 
-class ConversationMessage(BaseModel):
-    """One turn of the conversation to answer."""
+class ToolDefinition(BaseModel):
+    """A tool the model may call; `parameters` is the JSON schema of its arguments (an object)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["user", "assistant", "system"]
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = Field(default="", max_length=2000)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        if parameters.get("type") != "object":
+            raise ValueError('must be a JSON schema with "type": "object"')
+        if _json_size(parameters) > MAX_TOOL_SCHEMA_BYTES:
+            raise ValueError(f"at most {MAX_TOOL_SCHEMA_BYTES} bytes of JSON")
+        return parameters
+
+
+class ToolCallSchema(BaseModel):
+    """A tool call of the model: which tool, with what arguments (a JSON object)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=TOOL_CALL_ID_PATTERN)
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: dict[str, Any]
+
+    @field_validator("arguments")
+    @classmethod
+    def _bounded(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        if _json_size(arguments) > MAX_TOOL_ARGUMENTS_BYTES:
+            raise ValueError(f"at most {MAX_TOOL_ARGUMENTS_BYTES} bytes of JSON")
+        return arguments
+
+
+class ConversationMessage(BaseModel):
+    """One turn of the conversation to answer. An assistant turn may carry the `tool_calls` the
+    model made; a `tool` turn is one call's result (`tool_call_id`, the result in `content`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant", "system", "tool"]
     # Hard cap per field; the configured (smaller) limits answer 413.
     content: str = Field(max_length=200_000)
+    tool_calls: list[ToolCallSchema] | None = Field(default=None, max_length=MAX_TOOL_CALLS)
+    tool_call_id: str | None = Field(default=None, pattern=TOOL_CALL_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> ConversationMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("tool messages, and only they, carry a tool_call_id")
+        return self
 
 
 class RespondRequest(BaseModel):
-    """Ask an agent to answer a conversation."""
+    """Ask an agent to answer a conversation, optionally offering it `tools` to call."""
 
     model_config = ConfigDict(extra="forbid")
 
     agent_id: uuid.UUID
     messages: list[ConversationMessage] = Field(min_length=1, max_length=1000)
     stream: bool = False
+    tools: list[ToolDefinition] | None = Field(default=None, max_length=MAX_TOOLS)
+
+    @model_validator(mode="after")
+    def _tool_results_answer_earlier_calls(self) -> RespondRequest:
+        if self.tools and len({tool.name for tool in self.tools}) != len(self.tools):
+            raise ValueError("tool names must be unique")
+        # Cheap when no message carries tools: the usual reply pays one attribute check each.
+        called: set[str] = set()
+        for message in self.messages:
+            if message.tool_calls:
+                called.update(call.id for call in message.tool_calls)
+            elif message.tool_call_id is not None and message.tool_call_id not in called:
+                raise ValueError(
+                    f"tool message {message.tool_call_id!r} answers no earlier assistant tool call"
+                )
+        return self
 
 
 class Usage(BaseModel):
@@ -116,13 +191,15 @@ class Citation(BaseModel):
 
 
 class RespondResult(BaseModel):
-    """A whole (non-streamed) reply."""
+    """A whole (non-streamed) reply; `tool_calls` (present only when the model called tools,
+    then `finish_reason` is `tool_calls`) are to be run and their results sent back."""
 
     content: str
     usage: Usage
     model: str
     finish_reason: str
     citations: list[Citation] = Field(default_factory=list)
+    tool_calls: list[ToolCallSchema] = Field(default_factory=list)
 
 
 class ModelOption(BaseModel):

@@ -31,6 +31,7 @@ from kibitz.services.agents.errors import (
     ProviderRejected,
     ProviderTimedOut,
     ProviderUnavailable,
+    ToolsNotSupported,
     UnsafeBaseUrl,
 )
 from kibitz.services.agents.knowledge import KnowledgeSources, with_sources
@@ -50,6 +51,8 @@ from kibitz.services.agents.providers.base import (
     StreamEnd,
     StreamItem,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Turn,
 )
 from kibitz.services.agents.providers.echo import LABEL as ECHO_LABEL
@@ -59,6 +62,7 @@ from kibitz.services.agents.repository import AgentRepository
 from kibitz.services.agents.schemas import (
     AgentCreate,
     AgentUpdate,
+    ConversationMessage,
     ModelOption,
     ProviderCatalogue,
     ProviderOption,
@@ -431,6 +435,8 @@ async def prepare_reply(
     """
     _check_sizes(runtime, body)
     agent = await _agent_for_reply(runtime, principal=principal, agent_id=body.agent_id)
+    if body.tools and agent.llm_provider == "echo":
+        raise ToolsNotSupported(agent.llm_provider)
     plan = await runtime.plans.current(principal.tenant_id, fresh=False)
     size = runtime.size_class(agent.llm_provider, agent.model) or "unknown"
     if not plan.allows_model(provider=agent.llm_provider, model=agent.model, size_class=size):
@@ -485,8 +491,12 @@ async def prepare_reply(
         model=agent.model,
         instructions=with_sources(agent.instructions, citations),
         temperature=agent.temperature if temperature is None else temperature,
-        messages=[Turn(role=message.role, content=message.content) for message in body.messages],
+        messages=[_turn(message) for message in body.messages],
         max_output_tokens=output_cap,
+        tools=tuple(
+            ToolSpec(name=tool.name, description=tool.description, parameters=tool.parameters)
+            for tool in body.tools or ()
+        ),
     )
     return PreparedReply(
         agent_id=agent.id,
@@ -496,6 +506,20 @@ async def prepare_reply(
         request=request,
         streamed=body.stream,
         citations=citations,
+    )
+
+
+def _turn(message: ConversationMessage) -> Turn:
+    if message.tool_calls is None and message.tool_call_id is None:
+        return Turn(role=message.role, content=message.content)
+    return Turn(
+        role=message.role,
+        content=message.content,
+        tool_calls=tuple(
+            ToolCall(id=call.id, name=call.name, arguments=call.arguments)
+            for call in message.tool_calls or ()
+        ),
+        tool_call_id=message.tool_call_id,
     )
 
 

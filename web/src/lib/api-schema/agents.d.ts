@@ -95,7 +95,8 @@ export interface paths {
         put?: never;
         /**
          * Have an agent answer
-         * @description Answer: JSON, or with `stream: true` SSE `delta` events then `done` or `error`.
+         * @description Answer: JSON, or with `stream: true` SSE `delta` events, a `tool_call` event per tool the
+         *     model calls (when `tools` were offered), then `done` or `error`.
          */
         post: operations["respond_agents_respond_post"];
         delete?: never;
@@ -312,7 +313,8 @@ export interface components {
         };
         /**
          * ConversationMessage
-         * @description One turn of the conversation to answer.
+         * @description One turn of the conversation to answer. An assistant turn may carry the `tool_calls` the
+         *     model made; a `tool` turn is one call's result (`tool_call_id`, the result in `content`).
          */
         ConversationMessage: {
             /** Content */
@@ -321,7 +323,11 @@ export interface components {
              * Role
              * @enum {string}
              */
-            role: "user" | "assistant" | "system";
+            role: "user" | "assistant" | "system" | "tool";
+            /** Tool Call Id */
+            tool_call_id?: string | null;
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCallSchema"][] | null;
         };
         /**
          * ModelOption
@@ -369,7 +375,7 @@ export interface components {
         };
         /**
          * RespondRequest
-         * @description Ask an agent to answer a conversation.
+         * @description Ask an agent to answer a conversation, optionally offering it `tools` to call.
          */
         RespondRequest: {
             /**
@@ -384,10 +390,13 @@ export interface components {
              * @default false
              */
             stream?: boolean;
+            /** Tools */
+            tools?: components["schemas"]["ToolDefinition"][] | null;
         };
         /**
          * RespondResult
-         * @description A whole (non-streamed) reply.
+         * @description A whole (non-streamed) reply; `tool_calls` (present only when the model called tools,
+         *     then `finish_reason` is `tool_calls`) are to be run and their results sent back.
          */
         RespondResult: {
             /** Citations */
@@ -398,7 +407,40 @@ export interface components {
             finish_reason: string;
             /** Model */
             model: string;
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCallSchema"][];
             usage: components["schemas"]["Usage"];
+        };
+        /**
+         * ToolCallSchema
+         * @description A tool call of the model: which tool, with what arguments (a JSON object).
+         */
+        ToolCallSchema: {
+            /** Arguments */
+            arguments: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * ToolDefinition
+         * @description A tool the model may call; `parameters` is the JSON schema of its arguments (an object).
+         */
+        ToolDefinition: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            };
         };
         /**
          * Usage
