@@ -465,7 +465,7 @@ def _with_call(call: dict[str, Any]) -> list[dict[str, Any]]:
             "tools.0.parameters",
         ),
         ({"tools": [{**ASK_TOOL, "name": f"t{i}"} for i in range(17)]}, "tools"),
-        ({"tools": [ASK_TOOL, ASK_TOOL]}, "body"),
+        ({"tools": [ASK_TOOL, ASK_TOOL]}, "tools"),
         ({"tools": [{**ASK_TOOL, "surprise": 1}]}, "tools.0.surprise"),
         (
             {"messages": _with_call(_tool_call(arguments="{not json"))},
@@ -482,9 +482,10 @@ def _with_call(call: dict[str, Any]) -> list[dict[str, Any]]:
             "messages.0",
         ),
         ({"messages": [{"role": "tool", "content": "result"}]}, "messages.0"),
+        ({"messages": [{"role": "user", "content": "x", "tool_call_id": "call_1"}]}, "messages.0"),
         (
             {"messages": [{"role": "tool", "content": "result", "tool_call_id": "call_nowhere"}]},
-            "body",
+            "messages.0",
         ),
     ],
 )

@@ -66,6 +66,18 @@ class ToolsNotSupported(Unprocessable):
         )
 
 
+class InvalidToolMessage(Unprocessable):
+    """A message's tool fields do not fit its role or the conversation."""
+
+    problem_type, title = "invalid-tool-message", "Invalid Tool Message"
+
+    def __init__(self, index: int, message: str) -> None:
+        field = f"messages.{index}"
+        super().__init__(
+            f"{field}: {message}", extra={"errors": [{"field": field, "message": message}]}
+        )
+
+
 class ConversationTooLarge(PayloadTooLarge):
     problem_type, title = "conversation-too-large", "Conversation Too Large"
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ProviderName = Literal["openai", "anthropic", "custom", "echo"]
 # Model ids as providers spell them: "gpt-4o-mini", "claude-haiku-4-5", "llama3.1:8b", "org/model".
@@ -139,14 +139,6 @@ class ConversationMessage(BaseModel):
     tool_calls: list[ToolCallSchema] | None = Field(default=None, max_length=MAX_TOOL_CALLS)
     tool_call_id: str | None = Field(default=None, pattern=TOOL_CALL_ID_PATTERN)
 
-    @model_validator(mode="after")
-    def _tool_fields_fit_the_role(self) -> ConversationMessage:
-        if self.tool_calls and self.role != "assistant":
-            raise ValueError("only assistant messages carry tool_calls")
-        if (self.role == "tool") != (self.tool_call_id is not None):
-            raise ValueError("tool messages, and only they, carry a tool_call_id")
-        return self
-
 
 class RespondRequest(BaseModel):
     """Ask an agent to answer a conversation, optionally offering it `tools` to call."""
@@ -158,20 +150,14 @@ class RespondRequest(BaseModel):
     stream: bool = False
     tools: list[ToolDefinition] | None = Field(default=None, max_length=MAX_TOOLS)
 
-    @model_validator(mode="after")
-    def _tool_results_answer_earlier_calls(self) -> RespondRequest:
-        if self.tools and len({tool.name for tool in self.tools}) != len(self.tools):
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, tools: list[ToolDefinition] | None) -> list[ToolDefinition] | None:
+        # How tool messages fit the conversation is checked in service.py, in the loop that
+        # builds the turns: a validator here would cost every reply a pass over its messages.
+        if tools and len({tool.name for tool in tools}) != len(tools):
             raise ValueError("tool names must be unique")
-        # Cheap when no message carries tools: the usual reply pays one attribute check each.
-        called: set[str] = set()
-        for message in self.messages:
-            if message.tool_calls:
-                called.update(call.id for call in message.tool_calls)
-            elif message.tool_call_id is not None and message.tool_call_id not in called:
-                raise ValueError(
-                    f"tool message {message.tool_call_id!r} answers no earlier assistant tool call"
-                )
-        return self
+        return tools
 
 
 class Usage(BaseModel):

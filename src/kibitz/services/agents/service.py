@@ -26,6 +26,7 @@ from kibitz.services.agents.errors import (
     AgentNotFound,
     ConversationTooLarge,
     InvalidAgentConfig,
+    InvalidToolMessage,
     PlanLimitReached,
     ProviderRateLimited,
     ProviderRejected,
@@ -434,6 +435,7 @@ async def prepare_reply(
     deployment's cap, never raise it.
     """
     _check_sizes(runtime, body)
+    turns = _turns(body.messages)
     agent = await _agent_for_reply(runtime, principal=principal, agent_id=body.agent_id)
     if body.tools and agent.llm_provider == "echo":
         raise ToolsNotSupported(agent.llm_provider)
@@ -491,7 +493,7 @@ async def prepare_reply(
         model=agent.model,
         instructions=with_sources(agent.instructions, citations),
         temperature=agent.temperature if temperature is None else temperature,
-        messages=[_turn(message) for message in body.messages],
+        messages=turns,
         max_output_tokens=output_cap,
         tools=tuple(
             ToolSpec(name=tool.name, description=tool.description, parameters=tool.parameters)
@@ -509,18 +511,31 @@ async def prepare_reply(
     )
 
 
-def _turn(message: ConversationMessage) -> Turn:
-    if message.tool_calls is None and message.tool_call_id is None:
-        return Turn(role=message.role, content=message.content)
-    return Turn(
-        role=message.role,
-        content=message.content,
-        tool_calls=tuple(
+def _turns(messages: list[ConversationMessage]) -> list[Turn]:
+    """The conversation as turns; tool fields must fit the role, and each tool result must
+    answer an earlier assistant tool call (422 otherwise)."""
+    turns: list[Turn] = []
+    called: set[str] = set()
+    for index, message in enumerate(messages):
+        if message.tool_calls is None and message.tool_call_id is None:
+            if message.role == "tool":
+                raise InvalidToolMessage(index, "a tool message needs the tool_call_id it answers")
+            turns.append(Turn(role=message.role, content=message.content))
+            continue
+        if message.tool_calls is not None and message.role != "assistant":
+            raise InvalidToolMessage(index, "only assistant messages carry tool_calls")
+        if message.tool_call_id is not None:
+            if message.role != "tool":
+                raise InvalidToolMessage(index, "only tool messages carry a tool_call_id")
+            if message.tool_call_id not in called:
+                raise InvalidToolMessage(index, "tool_call_id answers no earlier tool call")
+        calls = tuple(
             ToolCall(id=call.id, name=call.name, arguments=call.arguments)
             for call in message.tool_calls or ()
-        ),
-        tool_call_id=message.tool_call_id,
-    )
+        )
+        called.update(call.id for call in calls)
+        turns.append(Turn(message.role, message.content, calls, message.tool_call_id))
+    return turns
 
 
 async def _agent_for_reply(
