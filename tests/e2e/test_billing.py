@@ -51,8 +51,13 @@ async def deliver(stack: Stack, events: list[dict[str, Any]]) -> None:
 
 
 async def rate_limit(stack: Stack, account: Account) -> str:
-    answer = await stack.http.get(f"{stack.entry}/billing/subscription", headers=account.headers)
-    assert answer.status_code == 200, answer.text
+    """The plan's requests/min, as the gateway states it on a request that costs model work
+    (reads count against a per-user limit instead). The empty body is refused by agents, after
+    the gateway has counted it."""
+    answer = await stack.http.post(
+        f"{stack.entry}/agents/respond", headers=account.headers, json={}
+    )
+    assert answer.status_code == 422, answer.text
     return answer.headers["ratelimit-limit"]
 
 

@@ -46,7 +46,15 @@ function markSession(present: boolean): void {
   }
 }
 
+// Set by the server after a single sign-on, whose redirect carries no script to set the flag.
+function takeSignOnCookie(): boolean {
+  const present = document.cookie.split("; ").includes(`${SESSION_MARKER_KEY}=1`);
+  if (present) document.cookie = `${SESSION_MARKER_KEY}=; Max-Age=0; path=/`;
+  return present;
+}
+
 function hasSessionMarker(): boolean {
+  if (takeSignOnCookie()) return true;
   try {
     return window.localStorage.getItem(SESSION_MARKER_KEY) === "1";
   } catch {

@@ -45,6 +45,10 @@ class InvalidRedirect(Unprocessable):
         )
 
 
+# Read by the web app's start-up (web/src/lib/auth-session.ts).
+SESSION_MARKER_COOKIE = "kibitz-has-session"
+
+
 def _to_login(code: str) -> RedirectResponse:
     # The code only: never a token, a provider's words or a stack trace in a URL.
     return RedirectResponse(f"/login?{urlencode({'error': code})}", status_code=302)
@@ -226,6 +230,18 @@ async def finish_sign_in(
     else:
         response = RedirectResponse(redirect, status_code=status.HTTP_302_FOUND)
         set_refresh_cookie(request, response, issued.refresh_token)
+        # No secret: tells the web app it holds a refresh cookie now (it cannot read that one,
+        # and asks for no refresh on a page load without a sign of a session). 60 s: the landing
+        # page reads it at once.
+        response.set_cookie(
+            SESSION_MARKER_COOKIE,
+            "1",
+            max_age=60,
+            path="/",
+            httponly=False,
+            samesite="lax",
+            secure=request_is_https(request),
+        )
     _no_store(response)
     response.delete_cookie(
         COOKIE_NAME,
