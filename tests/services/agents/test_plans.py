@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+from kibitz.kit.plans import TenantPlan
 from kibitz.kit.platform import Platform
-from kibitz.services.agents.plans import Plan, PlanReader, default_plan, upgrade_that_allows
+from kibitz.services.agents.plans import (
+    agent_limit,
+    allows_model,
+    default_plan,
+    plan_reader,
+    upgrade_that_allows,
+)
 from tests.services.agents.conftest import AgentsApi, assert_problem
 
 
@@ -43,30 +50,35 @@ async def test_the_basic_plan_refuses_large_models_and_names_the_upgrade(agents:
 
 
 def test_plan_model_entries_match_names_classes_and_wildcards() -> None:
-    plan = Plan(plan="x", limits={"models": ["echo", "small", "openai:gpt-4o", "anthropic:*"]})
-    assert plan.allows_model(provider="openai", model="gpt-4o-mini", size_class="small")
-    assert plan.allows_model(provider="openai", model="gpt-4o", size_class="large")
-    assert plan.allows_model(provider="anthropic", model="claude-opus-4-1", size_class="large")
-    assert not plan.allows_model(provider="openai", model="gpt-5", size_class="large")
-    assert Plan(plan="gold", limits={"models": ["*"]}).allows_model(
-        provider="openai", model="gpt-5", size_class="large"
+    plan = TenantPlan(
+        plan="x", limits={"models": ["echo", "small", "openai:gpt-4o", "anthropic:*"]}
     )
-    assert not Plan(plan="none", limits={}).allows_model(
-        provider="echo", model="echo", size_class="echo"
+    assert allows_model(plan, provider="openai", model="gpt-4o-mini", size_class="small")
+    assert allows_model(plan, provider="openai", model="gpt-4o", size_class="large")
+    assert allows_model(plan, provider="anthropic", model="claude-opus-4-1", size_class="large")
+    assert not allows_model(plan, provider="openai", model="gpt-5", size_class="large")
+    assert allows_model(
+        TenantPlan(plan="gold", limits={"models": ["*"]}),
+        provider="openai",
+        model="gpt-5",
+        size_class="large",
+    )
+    assert not allows_model(
+        TenantPlan(plan="none", limits={}), provider="echo", model="echo", size_class="echo"
     )
 
 
 def test_upgrades_come_from_the_default_catalogue() -> None:
-    assert upgrade_that_allows("basic", lambda plan: plan.agent_limit > 3) == "premium"
-    assert upgrade_that_allows("premium", lambda plan: plan.agent_limit > 20) == "gold"
+    assert upgrade_that_allows("basic", lambda plan: agent_limit(plan) > 3) == "premium"
+    assert upgrade_that_allows("premium", lambda plan: agent_limit(plan) > 20) == "gold"
     assert upgrade_that_allows("gold", lambda plan: True) is None
     assert upgrade_that_allows("custom-plan", lambda plan: True) is None
 
 
 async def test_without_a_tenants_service_every_tenant_is_on_basic() -> None:
-    reader = PlanReader(Platform(), cache_seconds=5)
+    reader = plan_reader(Platform(), cache_seconds=5)
     plan = await reader.current(uuid.uuid4())
-    assert plan == default_plan("basic") and plan.agent_limit == 3
+    assert plan == default_plan("basic") and agent_limit(plan) == 3
     await reader.aclose()
 
 

@@ -17,7 +17,7 @@ from kibitz.kit.http.fast_routes import fast_route
 from kibitz.kit.http.sse import encode_event
 from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
-from kibitz.services.agents import service
+from kibitz.services.agents import replies, service
 from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
 from kibitz.services.agents.providers.base import (
     StreamEnd,
@@ -113,8 +113,8 @@ async def respond(
 ) -> Response:
     """Answer: JSON, or with `stream: true` SSE `delta` events, a `tool_call` event per tool the
     model calls (when `tools` were offered), then `done` or `error`."""
-    prepared = await service.prepare_reply(runtime=runtime, principal=principal, body=body)
-    items = service.reply_stream(runtime=runtime, prepared=prepared)
+    prepared = await replies.prepare_reply(runtime=runtime, principal=principal, body=body)
+    items = replies.reply_stream(runtime=runtime, prepared=prepared)
     if not body.stream:
         result = await _unless_disconnected(request, _collect(items))
         if result is None:

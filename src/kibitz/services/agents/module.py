@@ -20,7 +20,7 @@ from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.knowledge import KnowledgeSources
 from kibitz.services.agents.openai_compat.api import router as openai_router
 from kibitz.services.agents.openai_compat.metering import UsageMeter
-from kibitz.services.agents.plans import PlanReader
+from kibitz.services.agents.plans import plan_reader
 from kibitz.services.agents.providers.provider_set import ProviderSet
 from kibitz.services.agents.service import AgentsRuntime
 
@@ -49,7 +49,7 @@ def create_app(platform: Platform) -> FastAPI:
         database=database,
         cipher=_cipher(platform, settings),
         providers=ProviderSet(settings),
-        plans=PlanReader(platform, cache_seconds=settings.plan_cache_seconds),
+        plans=plan_reader(platform, cache_seconds=settings.plan_cache_seconds),
         agents=AgentCache(settings.agent_cache_seconds),
         knowledge=KnowledgeSources(
             platform,

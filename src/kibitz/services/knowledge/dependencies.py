@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from kibitz.kit.db import SessionDep
+from kibitz.kit.plans import TenantPlan
 from kibitz.kit.security import CurrentPrincipal, bearer_token
 from kibitz.services.knowledge import service
 from kibitz.services.knowledge.models import Collection, Document
-from kibitz.services.knowledge.plans import KnowledgePlan
 from kibitz.services.knowledge.service import Caller, KnowledgeRuntime
 
 
@@ -31,12 +31,12 @@ async def _caller(principal: CurrentPrincipal, request: Request) -> Caller:
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-async def _plan_with_knowledge(caller: CallerDep, runtime: RuntimeDep) -> KnowledgePlan:
+async def _plan_with_knowledge(caller: CallerDep, runtime: RuntimeDep) -> TenantPlan:
     return await service.require_knowledge(runtime, caller)
 
 
 # Every public route depends on this: 403 `feature-not-in-plan` before anything else happens.
-KnowledgePlanDep = Annotated[KnowledgePlan, Depends(_plan_with_knowledge)]
+KnowledgePlanDep = Annotated[TenantPlan, Depends(_plan_with_knowledge)]
 
 
 async def _visible_collection(

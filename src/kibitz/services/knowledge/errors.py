@@ -37,18 +37,6 @@ class NotCollectionOwner(Forbidden):
         )
 
 
-class FeatureNotInPlan(Forbidden):
-    """The tenant's plan lacks a feature; names the lowest plan that has it."""
-
-    problem_type, title = "feature-not-in-plan", "Feature Not In Plan"
-
-    def __init__(self, *, feature: str, plan: str, upgrade_to: str | None) -> None:
-        detail = f"The {plan} plan does not include {feature}" + (
-            f"; the {upgrade_to} plan does." if upgrade_to else "."
-        )
-        super().__init__(detail, extra={"feature": feature, "plan": plan, "upgrade_to": upgrade_to})
-
-
 class KnowledgeLimitReached(Forbidden):
     """The tenant's plan allows no more documents or bytes; names the limit."""
 

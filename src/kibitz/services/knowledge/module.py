@@ -16,7 +16,7 @@ from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.knowledge.api import internal, router
 from kibitz.services.knowledge.config import KnowledgeSettings
 from kibitz.services.knowledge.ingest.jobs import IndexingWorker
-from kibitz.services.knowledge.plans import PlanReader
+from kibitz.services.knowledge.plans import plan_reader
 from kibitz.services.knowledge.retrieval.embeddings import Embedder, LocalEmbedder, OpenAIEmbedder
 from kibitz.services.knowledge.retrieval.vectors import VectorStore
 from kibitz.services.knowledge.service import KnowledgeRuntime
@@ -70,7 +70,7 @@ def create_app(platform: Platform) -> FastAPI:
         runtime = KnowledgeRuntime(
             settings=settings,
             database=database,
-            plans=PlanReader(platform, cache_seconds=settings.plan_cache_seconds),
+            plans=plan_reader(platform, cache_seconds=settings.plan_cache_seconds),
             embedder=embedder,
             vectors=vectors,
             worker=worker,

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kibitz.kit.db import Database
 from kibitz.kit.errors import Unprocessable
 from kibitz.kit.jwt import Principal
+from kibitz.kit.plans import PlanReader, TenantPlan
 from kibitz.services.knowledge.config import KnowledgeSettings
 from kibitz.services.knowledge.errors import (
     CollectionNotFound,
     DocumentNotFound,
     EmbeddingsUnavailable,
-    FeatureNotInPlan,
     KnowledgeLimitReached,
     NotCollectionOwner,
     UnsupportedDocument,
@@ -29,7 +29,7 @@ from kibitz.services.knowledge.errors import (
 from kibitz.services.knowledge.ingest.jobs import IndexingWorker
 from kibitz.services.knowledge.ingest.parsing import looks_like, media_type_for
 from kibitz.services.knowledge.models import Collection, Document, DocumentContent, Scope
-from kibitz.services.knowledge.plans import FEATURE, KnowledgePlan, PlanReader
+from kibitz.services.knowledge.plans import FEATURE, knowledge_limit
 from kibitz.services.knowledge.repository import KnowledgeRepository
 from kibitz.services.knowledge.retrieval.embeddings import Embedder, EmbeddingError
 from kibitz.services.knowledge.retrieval.vectors import ScoredChunk, VectorStore, collection_name
@@ -102,13 +102,9 @@ def document_read(document: Document) -> dict[str, Any]:
     }
 
 
-async def require_knowledge(runtime: KnowledgeRuntime, caller: Caller) -> KnowledgePlan:
+async def require_knowledge(runtime: KnowledgeRuntime, caller: Caller) -> TenantPlan:
     """The tenant's plan, or 403 `feature-not-in-plan` naming the lowest plan that has it."""
-    plan = await runtime.plans.current(caller.tenant_id)
-    if not plan.has_knowledge:
-        upgrade = await runtime.plans.lowest_plan_with_feature(caller.bearer_token)
-        raise FeatureNotInPlan(feature=FEATURE, plan=plan.plan, upgrade_to=upgrade)
-    return plan
+    return await runtime.plans.require(caller.tenant_id, FEATURE, bearer_token=caller.bearer_token)
 
 
 def _page_after(cursor: str | None) -> uuid.UUID | None:
@@ -225,7 +221,7 @@ async def add_document(
     *,
     runtime: KnowledgeRuntime,
     caller: Caller,
-    plan: KnowledgePlan,
+    plan: TenantPlan,
     collection: Collection,
     title: str,
     filename: str | None,
@@ -251,7 +247,7 @@ async def add_document(
     repository = KnowledgeRepository(session)
     await repository.lock_tenant(caller.tenant_id)
     count, size = await repository.tenant_usage(caller.tenant_id)
-    max_documents = plan.limit("knowledge_documents")
+    max_documents = knowledge_limit(plan, "knowledge_documents")
     if count + 1 > max_documents:
         raise KnowledgeLimitReached(
             f"The {plan.plan} plan allows {max_documents} documents.",
@@ -259,7 +255,7 @@ async def add_document(
             plan=plan.plan,
             allowed=max_documents,
         )
-    max_bytes = plan.limit("knowledge_bytes")
+    max_bytes = knowledge_limit(plan, "knowledge_bytes")
     if size + len(content) > max_bytes:
         raise UploadTooLarge(
             f"The {plan.plan} plan allows {max_bytes} bytes of documents; "

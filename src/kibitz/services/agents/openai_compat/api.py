@@ -1,5 +1,5 @@
 """`/v1/models` and `/v1/chat/completions`: thin handlers over the agents service's own reply path
-(`service.prepare_reply`, `service.reply_stream`), answering in OpenAI's wire format.
+(`replies.prepare_reply`, `replies.reply_stream`), answering in OpenAI's wire format.
 
 Every failure answers in OpenAI's error shape, never problem+json: these routes' clients are
 OpenAI SDKs and the tools built on them.
@@ -23,7 +23,7 @@ from kibitz.kit.jwt import Principal
 from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.openai_errors import openai_error_body, openai_error_response
 from kibitz.kit.security import current_principal
-from kibitz.services.agents import service
+from kibitz.services.agents import replies, service
 from kibitz.services.agents.errors import AgentNotFound
 from kibitz.services.agents.openai_compat import wire
 from kibitz.services.agents.openai_compat.metering import UsageMeter
@@ -81,7 +81,7 @@ async def _chat_completions(request: Request) -> Response:
     runtime: AgentsRuntime = request.app.state.agents
     meter: UsageMeter = request.app.state.usage_meter
     agent_id = await _agent_id(runtime, principal, body.model)
-    prepared = await service.prepare_reply(
+    prepared = await replies.prepare_reply(
         runtime=runtime,
         principal=principal,
         body=_respond_request(agent_id, body),
@@ -92,7 +92,7 @@ async def _chat_completions(request: Request) -> Response:
     # Only a request that can be answered counts against the quota.
     reservation = asyncio.ensure_future(meter.reserve(principal.tenant_id, key=completion_id))
     try:
-        items = service.reply_stream(runtime=runtime, prepared=prepared)
+        items = replies.reply_stream(runtime=runtime, prepared=prepared)
         # The model is asked while the quota answers; nothing reaches the client before it has.
         first = await _after(reservation, anext(items), items)
     finally:
