@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kibitz.kit.private_files import private_directory
+
 ENV_PREFIX = "KIBITZ_"
 
 
@@ -52,7 +54,7 @@ class ServiceSettings(BaseSettings):
         """The configured URL, or a SQLite file named after the service under the data dir."""
         if self.database_url:
             return self.database_url
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(data_dir)
         return f"sqlite+aiosqlite:///{(data_dir / f'{service}.db').resolve()}"
 
 
