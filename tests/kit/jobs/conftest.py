@@ -9,8 +9,16 @@ from dataclasses import dataclass, field
 import pytest
 
 from kibitz.kit.jobs import InProcessJobQueue, JobQueue
+from kibitz.kit.jobs.nats_jetstream import NatsJetStreamJobQueue
+from kibitz.kit.jobs.redis_streams import RedisStreamsJobQueue
 
-BACKENDS = ["memory"]
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NATS_URL = "nats://127.0.0.1:4222"
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("nats", marks=pytest.mark.nats),
+]
 
 
 @dataclass
@@ -29,6 +37,10 @@ class QueueFactory:
 
     def url(self) -> str:
         """The queue URL a process of this test would be configured with."""
+        if self.backend == "redis":
+            return f"{REDIS_URL}?prefix={self.prefix}"
+        if self.backend == "nats":
+            return f"{NATS_URL}?prefix={self.prefix}"
         return "memory"
 
     async def replica(self, *, lease_seconds: float = 1.0, max_attempts: int = 5) -> JobQueue:
@@ -39,7 +51,26 @@ class QueueFactory:
                     InProcessJobQueue(lease_seconds=lease_seconds, max_attempts=max_attempts)
                 )
             return self.made[0]
-        raise AssertionError(f"unknown backend {self.backend}")
+        queue: JobQueue
+        if self.backend == "redis":
+            queue = RedisStreamsJobQueue(
+                REDIS_URL,
+                namespace=self.namespace,
+                prefix=self.prefix,
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
+            )
+        else:
+            queue = NatsJetStreamJobQueue(
+                NATS_URL,
+                namespace=self.namespace,
+                prefix=self.prefix,
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
+            )
+        await queue.start()
+        self.made.append(queue)
+        return queue
 
     async def close(self) -> None:
         """Close every queue made."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ from kibitz.kit.jobs.memory import InProcessJobQueue
 from tests.kit.jobs.conftest import QueueFactory
 
 KIND = "tests.work"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def job(number: int, kind: str = KIND) -> Job:
@@ -148,7 +151,7 @@ async def test_a_job_that_keeps_failing_is_dropped_after_its_last_attempt(
 
     await queue.consume(KIND, handler, concurrency=1)
     await queue.enqueue(job(1))
-    await wait_until(lambda: len(attempts) == 3, seconds=5.0)
+    await wait_until(lambda: len(attempts) >= 3, seconds=5.0)
     await asyncio.sleep(0.5)
     assert attempts == [1, 2, 3]
     assert await queue.depth(KIND) == 0
@@ -242,3 +245,56 @@ async def test_depth_counts_waiting_and_leased_jobs_of_a_kind(queues: QueueFacto
         assert loop.time() < deadline, "depth never reached 0"
         await asyncio.sleep(0.02)
     assert await queue.depth("tests.other") == 1
+
+
+async def test_a_job_whose_holder_died_goes_to_another_consumer_within_a_lease_and_a_second(
+    queues: QueueFactory,
+) -> None:
+    if not queues.brokered:
+        pytest.skip("the in-process queue dies with its process; chat sweeps at start-up")
+    lease_seconds = 3.0
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fixtures.job_holder",
+        queues.url(),
+        queues.namespace,
+        KIND,
+        str(lease_seconds),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout is not None
+        assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"consuming"
+        queue = await queues.replica(lease_seconds=lease_seconds)
+        await queue.enqueue(job(1))
+        held = await asyncio.wait_for(holder.stdout.readline(), 10)
+        assert held.split() == [b"holding", b"job-1", b"1"]
+
+        loop = asyncio.get_running_loop()
+        taken: list[tuple[int, float]] = []
+
+        async def take(lease: Lease) -> None:
+            taken.append((lease.attempt, loop.time()))
+
+        await queue.consume(KIND, take, concurrency=1)
+        # The living holder renews its lease: nobody else gets the job meanwhile.
+        await asyncio.sleep(lease_seconds * 1.5)
+        assert taken == []
+        assert await queue.depth(KIND) == 1
+
+        holder.kill()
+        killed_at = loop.time()
+        await holder.wait()
+        await wait_until(lambda: bool(taken), seconds=lease_seconds + 10)
+        attempt, taken_at = taken[0]
+        assert attempt == 2
+        assert taken_at - killed_at <= lease_seconds + 1.0
+        await asyncio.sleep(0.3)
+        assert len(taken) == 1
+        assert await queue.depth(KIND) == 0
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()

@@ -7,6 +7,7 @@ import `queue`, never this package, so nothing here imports in a cycle.
 
 from __future__ import annotations
 
+from kibitz.kit.events.bus import split_bus_url
 from kibitz.kit.jobs.memory import InProcessJobQueue
 from kibitz.kit.jobs.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -40,4 +41,17 @@ def create_job_queue(url: str, *, namespace: str, lease_seconds: float = 5.0) ->
     if url in ("", "memory"):
         return InProcessJobQueue(lease_seconds=lease_seconds)
     scheme = url.split(":", 1)[0].lower()
+    clean, options = split_bus_url(url, "prefix")
+    if scheme in ("redis", "rediss"):
+        from kibitz.kit.jobs.redis_streams import RedisStreamsJobQueue
+
+        return RedisStreamsJobQueue(
+            clean, namespace=namespace, prefix=options.get("prefix"), lease_seconds=lease_seconds
+        )
+    if scheme in ("nats", "tls"):
+        from kibitz.kit.jobs.nats_jetstream import NatsJetStreamJobQueue
+
+        return NatsJetStreamJobQueue(
+            clean, namespace=namespace, prefix=options.get("prefix"), lease_seconds=lease_seconds
+        )
     raise ValueError(f"unsupported job queue URL scheme: {scheme}")

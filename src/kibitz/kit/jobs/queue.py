@@ -209,6 +209,47 @@ async def serve_lease(
     await lease.complete()
 
 
+class HandlerSlots:
+    """The handlers one broker consumer runs: at most `concurrency` tasks at once.
+
+    The receive loop asks `free()` how many jobs it may take (waiting while none), so a busy
+    consumer leaves jobs on the broker for others instead of holding them unstarted.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self._running: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
+
+    async def free(self) -> int:
+        """Wait until a slot is free; the number of free slots."""
+        while len(self._running) >= self.concurrency:
+            self._freed.clear()
+            await self._freed.wait()
+        return self.concurrency - len(self._running)
+
+    def start(self, work: Awaitable[None]) -> None:
+        """Run one handler's work in a slot."""
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("job_serving_failed", error=repr(task.exception()))
+
+    async def stop(self) -> None:
+        """Cancel the running handlers (their leases are released) and wait for them."""
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
 def renew_interval(lease_seconds: float) -> float:
     """Seconds between renewals of a held lease."""
     return lease_seconds / _RENEWALS_PER_LEASE
