@@ -22,7 +22,10 @@ from kibitz.kit.jobs import Job, Lease, create_job_queue
 
 async def measure(url: str, jobs: int) -> dict[str, float]:
     """Median and p99 (µs) of enqueue → start and enqueue → completed, over `jobs` jobs."""
-    queue = create_job_queue(url, namespace=f"bench{uuid.uuid4().hex[:8]}", lease_seconds=5.0)
+    # One namespace for every run (a broker keeps one stream, not one per run); ids unique per run
+    # so that no broker's duplicate window swallows a rerun's jobs.
+    run = uuid.uuid4().hex[:8]
+    queue = create_job_queue(url, namespace="bench", lease_seconds=5.0)
     await queue.start()
     started: list[float] = []
     finished: asyncio.Queue[float] = asyncio.Queue()
@@ -38,7 +41,7 @@ async def measure(url: str, jobs: int) -> dict[str, float]:
     try:
         for number in range(jobs):
             began = time.perf_counter()
-            await queue.enqueue(Job(id=f"j{number}", kind="bench.job", payload={"n": number}))
+            await queue.enqueue(Job(id=f"{run}-{number}", kind="bench.job", payload={"n": number}))
             done = await finished.get()
             to_start.append(started[-1] - began)
             to_done.append(done - began)

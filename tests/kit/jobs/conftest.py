@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import nats
 import pytest
+from nats.js.errors import NotFoundError
+from redis import asyncio as aioredis
 
 from kibitz.kit.jobs import InProcessJobQueue, JobQueue
 from kibitz.kit.jobs.nats_jetstream import NatsJetStreamJobQueue
@@ -73,9 +77,23 @@ class QueueFactory:
         return queue
 
     async def close(self) -> None:
-        """Close every queue made."""
+        """Close every queue made and remove what the test left on the broker."""
         for queue in self.made:
             await queue.close()
+        if self.backend == "redis":
+            client = aioredis.from_url(REDIS_URL)
+            keys = [key async for key in client.scan_iter(match=f"{self.prefix}.*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+        elif self.backend == "nats":
+            connection = await nats.connect(NATS_URL)
+            with contextlib.suppress(NotFoundError):
+                stream = NatsJetStreamJobQueue(
+                    NATS_URL, namespace=self.namespace, prefix=self.prefix
+                )
+                await connection.jetstream().delete_stream(stream.stream)
+            await connection.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kibitz.kit.jobs import Job, Lease, create_job_queue
 from kibitz.kit.jobs.memory import InProcessJobQueue
@@ -29,6 +30,10 @@ async def wait_until(check: Callable[[], bool], *, seconds: float = 10.0) -> Non
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def settle_time(queues: QueueFactory, lease_seconds: float) -> None:
@@ -287,6 +292,7 @@ async def test_a_job_whose_holder_died_goes_to_another_consumer_within_a_lease_a
         holder.kill()
         killed_at = loop.time()
         await holder.wait()
+        reclaimed_before = _sample("kibitz_jobs_reclaimed_total", kind=KIND)
         await wait_until(lambda: bool(taken), seconds=lease_seconds + 10)
         attempt, taken_at = taken[0]
         assert attempt == 2
@@ -294,7 +300,35 @@ async def test_a_job_whose_holder_died_goes_to_another_consumer_within_a_lease_a
         await asyncio.sleep(0.3)
         assert len(taken) == 1
         assert await queue.depth(KIND) == 0
+        assert _sample("kibitz_jobs_reclaimed_total", kind=KIND) == reclaimed_before + 1
     finally:
         if holder.returncode is None:
             holder.kill()
             await holder.wait()
+
+
+async def test_metrics_count_jobs_enqueued_and_how_their_leases_ended_by_kind(
+    queues: QueueFactory,
+) -> None:
+    kind = f"tests.metrics{queues.namespace}"
+    queue = await queues.replica(lease_seconds=30.0)
+    handled: list[tuple[str, int]] = []
+
+    async def handler(lease: Lease) -> None:
+        handled.append((lease.job.id, lease.attempt))
+        if lease.job.id == "job-2" and lease.attempt == 1:
+            raise RuntimeError("once")
+        if lease.job.id == "job-3" and lease.attempt == 1:
+            await lease.release()
+
+    await queue.consume(kind, handler, concurrency=1)
+    for number in (1, 2, 3):
+        await queue.enqueue(job(number, kind=kind))
+    await queue.enqueue(job(1, kind=kind))  # a duplicate: not counted
+    await wait_until(lambda: len(handled) == 5)
+    await asyncio.sleep(0.3)
+    assert _sample("kibitz_jobs_enqueued_total", kind=kind) == 3
+    assert _sample("kibitz_jobs_completed_total", kind=kind, outcome="ok") == 3
+    assert _sample("kibitz_jobs_completed_total", kind=kind, outcome="error") == 1
+    assert _sample("kibitz_jobs_completed_total", kind=kind, outcome="released") == 1
+    assert _sample("kibitz_jobs_reclaimed_total", kind=kind) == 0
