@@ -259,6 +259,9 @@ async def _keep_renewing(lease: LeaseBase, every: float) -> None:
     job = lease.job
     while True:
         await asyncio.sleep(every)
+        if lease.settled:
+            # The handler completed or released it and went on with other work.
+            return
         try:
             held = await lease.renew()
         except asyncio.CancelledError:

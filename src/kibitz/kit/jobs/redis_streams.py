@@ -56,6 +56,10 @@ DEDUPE_SECONDS = 120
 # 1 s at most between XAUTOCLAIM rounds (and so the longest XREADGROUP block).
 _MAX_CLAIM_INTERVAL_SECONDS = 1.0
 _MAX_BACKOFF_SECONDS = 5.0
+# A consumer that holds nothing and has not read for 10 min belonged to a process that died
+# (a live one reads at least every second); each consumer looks for them every 5 min.
+_DEAD_CONSUMER_IDLE_MS = 600_000
+_PRUNE_EVERY_SECONDS = 300.0
 
 _ENQUEUE = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[5]) then
@@ -187,6 +191,7 @@ class RedisStreamsJobQueue:
         backoff = 0.1
         group_ready = False
         next_claim = 0.0
+        next_prune = loop.time() + _PRUNE_EVERY_SECONDS
         try:
             while True:
                 # Some client calls swallow a cancellation that lands mid-read: stop anyway.
@@ -199,6 +204,9 @@ class RedisStreamsJobQueue:
                     if loop.time() >= next_claim:
                         free -= await self._reclaim(stream, kind, consumer, handler, slots, free)
                         next_claim = loop.time() + claim_every
+                    if loop.time() >= next_prune:
+                        await self._prune_consumers(stream)
+                        next_prune = loop.time() + _PRUNE_EVERY_SECONDS
                     if free > 0:
                         replies: Any = await self._redis.xreadgroup(
                             GROUP,
@@ -224,6 +232,9 @@ class RedisStreamsJobQueue:
                     backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
         finally:
             await slots.stop()
+            # Gone from the group once it holds nothing, so restarts do not pile up consumers.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._prune_consumers(stream, also=consumer), 2.0)
 
     async def _ensure_group(self, stream: str) -> None:
         try:
@@ -232,6 +243,17 @@ class RedisStreamsJobQueue:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def _prune_consumers(self, stream: str, *, also: str | None = None) -> None:
+        """Remove the group's consumers that hold nothing and are long idle (and `also`, if it
+        holds nothing): XGROUP DELCONSUMER would drop a holder's pending jobs, so never those."""
+        consumers: Any = await self._redis.xinfo_consumers(stream, GROUP)
+        for info in consumers:
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if int(info["pending"]) == 0 and (
+                name == also or int(info["idle"]) > _DEAD_CONSUMER_IDLE_MS
+            ):
+                await self._redis.xgroup_delconsumer(stream, GROUP, name)
 
     async def _reclaim(
         self,
