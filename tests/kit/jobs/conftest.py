@@ -47,8 +47,10 @@ class QueueFactory:
             return f"{NATS_URL}?prefix={self.prefix}"
         return "memory"
 
-    async def replica(self, *, lease_seconds: float = 1.0, max_attempts: int = 5) -> JobQueue:
-        """A queue as one process would hold it."""
+    async def replica(
+        self, *, lease_seconds: float = 1.0, max_attempts: int = 5, port: int | None = None
+    ) -> JobQueue:
+        """A queue as one process would hold it (through `port`, e.g. a proxy, if given)."""
         if self.backend == "memory":
             if not self.made:
                 self.made.append(
@@ -58,7 +60,7 @@ class QueueFactory:
         queue: JobQueue
         if self.backend == "redis":
             queue = RedisStreamsJobQueue(
-                REDIS_URL,
+                REDIS_URL.replace(":6379", f":{port}") if port else REDIS_URL,
                 namespace=self.namespace,
                 prefix=self.prefix,
                 lease_seconds=lease_seconds,
@@ -66,7 +68,7 @@ class QueueFactory:
             )
         else:
             queue = NatsJetStreamJobQueue(
-                NATS_URL,
+                NATS_URL.replace(":4222", f":{port}") if port else NATS_URL,
                 namespace=self.namespace,
                 prefix=self.prefix,
                 lease_seconds=lease_seconds,

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from kibitz.kit.jobs import Job, Lease, create_job_queue
 from kibitz.kit.jobs.memory import InProcessJobQueue
+from tests.fixtures.tcp_proxy import TcpProxy
 from tests.kit.jobs.conftest import QueueFactory
 
 KIND = "tests.work"
@@ -332,3 +333,32 @@ async def test_metrics_count_jobs_enqueued_and_how_their_leases_ended_by_kind(
     assert _sample("kibitz_jobs_completed_total", kind=kind, outcome="error") == 1
     assert _sample("kibitz_jobs_completed_total", kind=kind, outcome="released") == 1
     assert _sample("kibitz_jobs_reclaimed_total", kind=kind) == 0
+
+
+async def test_a_consumer_goes_on_after_the_broker_was_unreachable(queues: QueueFactory) -> None:
+    if not queues.brokered:
+        pytest.skip("the in-process queue has no broker to lose")
+    port = 6379 if queues.backend == "redis" else 4222
+    proxy = TcpProxy("127.0.0.1", port)
+    await proxy.start()
+    consumer = await queues.replica(port=proxy.port)
+    producer = await queues.replica()
+    handled: list[str] = []
+
+    async def handler(lease: Lease) -> None:
+        handled.append(lease.job.id)
+
+    try:
+        await consumer.consume(KIND, handler, concurrency=2)
+        await producer.enqueue(job(1))
+        await wait_until(lambda: handled == ["job-1"])
+        await proxy.stop()
+        await producer.enqueue(job(2))
+        await asyncio.sleep(1.5)
+        assert handled == ["job-1"], "nothing is delivered while the broker is out of reach"
+        await proxy.start()
+        await wait_until(lambda: "job-2" in handled, seconds=30)
+        await settle_time(queues, consumer.lease_seconds)
+        assert handled == ["job-1", "job-2"]
+    finally:
+        await proxy.stop()

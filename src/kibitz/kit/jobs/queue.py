@@ -65,7 +65,9 @@ _RELEASE_TIMEOUT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Job:
-    """A unit of work: `id` is unique (enqueue is idempotent by id where the backend allows)."""
+    """A unit of work: `id` is unique; enqueueing an id again is a no-op while the in-process
+    queue still holds that job, and for 2 min after its first enqueue on Redis and NATS (their
+    duplicate windows) — a re-enqueue within that window is dropped even if the job is done."""
 
     id: str
     kind: str
