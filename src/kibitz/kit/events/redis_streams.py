@@ -12,7 +12,6 @@ import contextlib
 from typing import Any
 
 import structlog
-from redis import asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kibitz.kit.events.bus import (
@@ -23,6 +22,7 @@ from kibitz.kit.events.bus import (
     RetryPolicy,
     deliver_with_retry,
 )
+from kibitz.kit.redis_client import redis_client
 from kibitz.kit.subscription import (
     Subscription,
     TaskSubscription,
@@ -58,9 +58,7 @@ class RedisStreamsBus:
         self.prefix = prefix or DEFAULT_PREFIX
         self.retry = retry or RetryPolicy()
         self.claim_idle_seconds = claim_idle_seconds
-        self._redis: aioredis.Redis = aioredis.from_url(
-            url, socket_connect_timeout=2.0, health_check_interval=10
-        )
+        self._redis = redis_client(url)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stream_of(self, name: str) -> str:

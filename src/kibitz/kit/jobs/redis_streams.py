@@ -25,11 +25,7 @@ from typing import Any
 
 import structlog
 from redis import asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kibitz.kit.jobs.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -42,6 +38,7 @@ from kibitz.kit.jobs.queue import (
     renew_interval,
     serve_lease,
 )
+from kibitz.kit.redis_client import redis_client
 from kibitz.kit.subscription import (
     Subscription,
     TaskSubscription,
@@ -161,16 +158,7 @@ class RedisStreamsJobQueue:
         self.prefix = prefix or DEFAULT_PREFIX
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
-        self._redis: aioredis.Redis = aioredis.from_url(
-            url,
-            socket_connect_timeout=2.0,
-            health_check_interval=10,
-            # A pooled connection cut while idle (a Redis restart, a proxy) fails the next
-            # command sent on it; one retry on a new connection saves an acknowledgement that
-            # would otherwise be lost and the job run again. (`from_url` retries nothing.)
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
+        self._redis = redis_client(url)
         self._enqueue = self._redis.register_script(_ENQUEUE)
         self._renew = self._redis.register_script(_RENEW)
         self._give_back = self._redis.register_script(_GIVE_BACK)
