@@ -23,6 +23,9 @@ class PlatformSettings(BaseSettings):
     redis_url: str | None = None
     # "memory" (in-process), "redis://…" (Redis Streams) or "nats://…" (NATS JetStream).
     bus_url: str = "memory"
+    # Where work such as chat replies waits for a process to claim it (kit.jobs): "memory"
+    # (in-process), "redis://…" (Redis Streams) or "nats://…" (NATS JetStream).
+    queue_url: str = "memory"
     # Shared secret services present to each other on internal routes; generated all-in-one.
     internal_token: SecretStr | None = None
     migrate_on_start: bool = False
