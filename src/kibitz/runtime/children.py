@@ -66,7 +66,7 @@ def die_with_parent(parent_pid: int) -> bool:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         # SIGKILL, not SIGTERM: an orphan has nobody to answer to, and a graceful shutdown that
         # hangs would keep the port (SQLite's WAL survives a kill, as tested elsewhere).
-        armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        armed = int(libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
     # The parent may have died between our fork and the prctl: then nothing would fire.
     if os.getppid() != parent_pid:
         os._exit(1)
