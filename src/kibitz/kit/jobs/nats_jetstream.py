@@ -16,7 +16,7 @@
 - Renewal cannot tell a lost lease (the server answers nothing to `in_progress`).
 
 Measured (`bench/job_queue.py --url nats://…`, loopback nats-server, shared 2-core box):
-enqueue → handler start 0.49 ms median (0.94 ms p99).
+enqueue → handler start 0.49 ms median (0.94 ms p99); 0.48 ms of client CPU per job.
 """
 
 from __future__ import annotations

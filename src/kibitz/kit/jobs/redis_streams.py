@@ -6,14 +6,15 @@
   lease) about once a second, so a job whose holder died comes back within lease + ~1 s.
 - Renew: a script checks the job is still pending for this consumer (XPENDING) and XCLAIMs it
   JUSTID, which resets its idle time without counting a delivery; False once another took it.
-- Complete: XACK + XDEL in one transaction, so done work leaves the stream and XLEN is the
+- Complete: XACK + XDEL in one script, so done work leaves the stream and XLEN is the
   depth (waiting + leased). Release: a script that re-adds the job with attempt + 1 and
   removes the old entry, if this consumer still holds it.
 - Attempt: the entry's own `attempt` (1, or more after releases) plus the deliveries Redis
   counted beyond the first (each XAUTOCLAIM is one), read with XPENDING on a reclaim.
 
 Measured (`bench/job_queue.py --url redis://…`, loopback Redis 7.0, shared 2-core box):
-enqueue → handler start 0.49 ms median (0.89 ms p99); → complete returned 0.78 ms.
+enqueue → handler start 0.43 to 0.50 ms median, → complete returned 0.73 ms; 0.65 ms of
+client CPU per job (enqueue, read, complete: producer and consumer in one process).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 from typing import Any
 
 import structlog
-from redis import asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kibitz.kit.jobs.queue import (
@@ -80,6 +80,12 @@ if #pending == 0 or pending[1][2] ~= ARGV[2] then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 """
+# KEYS: stream; ARGV: group, entry id. One script call costs the client two thirds of the CPU
+# of a MULTI/XACK/XDEL/EXEC transaction (160 against 250 µs per acknowledgement, measured).
+_REMOVE = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
 # KEYS: stream; ARGV: group, consumer, entry id, job id, payload, next attempt, max length.
 _GIVE_BACK = """
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
@@ -90,14 +96,6 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*',
            'id', ARGV[4], 'payload', ARGV[5], 'attempt', ARGV[6])
 return 1
 """
-
-
-async def _remove(redis: aioredis.Redis, stream: str, entry_id: Any) -> None:
-    """Acknowledge and delete one entry: done work leaves the stream."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.xack(stream, GROUP, entry_id)
-        pipe.xdel(stream, entry_id)
-        await pipe.execute()
 
 
 class _RedisLease(LeaseBase):
@@ -123,7 +121,7 @@ class _RedisLease(LeaseBase):
         return bool(held)
 
     async def _acknowledge(self) -> None:
-        await _remove(self._queue._redis, self._stream, self._entry_id)
+        await self._queue._remove(keys=[self._stream], args=[GROUP, self._entry_id])
 
     async def _give_back(self) -> None:
         job = self.job
@@ -162,6 +160,7 @@ class RedisStreamsJobQueue:
         self._enqueue = self._redis.register_script(_ENQUEUE)
         self._renew = self._redis.register_script(_RENEW)
         self._give_back = self._redis.register_script(_GIVE_BACK)
+        self._remove = self._redis.register_script(_REMOVE)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stream_of(self, kind: str) -> str:
@@ -313,7 +312,7 @@ class RedisStreamsJobQueue:
             attempt = int(fields.get(b"attempt", b"1")) + delivered - 1
         except Exception:
             logger.error("redis_job_unreadable", kind=kind, entry_id=str(entry_id))
-            slots.start(_remove(self._redis, stream, entry_id))
+            slots.start(self._remove(keys=[stream], args=[GROUP, entry_id]))
             return
         lease = _RedisLease(self, stream, consumer, entry_id, job, attempt)
         renew_every = renew_interval(self.lease_seconds)
