@@ -19,6 +19,7 @@ from kibitz.kit.db.admin import connection_problem, create_database, where
 from kibitz.kit.observability import configure_logging, logs_as_json
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings, invalid_settings
+from kibitz.kit.tracing import otlp_endpoint, tracing_for
 from kibitz.runtime import operations
 from kibitz.runtime.children import StartupError, die_with_parent
 from kibitz.runtime.databases import database_url_of
@@ -64,7 +65,8 @@ def up(
     with _start_up_errors_reported():
         settings = _settings(migrate_on_start=True)
         tune_garbage_collection()
-        uvloop.run(_run_until_stopped(settings, host=host, port=port))
+        with tracing_for("kibitz", endpoint=settings.otlp_endpoint):
+            uvloop.run(_run_until_stopped(settings, host=host, port=port))
 
 
 async def _run_until_stopped(settings: PlatformSettings, *, host: str, port: int) -> None:
@@ -90,9 +92,17 @@ def _start_up_summary(url: str, settings: PlatformSettings) -> str:
             f"  API reference  {url}/docs",
             f"  data           {escape(str(settings.data_dir.resolve()))}",
             f"  logs           {logs}, level {settings.log_level}",
+            f"  traces         {_traces_line(settings)}",
             "  Ctrl+C stops it.",
         ]
     )
+
+
+def _traces_line(settings: PlatformSettings) -> str:
+    endpoint = otlp_endpoint(settings.otlp_endpoint)
+    if endpoint is None:
+        return "off (KIBITZ_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT turns them on)"
+    return f"OTLP to {escape(endpoint)}"
 
 
 @app.command()
@@ -127,16 +137,17 @@ def serve(
     with _start_up_errors_reported():
         settings = _settings()
         tune_garbage_collection()
-        uvloop.run(
-            serve_one(
-                modules[service],
-                settings=settings,
-                host=host,
-                port=port,
-                fd=fd,
-                parent_pid=parent_pid,
+        with tracing_for(f"kibitz-{service}", endpoint=settings.otlp_endpoint):
+            uvloop.run(
+                serve_one(
+                    modules[service],
+                    settings=settings,
+                    host=host,
+                    port=port,
+                    fd=fd,
+                    parent_pid=parent_pid,
+                )
             )
-        )
 
 
 @app.command()

@@ -11,6 +11,17 @@ async def test_each_services_openapi_document_is_public(harness: Harness) -> Non
     assert "/users/things/{thing_id}" in response.json()["paths"]
 
 
+async def test_the_openapi_document_through_the_gateway_leaves_out_internal_routes(
+    harness: Harness,
+) -> None:
+    upstream = harness.upstreams["users"].openapi()
+    assert "/users/internal/things" in upstream["paths"]
+    document = (await harness.http.get("/users/openapi.json")).json()
+    assert "/users/internal/things" not in document["paths"]
+    assert "/users/things/{thing_id}" in document["paths"]
+    assert document["components"] == upstream["components"]
+
+
 async def test_the_reference_page_lists_every_service_and_its_routes(harness: Harness) -> None:
     response = await harness.http.get("/docs")
     assert response.status_code == 200

@@ -135,3 +135,20 @@ async def test_a_scrape_reads_the_depth_of_the_job_queue_by_kind(tmp_path: Path)
         await database.dispose()
         await queue.close()
     assert REGISTRY.get_sample_value("kibitz_jobs_depth", {"kind": kind}) == 3
+
+
+async def test_a_scrape_tells_whether_each_dependency_answers(database: Database) -> None:
+    service = f"demo-{uuid.uuid4().hex[:6]}"
+    answering = True
+
+    async def vectors() -> None:
+        if not answering:
+            raise ConnectionError("refused")
+
+    gauges = ServiceGauges(service, database, dependencies={"qdrant": vectors})
+    labels = {"service": service, "dependency": "qdrant"}
+    await gauges.refresh()
+    assert REGISTRY.get_sample_value("kibitz_dependency_up", labels) == 1
+    answering = False
+    await gauges.refresh()
+    assert REGISTRY.get_sample_value("kibitz_dependency_up", labels) == 0

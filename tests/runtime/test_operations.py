@@ -26,6 +26,7 @@ from kibitz.services.users.models import dead_letter_table, inbox_table
 from kibitz.services.users.module import SCHEMA
 from tests.fixtures.processes import free_port
 from tests.fixtures.stack import environment
+from tests.fixtures.stripe_server import running_stripe
 
 BROKERS = [
     pytest.param("redis://127.0.0.1:6379/0", marks=pytest.mark.redis),
@@ -187,3 +188,40 @@ async def test_each_unreachable_dependency_is_one_line_without_secrets(tmp_path:
     assert problems[2].startswith(f"Redis redis://127.0.0.1:{closed}/0 does not answer")
     assert problems[3].startswith(f"chat at http://127.0.0.1:{closed} does not answer")
     assert not any("s3cret" in line for line in problems)
+
+
+async def test_half_of_billings_stripe_settings_is_named(tmp_path: Path) -> None:
+    with environment({"KIBITZ_BILLING_STRIPE_SECRET_KEY": "sk_test_s3cret"}):
+        problems = await dependency_problems(PlatformSettings(data_dir=tmp_path))
+    assert problems == [
+        "billing: KIBITZ_BILLING_STRIPE_WEBHOOK_SECRET is not set: billing stays off until "
+        "both Stripe secrets are"
+    ]
+
+
+async def test_stripe_is_asked_whether_it_takes_billings_key(tmp_path: Path) -> None:
+    async with running_stripe(api_key="sk_test_right") as stripe:
+        env = {
+            "KIBITZ_BILLING_STRIPE_WEBHOOK_SECRET": "whsec_test",
+            "KIBITZ_BILLING_STRIPE_API_BASE": stripe.base_url,
+            "KIBITZ_BILLING_PRICES": '{"premium": "price_premium"}',
+        }
+        with environment({**env, "KIBITZ_BILLING_STRIPE_SECRET_KEY": "sk_test_right"}):
+            accepted = await dependency_problems(PlatformSettings(data_dir=tmp_path))
+        with environment({**env, "KIBITZ_BILLING_STRIPE_SECRET_KEY": "sk_test_s3cret"}):
+            refused = await dependency_problems(PlatformSettings(data_dir=tmp_path))
+    assert accepted == []
+    assert refused == [f"billing: Stripe at {stripe.base_url} refuses the secret key"]
+
+
+async def test_an_unreachable_qdrant_is_one_line_without_its_key(tmp_path: Path) -> None:
+    closed = free_port()
+    env = {
+        "KIBITZ_KNOWLEDGE_QDRANT_URL": f"http://127.0.0.1:{closed}",
+        "KIBITZ_KNOWLEDGE_QDRANT_API_KEY": "s3cret",
+    }
+    with environment(env):
+        problems = await dependency_problems(PlatformSettings(data_dir=tmp_path))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"knowledge's Qdrant http://127.0.0.1:{closed} does not answer")
+    assert "s3cret" not in problems[0]

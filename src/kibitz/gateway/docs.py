@@ -1,4 +1,5 @@
-"""The API reference at `/docs`: every service's OpenAPI document, rendered on the server.
+"""The API reference at `/docs`: every service's OpenAPI document, rendered on the server; and
+each document at `/<service>/openapi.json`, both without the routes the gateway never routes.
 
 Self-contained HTML (no scripts, no CDN): the page must work on a closed network.
 """
@@ -12,9 +13,11 @@ from html import escape
 from typing import Any
 
 import structlog
+from starlette.responses import JSONResponse, Response
 
 from kibitz.gateway.proxy import Upstreams
 from kibitz.gateway.routing import ROUTED_SERVICES, is_never_routed, route_for
+from kibitz.kit.errors import ServiceUnavailable
 from kibitz.kit.http.replicas import NoReplicaReachable, first_reachable
 from kibitz.kit.http.transport import UpstreamClient, UpstreamError
 
@@ -68,10 +71,17 @@ class ApiReference:
                     answer.close()
             if answer.status == 200:
                 document: dict[str, Any] = json.loads(body)
-                return document
+                return public_document(document)
         except (UpstreamError, NoReplicaReachable, TimeoutError, ValueError) as exc:
             logger.warning("openapi_fetch_failed", service=service, error=type(exc).__name__)
         return None
+
+    async def response(self, service: str) -> Response:
+        """`/<service>/openapi.json` as the public sees it (503 when no replica gives it)."""
+        document = await self.document(service)
+        if document is None:
+            raise ServiceUnavailable(f"The {service} service's API document is unavailable.")
+        return JSONResponse(document, headers={"Cache-Control": "no-cache"})
 
     async def page(self) -> str:
         """The whole reference page (cached briefly)."""
@@ -120,13 +130,21 @@ def _render_service(name: str, document: dict[str, Any]) -> str:
     if info.get("description"):
         parts.append(f"<p>{escape(str(info['description']))}</p>")
     for path, operations in sorted(document.get("paths", {}).items()):
-        if not is_public_path(path):
-            continue
         for method in _METHODS:
             operation = operations.get(method)
             if operation is not None:
                 parts.append(_render_operation(method, path, operation, document))
     return "".join(parts)
+
+
+def public_document(document: dict[str, Any]) -> dict[str, Any]:
+    """A service's OpenAPI document without the paths the gateway never routes: the one filter
+    behind both `/docs` and `/<service>/openapi.json` through the gateway."""
+    paths = document.get("paths")
+    if not isinstance(paths, dict):
+        return document
+    public = {path: item for path, item in paths.items() if is_public_path(path)}
+    return {**document, "paths": public}
 
 
 def is_public_path(path: str) -> bool:

@@ -26,8 +26,10 @@ class ApiFastPath:
     def __init__(self, app: ASGIApp, *, pipeline: Pipeline) -> None:
         self.app = app
         # Request ids, logs, metrics and problem answers exactly as the kit's app gives every
-        # other route.
-        self._api = RequestContextMiddleware(partial(answer, pipeline.handle), service="gateway")
+        # other route; traces start here (a public caller's trace context is not continued).
+        self._api = RequestContextMiddleware(
+            partial(answer, pipeline.handle), service="gateway", continue_traces=False
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -46,6 +46,7 @@ def create_app(platform: Platform) -> FastAPI:
     limits = RateLimits(
         storage_for(platform.settings.redis_url, key_prefix=settings.rate_limit_key_prefix)
     )
+    reference = ApiReference(upstreams, upstream_client)
     pipeline = Pipeline(
         proxy=Proxy(upstreams, upstream_client, trust_forwarded_for=settings.trust_forwarded_for),
         tokens=TokenCheck(platform.token_verifier()),
@@ -64,8 +65,8 @@ def create_app(platform: Platform) -> FastAPI:
             if auth is not None
             else None
         ),
+        reference=reference,
     )
-    reference = ApiReference(upstreams, upstream_client)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +105,7 @@ def create_app(platform: Platform) -> FastAPI:
         lifespan=lifespan,
         readiness_checks=readiness,
         description="Routing, token check, rate limits, load balancing, web UI and API reference.",
+        continue_traces=False,
     )
     app.state.pipeline = pipeline
     # The kit's open /metrics is replaced: on the public side it answers only a scraper's token.

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kibitz.gateway.api_keys import ApiKeyExchange, is_api_key
+from kibitz.gateway.docs import ApiReference
 from kibitz.gateway.plans import PlanLimits
 from kibitz.gateway.proxy import Proxy, client_ip_of
 from kibitz.gateway.rate_limits import Allowance, RateLimits
@@ -47,6 +48,8 @@ class Pipeline:
     trust_forwarded_for: bool
     # None without an auth service to exchange personal API keys with.
     api_keys: ApiKeyExchange | None = None
+    # Serves `/<service>/openapi.json` filtered as `/docs` shows it (None: proxied as is).
+    reference: ApiReference | None = None
 
     async def handle(self, request: Request) -> Response:
         """Answer one public HTTP request (OpenAI-compatible routes refuse in OpenAI's shape)."""
@@ -70,6 +73,8 @@ class Pipeline:
             # Web pages share prefixes with the API (/chat/:id, /agents): navigations get the app.
             return self.web.response(request)
         self.proxy.upstreams.pool(route.service)  # 503 at once for a service not deployed
+        if route.api_document and self.reference is not None and method in ("GET", "HEAD"):
+            return await self.reference.response(route.service)
         allowance: Allowance | None = None
         principal: Principal | None = None
         if route.public:

@@ -25,6 +25,7 @@ from kibitz.kit.http.transport import (
     UpstreamTimeoutError,
 )
 from kibitz.kit.observability import OPEN_STREAMS
+from kibitz.kit.tracing import TRACE_HEADERS, ClientSpan, client_span
 
 logger = structlog.get_logger("kibitz.gateway.proxy")
 
@@ -52,6 +53,9 @@ _SET_BY_GATEWAY = frozenset(
         b"x-forwarded-host",
         # The gateway streams the body at once; an upstream 100 Continue would only add a trip.
         b"expect",
+        # Traces start at the gateway: a public caller's trace context is not continued (nor
+        # passed on to services), and with tracing on the gateway sends its own.
+        *TRACE_HEADERS,
     }
 )
 # Upstream headers the gateway's own server or middleware writes again.
@@ -173,10 +177,31 @@ class Proxy:
         query: bytes = scope.get("query_string", b"")
         if query:
             target = target + b"?" + query
+        span = client_span(method, scope["path"], peer=service)
+        if span is not None:
+            headers += span.headers
+        try:
+            answer = await self._send(pool, service, method, target, headers, body, chunked)
+        except BaseException as error:
+            if span is not None:
+                span.end(error=error)
+            raise
+        return UpstreamResponse(answer, extra_headers=extra_headers, service=service, span=span)
+
+    async def _send(
+        self,
+        pool: UpstreamPool,
+        service: str,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: AsyncIterator[bytes] | None,
+        chunked: bool,
+    ) -> UpstreamAnswer:
         # Nothing was sent on a connection failure, so any request may go to another replica;
         # a reset before the answer is retried only when repeating it is safe.
         try:
-            answer = await first_reachable(
+            return await first_reachable(
                 pool,
                 lambda base_url: self.client.send(
                     base_url, method, target, headers, body, chunked_body=chunked
@@ -190,7 +215,6 @@ class Proxy:
             raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
         except UpstreamProtocolError as exc:
             raise BadGateway(f"The {service} service answered badly.") from exc
-        return UpstreamResponse(answer, extra_headers=extra_headers, service=service)
 
 
 def client_ip_of(scope: Scope, *, trust_forwarded_for: bool) -> str:
@@ -214,11 +238,14 @@ class UpstreamResponse(Response):
         *,
         extra_headers: Sequence[tuple[bytes, bytes]],
         service: str,
+        span: ClientSpan | None = None,
     ) -> None:
         self.status_code = answer.status
         self.background = None
         self._answer = answer
         self._service = service
+        # The hop's client span ends once the answer is relayed whole (or abandoned).
+        self._span = span
         self.raw_headers = forwardable(answer.headers, _REWRITTEN_ON_ANSWER)
         self.raw_headers.extend(extra_headers)
 
@@ -245,6 +272,8 @@ class UpstreamResponse(Response):
                 OPEN_STREAMS.labels("gateway").dec()
         finally:
             self._answer.close()
+            if self._span is not None:
+                self._span.end(status=self.status_code)
 
     async def _relay(self, send: Send) -> None:
         try:

@@ -69,6 +69,8 @@ class Route:
     # An API route the browser navigates to (not a page of the web app): proxied even when it
     # asks for HTML.
     navigation: bool = False
+    # The service's OpenAPI document: answered by the gateway, without internal routes.
+    api_document: bool = False
 
 
 def cost_of(method: str, path: str) -> CostClass:
@@ -108,7 +110,9 @@ def route_for(method: str, path: str) -> Route | None:
     if prefix not in ROUTED_PREFIXES:
         return None
     if tail == "openapi.json" and service == prefix:
-        return Route(service=service, public=method in ("GET", "HEAD"), ip_limited=False)
+        return Route(
+            service=service, public=method in ("GET", "HEAD"), ip_limited=False, api_document=True
+        )
     normalised = path.rstrip("/") or "/"
     if _sso_navigation(method, normalised):
         return Route(

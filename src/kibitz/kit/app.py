@@ -39,11 +39,13 @@ def create_service_app(
     version: str = "0.1.0",
     fast_routes: bool = True,
     gauges: ServiceGauges | None = None,
+    continue_traces: bool = True,
 ) -> FastAPI:
     """A FastAPI app with kibitz's conventions; routers carry the service's own routes, those
     marked `@fast_route` are served past FastAPI's per-request work unless `fast_routes` is off
     (see `kit/http/fast_routes.py`), and `gauges` are read from the service's database on
-    every scrape."""
+    every scrape. `continue_traces` off (the public gateway): callers' trace contexts are not
+    continued (see `kit/tracing.py`)."""
     app = FastAPI(
         title=f"kibitz {name}",
         description=description,
@@ -62,7 +64,7 @@ def create_service_app(
     app.state.internal_token = platform.internal_token
     app.state.token_verifier = platform.token_verifier()
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service=name)
+    app.add_middleware(RequestContextMiddleware, service=name, continue_traces=continue_traces)
     for router in routers:
         app.include_router(router)
     checks = readiness_checks or {}

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kibitz.kit.tracing import TRACEPARENT, TRACESTATE, active_tracer, server_span
+
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_REQUEST_ID_LENGTH = 128
 
@@ -95,14 +97,18 @@ def _clean_request_id(raw: str | None) -> str:
 
 
 class RequestContextMiddleware:
-    """Keeps or makes `X-Request-ID`, binds it to logs, and records request metrics.
+    """Keeps or makes `X-Request-ID`, binds it to logs, records request metrics and, when
+    tracing is on, runs the request in a server span continuing the caller's trace (the one
+    server seam of `kit/tracing.py`: FastAPI routes, fast routes and the gateway's API path all
+    pass here). `continue_traces` off (the gateway): a public caller's trace context is ignored.
 
     Pure ASGI (not BaseHTTPMiddleware) so streamed bodies pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, continue_traces: bool = True) -> None:
         self.app = app
         self.service = service
+        self.continue_traces = continue_traces
         self.log = structlog.get_logger("kibitz.http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,10 +135,30 @@ class RequestContextMiddleware:
                 self._record(scope, status_code, time.perf_counter() - started)
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id", "service")
+        if active_tracer() is None:
+            try:
+                await self.app(scope, receive, send_with_request_id)
+            finally:
+                structlog.contextvars.unbind_contextvars("request_id", "service")
+            return
+        carrier: dict[str, str] = {}
+        if self.continue_traces:
+            for name in (TRACEPARENT, TRACESTATE):
+                value = headers.get(name.encode())
+                if value is not None:
+                    carrier[name] = value.decode("latin-1")
+        with server_span(scope, self.service, carrier, request_id) as span:
+            structlog.contextvars.bind_contextvars(trace_id=span.trace_id)
+
+            async def send_traced(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.answered(scope, message["status"])
+                await send_with_request_id(message)
+
+            try:
+                await self.app(scope, receive, send_traced)
+            finally:
+                structlog.contextvars.unbind_contextvars("request_id", "service", "trace_id")
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"

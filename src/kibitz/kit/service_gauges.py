@@ -1,6 +1,7 @@
 """Gauges of a service's bookkeeping, read from its database when Prometheus scrapes `/metrics`:
 events waiting in the outbox, dead letters waiting for an operator, database connections in use,
-and jobs waiting or leased on the service's job queue (`kibitz_jobs_depth`, by kind).
+and jobs waiting or leased on the service's job queue (`kibitz_jobs_depth`, by kind), and
+whether the service reaches what it depends on besides its database (knowledge's Qdrant).
 
 Read at scrape time (every 15 s or so), not kept up to date on every write: a count query per
 scrape costs nothing next to a counter update on every message's path.
@@ -9,6 +10,7 @@ scrape costs nothing next to a counter update on every message's path.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from prometheus_client import Gauge
@@ -35,6 +37,11 @@ DB_POOL_CAPACITY = Gauge(
     "Connections the pool may hold at once (its size plus overflow)",
     ["service"],
 )
+DEPENDENCY_UP = Gauge(
+    "kibitz_dependency_up",
+    "Whether the service reached a dependency (1) or not (0) at the last scrape",
+    ["service", "dependency"],
+)
 # 2 s: a scrape must answer well inside Prometheus's 10 s default timeout, even with the
 # database slow; the gauges then keep their last values.
 _READ_TIMEOUT_SECONDS = 2.0
@@ -52,6 +59,7 @@ class ServiceGauges:
         dead_letters: Table | None = None,
         jobs: JobQueue | None = None,
         job_kinds: tuple[str, ...] = (),
+        dependencies: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         self.service = service
         self.database = database
@@ -59,14 +67,19 @@ class ServiceGauges:
         self.dead_letters = dead_letters
         self.jobs = jobs
         self.job_kinds = job_kinds
+        # name -> a check that raises when the dependency cannot be reached
+        self.dependencies = dict(dependencies or {})
 
     async def refresh(self) -> None:
         """Set the gauges from the database now; a failure is logged and the last values stay."""
         self._read_pool()
-        try:
-            await asyncio.wait_for(self._read_tables(), _READ_TIMEOUT_SECONDS)
-        except Exception as error:
-            logger.warning("service_gauges_unavailable", error=type(error).__name__)
+        tables, *_ = await asyncio.gather(
+            asyncio.wait_for(self._read_tables(), _READ_TIMEOUT_SECONDS),
+            *map(self._check, self.dependencies),
+            return_exceptions=True,
+        )
+        if isinstance(tables, Exception):
+            logger.warning("service_gauges_unavailable", error=type(tables).__name__)
         if self.jobs is not None and self.job_kinds:
             try:
                 await asyncio.wait_for(
@@ -74,6 +87,17 @@ class ServiceGauges:
                 )
             except TimeoutError:
                 logger.warning("service_gauges_unavailable", error="TimeoutError")
+
+    async def _check(self, dependency: str) -> None:
+        try:
+            await asyncio.wait_for(self.dependencies[dependency](), _READ_TIMEOUT_SECONDS)
+        except Exception as error:
+            logger.warning(
+                "dependency_unreachable", dependency=dependency, error=type(error).__name__
+            )
+            DEPENDENCY_UP.labels(self.service, dependency).set(0)
+        else:
+            DEPENDENCY_UP.labels(self.service, dependency).set(1)
 
     def _read_pool(self) -> None:
         pool = self.database.engine.pool

@@ -32,6 +32,9 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     # Unset: JSON lines unless stderr is a terminal, where people read them (kit.observability).
     log_json: bool | None = None
+    # OTLP/HTTP endpoint traces go to (e.g. http://collector:4318); unset, OpenTelemetry's own
+    # OTEL_EXPORTER_OTLP_ENDPOINT is read, and without either tracing is off (kit.tracing).
+    otlp_endpoint: str | None = None
     # All-in-one: modules that run in child processes of their own (comma-separated), so that
     # the model streams of agents use a second core, and knowledge's embedding and Qdrant's
     # local mode (pure Python) never hold the other services' event loop. Only modules without

@@ -167,7 +167,8 @@ def settings_problems() -> list[str]:
 
 
 async def dependency_problems(settings: PlatformSettings) -> list[str]:
-    """One line per database, broker, Redis or service address that does not answer."""
+    """One line per database, broker, Redis, Qdrant, Stripe or service address that does not
+    answer (or billing's Stripe settings half set)."""
     checks: list[Awaitable[str | None]] = [
         _check_database(name, database_url_of(name, settings))
         for name in available_modules(SERVICE_NAMES)
@@ -176,6 +177,11 @@ async def dependency_problems(settings: PlatformSettings) -> list[str]:
         checks.append(_check_bus(settings.bus_url))
     if settings.redis_url:
         checks.append(_check_redis(settings.redis_url))
+    modules = available_modules(SERVICE_NAMES)
+    if "knowledge" in modules:
+        checks.append(_check_qdrant())
+    if "billing" in modules:
+        checks.append(_check_billing())
     urls = service_urls_from_env(SERVICE_NAMES)
     if urls and settings.internal_token is None:
         checks.append(_said("KIBITZ_INTERNAL_TOKEN is not set: services cannot call each other"))
@@ -256,6 +262,63 @@ async def _check_service(name: str, url: str) -> str | None:
         return f"{name} at {url} answers /healthz with {response.status_code}"
     except httpx.HTTPError as error:
         return f"{name} at {url} does not answer: {_reason(error)}"
+
+
+async def _check_qdrant() -> str | None:
+    from kibitz.services.knowledge.config import KnowledgeSettings
+    from kibitz.services.knowledge.retrieval.vectors import VectorStore
+
+    settings = KnowledgeSettings()
+    if not settings.qdrant_url:
+        return None  # Qdrant's local mode, in the data directory
+    key = settings.qdrant_api_key
+    vectors = VectorStore.server(settings.qdrant_url, key.get_secret_value() if key else None)
+    try:
+        await asyncio.wait_for(vectors.ping(), _CHECK_TIMEOUT_SECONDS)
+    except Exception as error:
+        where = _without_credentials(settings.qdrant_url)
+        return f"knowledge's Qdrant {where} does not answer: {type(error).__name__}"
+    finally:
+        await vectors.aclose()
+    return None
+
+
+async def _check_billing() -> str | None:
+    from kibitz.services.billing.config import BillingSettings
+    from kibitz.services.billing.stripe_api import StripeApi
+
+    settings = BillingSettings()
+    secret_key, webhook_secret = settings.stripe_secret_key, settings.stripe_webhook_secret
+    has_key = bool(secret_key and secret_key.get_secret_value())
+    has_webhook_secret = bool(webhook_secret and webhook_secret.get_secret_value())
+    if has_key != has_webhook_secret:
+        missing = "WEBHOOK_SECRET" if has_key else "SECRET_KEY"
+        return (
+            f"billing: KIBITZ_BILLING_STRIPE_{missing} is not set: billing stays off until "
+            "both Stripe secrets are"
+        )
+    if not settings.enabled:
+        return None
+    assert secret_key is not None and webhook_secret is not None
+    stripe = StripeApi(
+        secret_key=secret_key.get_secret_value(),
+        webhook_secret=webhook_secret.get_secret_value(),
+        api_base=settings.stripe_api_base,
+        timeout_seconds=_CHECK_TIMEOUT_SECONDS,
+        webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
+    )
+    where = settings.stripe_api_base or "https://api.stripe.com"
+    try:
+        problem = await asyncio.wait_for(stripe.key_problem(), _CHECK_TIMEOUT_SECONDS * 2)
+    except TimeoutError:
+        problem = "does not answer in time"
+    finally:
+        await stripe.aclose()
+    if problem is not None:
+        return f"billing: Stripe at {where} {problem}"
+    if not settings.prices:
+        return "billing: KIBITZ_BILLING_PRICES is empty: no paid plan can be bought"
+    return None
 
 
 def _reason(error: BaseException) -> str:

@@ -26,6 +26,11 @@ async def test_every_route_but_the_webhook_needs_a_bearer_token(
     assert response.status_code == 401
 
 
+async def test_billings_outbox_backlog_is_a_gauge_on_its_metrics(stack: Stack) -> None:
+    scraped = (await stack.http.get(f"{stack.url('billing')}/metrics")).text
+    assert 'kibitz_outbox_backlog{service="billing"}' in scraped
+
+
 async def test_config_says_billing_is_on_and_names_each_plans_price(
     stack: Stack, billing: Billing
 ) -> None:

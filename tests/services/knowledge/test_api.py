@@ -55,6 +55,11 @@ async def test_a_text_document_is_indexed_and_found_by_a_paraphrase(
     assert read.json()["documents"] == 2
 
 
+async def test_whether_qdrant_answers_is_a_gauge_on_the_metrics(knowledge: KnowledgeApi) -> None:
+    scraped = (await knowledge.http.get(f"{knowledge.url}/metrics")).text
+    assert 'kibitz_dependency_up{dependency="qdrant",service="knowledge"} 1.0' in scraped
+
+
 async def test_markdown_html_and_pdf_files_are_parsed(knowledge: KnowledgeApi) -> None:
     owner = await knowledge.user()
     collection = await knowledge.collection(owner)

@@ -31,6 +31,7 @@ from kibitz.kit.subscription import (
     replica_name,
     stop_tasks,
 )
+from kibitz.kit.tracing import active_tracer, continued_span
 
 logger = structlog.get_logger("kibitz.events")
 
@@ -62,13 +63,15 @@ class Event(BaseModel):
 
 
 class EventEnvelope(BaseModel):
-    """What travels on the bus: the payload plus id, name, version and time."""
+    """What travels on the bus: the payload plus id, name, version, time and headers (the
+    producer's W3C trace context, `traceparent`/`tracestate`, when tracing is on)."""
 
     id: uuid.UUID = Field(default_factory=new_id)
     name: str
     version: int = 1
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     payload: dict[str, Any]
+    headers: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def wrap(cls, event: Event) -> EventEnvelope:
@@ -159,7 +162,10 @@ async def deliver_with_retry(
     error = ""
     for attempt in range(1, policy.max_attempts + 1):
         try:
-            await handler(envelope)
+            if active_tracer() is None:
+                await handler(envelope)
+            else:
+                await _traced(handler, envelope, group=group, attempt=attempt)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -190,6 +196,21 @@ async def deliver_with_retry(
         attempts=policy.max_attempts,
         error=error,
     )
+
+
+async def _traced(
+    handler: EventHandler, envelope: EventEnvelope, *, group: str, attempt: int
+) -> None:
+    """One try of a handler in a consumer span continuing the producer's trace."""
+    attributes = {
+        "messaging.operation.type": "process",
+        "messaging.destination.name": envelope.name,
+        "messaging.consumer.group.name": group,
+        "messaging.message.id": str(envelope.id),
+        "kibitz.attempt": attempt,
+    }
+    with continued_span(f"process {envelope.name}", envelope.headers, attributes=attributes):
+        await handler(envelope)
 
 
 class InProcessBus:

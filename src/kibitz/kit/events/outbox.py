@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from kibitz.kit.db.database import Database, delete_in_batches, prune_quietly
 from kibitz.kit.events.bus import Event, EventBus, EventEnvelope
+from kibitz.kit.tracing import producer_headers
 
 logger = structlog.get_logger("kibitz.outbox")
 
@@ -77,6 +78,8 @@ def define_outbox_table(metadata: MetaData) -> Table:
         Column("occurred_at", DateTime(timezone=True), nullable=False),
         Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
         Column("attempts", Integer, nullable=False, default=0),
+        # The producer's trace context (`traceparent`, `tracestate`); null when tracing is off.
+        Column("headers", JSON, nullable=True),
     )
 
 
@@ -94,6 +97,7 @@ class Outbox:
             payload=bindparam("payload"),
             occurred_at=bindparam("occurred_at"),
             attempts=0,
+            headers=bindparam("headers"),
         )
         self._pending: Select[Any] = (
             select(table)
@@ -114,8 +118,10 @@ class Outbox:
         )
 
     async def add(self, session: AsyncSession, event: Event) -> EventEnvelope:
-        """Record the event in the caller's transaction; it is relayed after commit."""
+        """Record the event in the caller's transaction; it is relayed after commit, carrying
+        the trace context of the moment (a producer span) when tracing is on."""
         envelope = EventEnvelope.wrap(event)
+        envelope.headers = producer_headers(envelope.name, message_id=envelope.id)
         await session.execute(
             self._insert,
             {
@@ -124,6 +130,7 @@ class Outbox:
                 "version": envelope.version,
                 "payload": envelope.payload,
                 "occurred_at": envelope.occurred_at,
+                "headers": envelope.headers or None,
             },
         )
         self._wake_after_commit(session)
@@ -186,6 +193,7 @@ class Outbox:
             version=row.version,
             occurred_at=row.occurred_at,
             payload=row.payload,
+            headers=row.headers or {},
         )
 
     async def _count_attempt(self, session: AsyncSession, row: Row[Any]) -> None:

@@ -31,6 +31,7 @@ from kibitz.kit.http.transport import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from kibitz.kit.tracing import ClientSpan, client_span
 
 INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
 
@@ -187,21 +188,24 @@ class ServiceClient:
         the answer."""
         body = json_module.dumps(json).encode() if json is not None else None
         target = f"{path}?{urlencode(params, doseq=True)}" if params else path
-        answer = await self._answer(
-            method,
-            target,
-            self._head(headers, json_body=body is not None),
-            body,
-            read_timeout=timeout,
-        )
+        head = self._head(headers, json_body=body is not None)
+        span = self._span(method, path, head)
         try:
-            content = await answer.read()
-        except UpstreamTimeoutError as exc:
-            raise self._timed_out() from exc
-        except UpstreamError as exc:
-            raise ServiceCallError(str(exc)) from exc
-        finally:
-            answer.close()
+            answer = await self._answer(method, target, head, body, read_timeout=timeout)
+            try:
+                content = await answer.read()
+            except UpstreamTimeoutError as exc:
+                raise self._timed_out() from exc
+            except UpstreamError as exc:
+                raise ServiceCallError(str(exc)) from exc
+            finally:
+                answer.close()
+        except BaseException as error:
+            if span is not None:
+                span.end(error=error)
+            raise
+        if span is not None:
+            span.end(status=answer.status)
         return ServiceResponse(answer.status, Headers(raw=answer.headers), content)
 
     @asynccontextmanager
@@ -219,13 +223,27 @@ class ServiceClient:
         `sent` is set once the request is on the connection, well before the answer: a caller
         can hold other work back until its request is on its way."""
         body = json_module.dumps(json).encode() if json is not None else None
-        answer = await self._answer(
-            method, path, self._head(headers, json_body=body is not None), body, sent=sent
-        )
+        head = self._head(headers, json_body=body is not None)
+        span = self._span(method, path, head)
         try:
-            yield StreamedResponse(answer)
-        finally:
-            answer.close()
+            answer = await self._answer(method, path, head, body, sent=sent)
+            try:
+                yield StreamedResponse(answer)
+            finally:
+                answer.close()
+        except BaseException as error:
+            if span is not None:
+                span.end(error=error)
+            raise
+        if span is not None:
+            span.end(status=answer.status)
+
+    def _span(self, method: str, path: str, head: list[tuple[bytes, bytes]]) -> ClientSpan | None:
+        """A client span for the call (None when tracing is off), its context added to `head`."""
+        span = client_span(method, path, peer=self.service)
+        if span is not None:
+            head += span.headers
+        return span
 
     def _timed_out(self) -> GatewayTimeout:
         return GatewayTimeout(f"The {self.service} service did not answer in time.")

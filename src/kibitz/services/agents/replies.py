@@ -16,6 +16,7 @@ import structlog
 
 from kibitz.kit.errors import ProblemError
 from kibitz.kit.jwt import Principal
+from kibitz.kit.tracing import model_call_span
 from kibitz.services.agents.agent_cache import AgentSnapshot
 from kibitz.services.agents.errors import (
     ConversationTooLarge,
@@ -252,11 +253,14 @@ async def reply_stream(
     provider_name, plan = prepared.provider_name, prepared.plan
     started = time.perf_counter()
     deadline = asyncio.get_running_loop().time() + runtime.settings.total_timeout_seconds
-    outcome = "error"
+    outcome, error_kind = "error", None
+    span = model_call_span(provider=provider_name, model=prepared.request.model, plan=plan)
 
     def count_retry(error: ProviderError) -> None:
         LLM_RETRIES.labels(provider_name).inc()
         logger.warning("llm_retry", provider=provider_name, kind=error.kind, status=error.status)
+        if span is not None:
+            span.retried(error.kind)
 
     items = stream_with_retries(
         lambda: prepared.provider.stream(prepared.request, streamed=prepared.streamed),
@@ -276,16 +280,25 @@ async def reply_stream(
                     "timeout", "The reply took too long.", after_first_token=not first
                 ) from None
             if first and isinstance(item, TextDelta):
-                LLM_TIME_TO_FIRST_TOKEN.labels(provider_name, plan).observe(
-                    time.perf_counter() - started
-                )
+                first_token_seconds = time.perf_counter() - started
+                LLM_TIME_TO_FIRST_TOKEN.labels(provider_name, plan).observe(first_token_seconds)
+                if span is not None:
+                    span.first_chunk(first_token_seconds)
                 first = False
             if isinstance(item, StreamEnd):
                 LLM_TOKENS.labels(provider_name, "in", plan).inc(item.input_tokens)
                 LLM_TOKENS.labels(provider_name, "out", plan).inc(item.output_tokens)
+                if span is not None:
+                    span.finished(
+                        input_tokens=item.input_tokens,
+                        output_tokens=item.output_tokens,
+                        model=item.model,
+                        finish_reason=item.finish_reason,
+                    )
                 outcome = "completed"
             yield item
     except ProviderError as error:
+        error_kind = error.kind
         LLM_ERRORS.labels(provider_name, error.kind).inc()
         logger.warning(
             "llm_failed",
@@ -301,3 +314,5 @@ async def reply_stream(
     finally:
         await items.aclose()  # type: ignore[attr-defined]
         LLM_DURATION.labels(provider_name, outcome).observe(time.perf_counter() - started)
+        if span is not None:
+            span.end(outcome=outcome, error_kind=error_kind)

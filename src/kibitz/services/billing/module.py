@@ -17,6 +17,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.events import Outbox
 from kibitz.kit.platform import Module, Platform
+from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.billing.api import internal, router
 from kibitz.services.billing.config import BillingSettings
 from kibitz.services.billing.models import outbox_table
@@ -98,6 +99,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router, internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
+        gauges=ServiceGauges(NAME, database, outbox=outbox_table),
         description="Stripe customers, subscriptions, invoices and webhooks.",
     )
     app.state.database = database

@@ -119,6 +119,23 @@ class StripeApi:
         found = await _call(self._client.v1.subscriptions.retrieve_async(subscription_id))
         return found.to_dict(recursive=True)
 
+    async def key_problem(self) -> str | None:
+        """Why Stripe would refuse billing's calls (the key, the address), or None: asks for a
+        customer that does not exist, which a working key gets a 404 for."""
+        try:
+            await self._client.v1.customers.retrieve_async("cus_kibitz_doctor")
+        except stripe.AuthenticationError:
+            return "refuses the secret key"
+        except stripe.PermissionError:
+            return "does not let the secret key read customers"
+        except stripe.APIConnectionError as exc:
+            return f"does not answer: {type(exc).__name__}"
+        except stripe.StripeError as exc:
+            if exc.http_status == 404:
+                return None
+            return f"answers {exc.http_status}"
+        return None
+
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self._http.close_async()  # type: ignore[no-untyped-call]

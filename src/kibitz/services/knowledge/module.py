@@ -99,7 +99,7 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router, internal],
         lifespan=lifespan,
         readiness_checks={"database": database.ping, "qdrant": vectors_reachable},
-        gauges=ServiceGauges(NAME, database),
+        gauges=ServiceGauges(NAME, database, dependencies={"qdrant": vectors_reachable}),
         description="Document collections, embeddings and vector search (RAG).",
     )
     app.state.database = database

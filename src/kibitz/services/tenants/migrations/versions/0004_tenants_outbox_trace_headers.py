@@ -1,0 +1,26 @@
+"""outbox.headers: the producer's trace context (traceparent, tracestate) of each event
+
+Revision ID: 0004_tenants_outbox_trace_headers
+Revises: 0003_tenants_billing_sequence
+Create Date: 2026-12-07 16:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004_tenants_outbox_trace_headers"
+down_revision: str | None = "0003_tenants_billing_sequence"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("headers", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("headers")

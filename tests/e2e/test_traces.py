@@ -1,0 +1,158 @@
+"""One chat send is one trace: gateway → chat → agents → the model call, and the bus event chat
+publishes on to the tenants consumer that meters it (spans exported to memory)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from kibitz.kit.tracing import configure_tracing, shutdown_tracing
+from tests.services.chat.world import World, chat_world, read_sse
+
+
+@pytest.fixture
+def exported() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for the test, every span kept in memory."""
+    exporter = InMemorySpanExporter()
+    assert configure_tracing("kibitz-test", exporter=exporter)
+    try:
+        yield exporter
+    finally:
+        shutdown_tracing()
+
+
+@pytest.fixture
+async def world(tmp_path: Path, exported: InMemorySpanExporter) -> AsyncIterator[World]:
+    """Every service and the gateway in this process, the simulator behind agents."""
+    async with chat_world(tmp_path, gateway=True) as running:
+        yield running
+
+
+def _attribute(span: ReadableSpan, name: str) -> Any:
+    return (span.attributes or {}).get(name)
+
+
+class Tree:
+    """The spans of one trace, by id, with their parents."""
+
+    def __init__(self, spans: list[ReadableSpan], trace_id: int) -> None:
+        self.spans = [span for span in spans if span.context.trace_id == trace_id]
+        self.by_id = {span.context.span_id: span for span in self.spans}
+
+    def parent(self, span: ReadableSpan) -> ReadableSpan | None:
+        return self.by_id.get(span.parent.span_id) if span.parent else None
+
+    def one(self, **match: Any) -> ReadableSpan:
+        found = [span for span in self.spans if self._matches(span, match)]
+        assert len(found) == 1, (match, [span.name for span in self.spans])
+        return found[0]
+
+    def children(self, parent: ReadableSpan, **match: Any) -> list[ReadableSpan]:
+        return [
+            span
+            for span in self.spans
+            if span.parent is not None
+            and span.parent.span_id == parent.context.span_id
+            and self._matches(span, match)
+        ]
+
+    @staticmethod
+    def _matches(span: ReadableSpan, match: dict[str, Any]) -> bool:
+        for key, value in match.items():
+            actual = (
+                span.name
+                if key == "name"
+                else span.kind
+                if key == "kind"
+                else _attribute(span, key.replace("__", "."))
+            )
+            if actual != value:
+                return False
+        return True
+
+
+async def _consumer_span(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    for _ in range(100):
+        for span in exporter.get_finished_spans():
+            if span.name == name and span.kind == SpanKind.CONSUMER:
+                return span
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {name} consumer span")
+
+
+async def test_one_chat_send_is_one_trace_from_the_gateway_to_the_model_and_the_bus(
+    world: World, exported: InMemorySpanExporter
+) -> None:
+    alice = await world.member()
+    exported.clear()  # registration and agent creation are traces of their own
+    async with world.http.stream(
+        "POST",
+        world.url("/chat/send"),
+        json={"content": "hello there", "agent_id": alice.agent_id},
+        headers={
+            **alice.headers,
+            "Accept": "text/event-stream",
+            # A public caller's trace context is not continued: traces start at the gateway.
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        },
+    ) as response:
+        assert response.status_code == 201
+        events = await read_sse(response)
+    assert events[-1].event == "message.completed"
+    consumed = await _consumer_span(exported, "process chat.message_completed")
+
+    spans = list(exported.get_finished_spans())
+    root = next(
+        span
+        for span in spans
+        if _attribute(span, "kibitz.service") == "gateway"
+        and _attribute(span, "url.path") == "/chat/send"
+    )
+    assert root.parent is None
+    assert root.kind == SpanKind.SERVER
+    assert root.context.trace_id != 0x0AF7651916CD43DD8448EB211C80319C
+    tree = Tree(spans, root.context.trace_id)
+    # Nothing of the send is in another trace, and every span's parent is in this one.
+    assert all(tree.parent(span) is not None for span in tree.spans if span is not root)
+
+    proxied = tree.children(root, kind=SpanKind.CLIENT, kibitz__peer__service="chat")
+    assert len(proxied) == 1
+    chat = tree.children(proxied[0], kind=SpanKind.SERVER, kibitz__service="chat")
+    assert [span.name for span in chat] == ["POST /chat/send"]
+    assert _attribute(chat[0], "http.response.status_code") == 201
+    to_agents = tree.children(
+        chat[0], kind=SpanKind.CLIENT, kibitz__peer__service="agents", url__path="/agents/respond"
+    )
+    assert len(to_agents) == 1
+    agents = tree.children(to_agents[0], kind=SpanKind.SERVER, kibitz__service="agents")
+    assert [span.name for span in agents] == ["POST /agents/respond"]
+    model_calls = tree.children(agents[0], name="chat gpt-4o-mini")
+    assert len(model_calls) == 1
+    model = model_calls[0]
+    assert model.kind == SpanKind.CLIENT
+    assert _attribute(model, "gen_ai.provider.name") == "openai"
+    assert _attribute(model, "gen_ai.request.model") == "gpt-4o-mini"
+    assert _attribute(model, "gen_ai.usage.input_tokens") > 0
+    assert _attribute(model, "gen_ai.usage.output_tokens") > 0
+    assert 0 < _attribute(model, "gen_ai.response.time_to_first_chunk") < 5
+    assert _attribute(model, "kibitz.outcome") == "completed"
+
+    # The event chat wrote to its outbox carries the trace to the tenants consumer.
+    assert consumed.context.trace_id == root.context.trace_id
+    produced = tree.parent(consumed)
+    assert produced is not None
+    assert produced.kind == SpanKind.PRODUCER
+    assert produced.name == "publish chat.message_completed"
+    assert _attribute(consumed, "messaging.consumer.group.name") == "tenants"
+    # The producer span is chat's: somewhere under its server span.
+    ancestor = tree.parent(produced)
+    while ancestor is not None and ancestor is not chat[0]:
+        ancestor = tree.parent(ancestor)
+    assert ancestor is chat[0]
