@@ -15,8 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from kibitz.gateway.proxy import forwardable
+from kibitz.kit.tracing import configure_tracing, shutdown_tracing
 from tests.gateway.conftest import Harness, start_gateway, start_harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +84,40 @@ async def test_hop_by_hop_and_internal_headers_are_stripped_towards_the_client(
     assert response.headers["x-kept"] == "yes"
     assert response.headers["set-cookie"].startswith("session=abc")
     assert response.headers.get_list("server") == ["uvicorn"]
+
+
+PUBLIC_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_a_public_trace_context_never_reaches_a_service(harness: Harness) -> None:
+    response = await harness.http.get(
+        "/users/echo",
+        headers={**harness.auth(), "traceparent": PUBLIC_TRACEPARENT, "tracestate": "x=1"},
+    )
+    names = {name for name, _ in response.json()["headers"]}
+    assert "traceparent" not in names
+    assert "tracestate" not in names
+
+
+async def test_with_tracing_on_the_service_continues_the_gateways_own_trace(
+    harness: Harness,
+) -> None:
+    exporter = InMemorySpanExporter()
+    configure_tracing("kibitz-test", exporter=exporter)
+    try:
+        response = await harness.http.get(
+            "/users/echo", headers={**harness.auth(), "traceparent": PUBLIC_TRACEPARENT}
+        )
+    finally:
+        shutdown_tracing()
+    sent = [value for name, value in response.json()["headers"] if name == "traceparent"]
+    spans = exporter.get_finished_spans()
+    hop = next(span for span in spans if span.kind == SpanKind.CLIENT)
+    root = next(span for span in spans if span.kind == SpanKind.SERVER)
+    assert len(sent) == 1
+    assert sent[0].startswith(f"00-{hop.context.trace_id:032x}-{hop.context.span_id:016x}-")
+    assert hop.parent is not None and hop.parent.span_id == root.context.span_id
+    assert root.parent is None and "0af7651916cd43dd" not in sent[0]
 
 
 async def test_the_clients_request_id_is_passed_upstream_and_returned(harness: Harness) -> None:

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from kibitz.gateway.proxy import Upstreams, forwardable
 from kibitz.kit.errors import ProblemError, ServiceUnavailable, problem_response
 from kibitz.kit.http.event_stream import until_first
+from kibitz.kit.tracing import TRACE_HEADERS, trace_headers
 
 logger = structlog.get_logger("kibitz.gateway.websocket")
 
@@ -28,6 +29,8 @@ _HANDSHAKE_HEADERS = frozenset(
         b"x-forwarded-for",
         b"x-forwarded-proto",
         b"x-forwarded-host",
+        # The gateway's own trace context replaces a public caller's (see proxy.py).
+        *TRACE_HEADERS,
     }
 )
 # 1 MiB per message, as the chat service's own limit.
@@ -81,6 +84,7 @@ async def relay_websocket(
         for name, value in forwardable(scope["headers"], _HANDSHAKE_HEADERS)
     ]
     headers += [("x-request-id", request_id), ("x-forwarded-for", client_ip)]
+    headers += trace_headers().items()  # the socket joins the gateway's trace (none when off)
     requested = [
         protocol.strip()
         for protocol in websocket.headers.get("sec-websocket-protocol", "").split(",")
