@@ -4,21 +4,17 @@ publishes on to the tenants consumer that meters it (spans exported to memory)."
 from __future__ import annotations
 
 import asyncio
-import gzip
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from kibitz.kit.tracing import configure_tracing, shutdown_tracing, tracing_for
+from tests.fixtures.otlp import OtlpReceiver
 from tests.fixtures.serving import serving
 from tests.fixtures.simulator import start_simulator
 from tests.fixtures.stack import start_stack
@@ -164,42 +160,6 @@ async def test_one_chat_send_is_one_trace_from_the_gateway_to_the_model_and_the_
     while ancestor is not None and ancestor is not chat[0]:
         ancestor = tree.parent(ancestor)
     assert ancestor is chat[0]
-
-
-class OtlpReceiver:
-    """A collector's OTLP/HTTP traces endpoint: protobuf requests parsed by opentelemetry-proto,
-    each span kept with its resource's `service.name`."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, Any]] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        if dict(scope["headers"]).get(b"content-encoding") == b"gzip":
-            body = gzip.decompress(body)
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource_spans in request.resource_spans:
-            service = next(
-                a.value.string_value
-                for a in resource_spans.resource.attributes
-                if a.key == "service.name"
-            )
-            for scope_spans in resource_spans.scope_spans:
-                self.spans += [(service, span) for span in scope_spans.spans]
-        answer = ExportTraceServiceResponse().SerializeToString()
-        headers = [(b"content-type", b"application/x-protobuf")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
-
-    def named(self, name: str) -> list[tuple[str, Any]]:
-        return [(service, span) for service, span in self.spans if span.name == name]
 
 
 async def test_spans_of_a_module_in_a_child_process_reach_the_collector_in_the_same_trace(

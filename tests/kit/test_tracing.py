@@ -3,6 +3,7 @@ continue and carry W3C trace context; a job payload carries it like an event doe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from kibitz.kit.tracing import (
     shutdown_tracing,
     trace_headers,
 )
+from tests.fixtures.otlp import OtlpReceiver
 from tests.fixtures.serving import serving
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -142,3 +144,19 @@ async def test_a_job_payload_carries_the_trace_to_its_worker(
     assert worker.parent is not None  # type: ignore[attr-defined]
     assert worker.parent.span_id == request.get_span_context().span_id  # type: ignore[attr-defined]
     assert worker.get_span_context().trace_id == request.get_span_context().trace_id
+
+
+async def test_opentelemetrys_own_endpoint_variable_turns_tracing_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receiver = OtlpReceiver()
+    async with serving(receiver) as collector:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector)
+        assert configure_tracing("kibitz-demo")
+        try:
+            with continued_span("job reply", None):
+                pass
+        finally:
+            await asyncio.to_thread(shutdown_tracing)  # sends what is buffered
+    assert [span.name for _, span in receiver.spans] == ["job reply"]
+    assert receiver.spans[0][0] == "kibitz-demo"

@@ -135,12 +135,23 @@ class RequestContextMiddleware:
                 self._record(scope, status_code, time.perf_counter() - started)
             await send(message)
 
-        if active_tracer() is None:
-            try:
+        try:
+            if active_tracer() is None:
                 await self.app(scope, receive, send_with_request_id)
-            finally:
-                structlog.contextvars.unbind_contextvars("request_id", "service")
-            return
+            else:
+                await self._traced(scope, receive, send_with_request_id, headers, request_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id", "service")
+
+    async def _traced(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        request_id: str,
+    ) -> None:
+        """The request in a server span (tracing on), its trace id in the logs."""
         carrier: dict[str, str] = {}
         if self.continue_traces:
             for name in (TRACEPARENT, TRACESTATE):
@@ -153,12 +164,12 @@ class RequestContextMiddleware:
             async def send_traced(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     span.answered(scope, message["status"])
-                await send_with_request_id(message)
+                await send(message)
 
             try:
                 await self.app(scope, receive, send_traced)
             finally:
-                structlog.contextvars.unbind_contextvars("request_id", "service", "trace_id")
+                structlog.contextvars.unbind_contextvars("trace_id")
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"

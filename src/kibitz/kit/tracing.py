@@ -66,8 +66,7 @@ def configure_tracing(
     global _tracer, _provider
     if _tracer is not None:
         return True
-    endpoint = otlp_endpoint(endpoint)
-    if exporter is None and endpoint is None:
+    if exporter is None and otlp_endpoint(endpoint) is None:
         return False
     # Imported only when on: the SDK and the exporter cost start-up time nobody else pays.
     from opentelemetry.sdk.resources import Resource
@@ -82,19 +81,13 @@ def configure_tracing(
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(endpoint)))
-        )
+        # kibitz's setting is a base endpoint like OTEL_EXPORTER_OTLP_ENDPOINT (the traces path
+        # is added); without it the exporter reads OpenTelemetry's variables by their own rules.
+        url = f"{endpoint.rstrip('/')}/v1/traces" if endpoint else None
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
     _provider = provider
     _tracer = provider.get_tracer(_INSTRUMENTATION)
     return True
-
-
-def _traces_url(endpoint: str | None) -> str | None:
-    """OTLP/HTTP's rule: a base endpoint gets `/v1/traces` appended, a traces endpoint not."""
-    if endpoint is None or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == endpoint:
-        return endpoint
-    return endpoint.rstrip("/") + "/v1/traces"
 
 
 def shutdown_tracing() -> None:
