@@ -1,6 +1,6 @@
 """outbox.headers: the producer's trace context (traceparent, tracestate) of each event
 
-Revision ID: 0003_chat_outbox_trace_headers
+Revision ID: 0003_chat_outbox_headers
 Revises: chat_message_citations
 Create Date: 2026-12-07 16:00:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_chat_outbox_trace_headers"
+revision: str = "0003_chat_outbox_headers"
 down_revision: str | None = "chat_message_citations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
