@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from kibitz.kit.settings import PlatformSettings
 from tests.fixtures.processes import KIBITZ, free_port
 from tests.fixtures.stack import POSTGRES_ADMIN_DSN, postgres_databases
 
@@ -215,3 +216,15 @@ def test_replaying_dead_letters_needs_a_broker(tmp_path: Path) -> None:
     )
     assert finished.returncode == 1
     assert _said(finished).startswith("cannot replay: the bus is in-process")
+
+
+def test_the_start_up_summary_says_where_traces_go_without_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kibitz.cli import _traces_line
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert _traces_line(PlatformSettings()).startswith("off (KIBITZ_OTLP_ENDPOINT")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:s3cret@collector:4318")
+    assert _traces_line(PlatformSettings()) == "OTLP to http://collector:4318"

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 import uvloop
@@ -102,7 +103,10 @@ def _traces_line(settings: PlatformSettings) -> str:
     endpoint = otlp_endpoint(settings.otlp_endpoint)
     if endpoint is None:
         return "off (KIBITZ_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT turns them on)"
-    return f"OTLP to {escape(endpoint)}"
+    # Scheme, host and port only: an endpoint's user info or query may hold a credential.
+    parts = urlsplit(endpoint)
+    port = f":{parts.port}" if parts.port else ""
+    return f"OTLP to {escape(f'{parts.scheme}://{parts.hostname}{port}')}"
 
 
 @app.command()
