@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Column, MetaData, String, Table, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +33,7 @@ from kibitz.kit.events import (
 from kibitz.kit.events.inbox import KEEP_HANDLED
 from kibitz.kit.events.nats_jetstream import NatsJetStreamBus
 from kibitz.kit.events.redis_streams import RedisStreamsBus
+from kibitz.kit.tracing import configure_tracing, continued_span, shutdown_tracing
 from tests.fixtures.tcp_proxy import TcpProxy
 
 REDIS = ("127.0.0.1", 6379)
@@ -419,3 +422,40 @@ async def test_create_bus_picks_the_backend_from_the_url() -> None:
     await nats_bus.close()
     with pytest.raises(ValueError, match="unsupported"):
         create_bus("kafka://broker:9092")
+
+
+async def test_a_consumer_continues_the_trace_of_the_request_that_wrote_the_event(
+    buses: BusFactory, database: Database
+) -> None:
+    exporter = InMemorySpanExporter()
+    configure_tracing("kibitz-test", exporter=exporter)
+    try:
+        bus = await buses.replica()
+
+        async def handler(_: EventEnvelope) -> None:
+            return None
+
+        await bus.subscribe([Pinged.name], group="traced", handler=handler)
+        outbox = Outbox(outbox_table)
+        with continued_span("POST /demo", None, kind=SpanKind.SERVER) as request:
+            assert request is not None
+            async with database.transaction() as session:
+                envelope = await outbox.add(session, Pinged(number=1))
+        # The relay runs later, outside the request; the context travels in the outbox row.
+        assert await outbox.relay_pending(database, bus) == 1
+
+        async def consumed() -> bool:
+            return any(s.kind == SpanKind.CONSUMER for s in exporter.get_finished_spans())
+
+        await wait_until(consumed)
+    finally:
+        shutdown_tracing()
+    spans = {span.kind: span for span in exporter.get_finished_spans()}
+    producer, consumer = spans[SpanKind.PRODUCER], spans[SpanKind.CONSUMER]
+    assert envelope.headers["traceparent"].split("-")[2] == f"{producer.context.span_id:016x}"
+    assert producer.parent is not None
+    assert producer.parent.span_id == request.get_span_context().span_id
+    assert consumer.parent is not None and consumer.parent.span_id == producer.context.span_id
+    assert consumer.context.trace_id == request.get_span_context().trace_id
+    assert consumer.name == "process tests.pinged"
+    assert (consumer.attributes or {})["messaging.consumer.group.name"] == "traced"
