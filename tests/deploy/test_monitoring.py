@@ -19,9 +19,6 @@ PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 DASHBOARD = PROMETHEUS.parent / "grafana" / "dashboards" / "kibitz-overview.json"
 # Series Prometheus makes itself, not kibitz.
 _PROMETHEUS_OWN = {"up"}
-# The job queue's (`kit/jobs`, replies as jobs): the rules and panels reference them before that
-# lands; once it has, they are checked like every other metric.
-_JOB_QUEUE_METRICS = {"kibitz_jobs_depth", "kibitz_jobs_reclaimed_total"}
 
 
 def _promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -64,16 +61,10 @@ def test_every_alert_has_a_test() -> None:
 
 def _exported_metric_names() -> set[str]:
     available_modules()  # every module's metrics are registered on import
-    import kibitz.kit.service_gauges
+    import kibitz.kit.service_gauges  # noqa: F401 (and through it, the job queue's)
 
-    try:
-        import kibitz.kit.jobs  # noqa: F401
-    except ModuleNotFoundError:
-        pending = _JOB_QUEUE_METRICS
-    else:
-        pending = set()
     # Every sample name the registry would expose (`_total`, `_bucket` … included).
-    return set(REGISTRY._names_to_collectors) | pending
+    return set(REGISTRY._names_to_collectors)
 
 
 def _metrics_in(expression: str) -> set[str]:
