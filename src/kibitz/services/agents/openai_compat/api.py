@@ -28,6 +28,7 @@ from kibitz.services.agents.errors import AgentNotFound
 from kibitz.services.agents.openai_compat import wire
 from kibitz.services.agents.openai_compat.metering import UsageMeter
 from kibitz.services.agents.openai_compat.schemas import ChatCompletionRequest
+from kibitz.services.agents.openai_compat.storing import CHAT_ID_HEADER, ChatKeeper, keeping
 from kibitz.services.agents.providers.base import (
     StreamEnd,
     StreamItem,
@@ -48,6 +49,8 @@ _MAX_MODELS = 1000
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Keeps the whole reply as a chat (`store`), given its text and end.
+Store = Callable[[str, StreamEnd], Awaitable[None]]
 
 
 def _in_openai_shape(handler: Handler) -> Handler:
@@ -89,6 +92,7 @@ async def _chat_completions(request: Request) -> Response:
         max_output_tokens=body.output_token_limit,
     )
     completion_id = wire.new_completion_id()
+    store, headers = _store(request, principal, agent_id, completion_id, body)
     # Only a request that can be answered counts against the quota. While the tenant has plenty
     # left, the answer starts before the reservation answers (it still counts, and a refusal
     # ends the answer); otherwise nothing reaches the client before it has.
@@ -103,16 +107,45 @@ async def _chat_completions(request: Request) -> Response:
         raise
     metered = _Metering(meter, principal, key=completion_id, messages=body.messages)
     if not body.stream:
-        answer = _whole(first, items, completion_id, body.model, metered, reservation)
-        return JSONResponse(await answer)
+        answer = _whole(first, items, completion_id, body.model, metered, reservation, store)
+        return JSONResponse(await answer, headers=headers)
     writer = wire.ChunkWriter(
         completion_id=completion_id, model=body.model, include_usage=body.include_usage
     )
     return EventStreamResponse(
-        _chunks(first, items, writer, metered, reservation),
+        _chunks(first, items, writer, metered, reservation, store),
         media_type="text/event-stream",
-        headers=_SSE_HEADERS,
+        headers={**_SSE_HEADERS, **headers},
     )
+
+
+def _store(
+    request: Request,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    completion_id: str,
+    body: ChatCompletionRequest,
+) -> tuple[Store | None, dict[str, str]]:
+    """How the exchange is kept as a chat (`store`, or a chat named by the header), and the
+    header naming that chat; nothing when not asked for or when chat is not deployed."""
+    keeper: ChatKeeper = request.app.state.chat_keeper
+    keep = keeping(
+        store=body.store, chat_header=request.headers.get(CHAT_ID_HEADER), messages=body.messages
+    )
+    if keep is None or not keeper.available:
+        return None, {}
+
+    async def store(reply: str, end: StreamEnd) -> None:
+        await keeper.keep(
+            keep,
+            principal=principal,
+            agent_id=agent_id,
+            completion_id=completion_id,
+            reply=reply,
+            end=end,
+        )
+
+    return store, {"X-Kibitz-Chat-Id": str(keep.chat_id)}
 
 
 async def _read_model(request: Request) -> Response:
@@ -252,6 +285,7 @@ async def _whole(
     model: str,
     metered: _Metering,
     reservation: asyncio.Future[None],
+    store: Store | None,
 ) -> dict[str, Any]:
     end: StreamEnd | None = None
     try:
@@ -266,6 +300,8 @@ async def _whole(
                 break
             item = await anext(items, None)
         await reservation
+        if end is not None and store is not None:
+            await store(metered.text, end)
     finally:
         _settle(reservation)
         metered.finished(end)
@@ -287,6 +323,7 @@ async def _chunks(
     writer: wire.ChunkWriter,
     metered: _Metering,
     reservation: asyncio.Future[None],
+    store: Store | None,
 ) -> AsyncIterator[bytes]:
     """SSE chunks; when the client goes away the response cancels this, which closes the model's
     stream. Deltas that arrived together go out in one write. A refused reservation (the answer
@@ -307,6 +344,8 @@ async def _chunks(
                     continue
             elif isinstance(item, StreamEnd):
                 await reservation
+                if store is not None:
+                    await store(metered.text, item)  # the client finds the chat at [DONE]
                 end = item
                 frames.append(
                     writer.end(
