@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kibitz.contracts.events import ApiKeyRevoked, MemberRemoved
 from kibitz.gateway.module import create_app as create_gateway
+from kibitz.kit.events import EventEnvelope
 from tests.fixtures.serving import serving
 from tests.fixtures.stack import Account, Stack, start_stack
 
@@ -95,6 +98,66 @@ async def test_a_revoked_key_is_refused_at_once_on_every_gateway_replica(tmp_pat
             # The event is relayed right after the revocation commits: milliseconds, not the
             # hour the replica would otherwise trust its cache.
             assert statuses[-1] == 401 and len(statuses) <= 10, statuses
+
+
+async def refused_soon(stack: Stack, gateway: str, key: str) -> list[int]:
+    """Ask with the key until it is refused (at most 50 times, 20 ms apart); the statuses."""
+    statuses = []
+    for _ in range(50):
+        answer = await stack.http.get(f"{gateway}/auth/me", headers=bearer(key))
+        statuses.append(answer.status_code)
+        if answer.status_code == 401:
+            break
+        await asyncio.sleep(0.02)
+    return statuses
+
+
+async def test_a_removed_members_keys_are_refused_at_once_on_every_gateway_replica(
+    tmp_path: Path,
+) -> None:
+    # 1 h: only the revocations' events can make the replicas forget the keys.
+    env = {"KIBITZ_GATEWAY_API_KEY_CACHE_SECONDS": "3600"}
+    async with start_stack(MODULES, data_dir=tmp_path, env=env) as stack:
+        bus = stack.running.platform.bus
+        announced: list[str] = []
+
+        async def heard(envelope: EventEnvelope) -> None:
+            announced.append(str(ApiKeyRevoked.model_validate(envelope.payload).key_id))
+
+        listening = await bus.listen([ApiKeyRevoked.name], handler=heard)
+        async with serving(create_gateway(stack.running.platform)) as second:
+            owner = await stack.register()
+            invited = await stack.http.post(
+                f"{stack.entry}/tenants/invites", json={"role": "member"}, headers=owner.headers
+            )
+            assert invited.status_code == 201, invited.text
+            member = await stack.register(invite_code=invited.json()["code"])
+            assert member.tenant_id == owner.tenant_id
+            members_keys = [await new_key(stack, member) for _ in range(2)]
+            owners_key = (await new_key(stack, owner))["key"]
+            for gateway in (stack.entry, second):
+                for key in [k["key"] for k in members_keys] + [owners_key]:
+                    used = await stack.http.get(f"{gateway}/auth/me", headers=bearer(key))
+                    assert used.status_code == 200, used.text
+
+            # What the tenants service announces when a member is removed.
+            removal = MemberRemoved(
+                tenant_id=uuid.UUID(owner.tenant_id), user_id=uuid.UUID(member.user["id"])
+            )
+            await bus.publish(EventEnvelope.wrap(removal))
+            for gateway in (stack.entry, second):
+                for created in members_keys:
+                    statuses = await refused_soon(stack, gateway, created["key"])
+                    assert statuses[-1] == 401 and len(statuses) <= 10, statuses
+                used = await stack.http.get(f"{gateway}/auth/me", headers=bearer(owners_key))
+                assert used.status_code == 200, used.text  # only the removed member's keys
+            assert sorted(announced) == sorted(k["id"] for k in members_keys)
+
+            # Delivered again (at least once): nothing more is revoked or announced.
+            await bus.publish(EventEnvelope.wrap(removal))
+            await asyncio.sleep(0.2)
+            assert sorted(announced) == sorted(k["id"] for k in members_keys)
+        await listening.cancel()
 
 
 async def test_keys_never_reach_the_logs(

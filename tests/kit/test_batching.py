@@ -99,3 +99,22 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
     assert await kept == 9
     assert gone.cancelled()
     await batcher.close()
+
+
+async def test_lingering_calls_made_within_the_window_go_together() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=10, linger_seconds=0.05)
+    first = asyncio.create_task(batcher.call(1))
+    await asyncio.sleep(0.01)
+    assert remote.batches == []  # the first call waits for company
+    second = asyncio.create_task(batcher.call(2))
+    assert await asyncio.gather(first, second) == [1, 4]
+    assert remote.batches == [[1, 2]]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    remote = Remote()
+    batcher = CallBatcher(remote.square, max_batch=2, linger_seconds=60)
+    calls = [asyncio.create_task(batcher.call(n)) for n in (1, 2)]
+    assert await asyncio.wait_for(asyncio.gather(*calls), timeout=5) == [1, 4]
+    assert remote.batches == [[1, 2]]

@@ -77,3 +77,14 @@ class ApiKeyRevoked(Event):
     key_id: uuid.UUID
     user_id: uuid.UUID
     tenant_id: uuid.UUID
+
+
+class MemberRemoved(Event):
+    """A user no longer belongs to a tenant: what they could do there as its member stops (their
+    personal API keys are revoked by the auth service)."""
+
+    name: ClassVar[str] = "tenants.member_removed"
+    version: ClassVar[int] = 1
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID

@@ -63,8 +63,9 @@ _REWRITTEN_ON_ANSWER = frozenset({b"date", b"server", b"x-request-id"})
 # Internal identity and the service credential: never accepted from, or shown to, the public.
 INTERNAL_HEADER_PREFIX = b"x-kibitz-"
 # Public hints under the same prefix: which kind of client is calling (the web app asks auth for
-# its refresh token in an httpOnly cookie). They carry no identity, so they may pass.
-PUBLIC_KIBITZ_HEADERS = frozenset({b"x-kibitz-client"})
+# its refresh token in an httpOnly cookie), the chat an OpenAI-compatible completion is kept in
+# (its owner is checked by the chat service). They carry no identity, so they may pass.
+PUBLIC_KIBITZ_HEADERS = frozenset({b"x-kibitz-client", b"x-kibitz-chat-id"})
 # 30 s: the Retry-After of a 503 for a service this deployment does not run at all.
 _ABSENT_SERVICE_RETRY_AFTER_SECONDS = 30
 

@@ -14,16 +14,23 @@ class CallBatcher(Generic[Item, Result]):
     """Sends items through `send_batch` with one batch in flight at a time: a call made while
     a batch is out waits for it, then goes with every other call made meanwhile.
 
-    No call waits on a timer: a lone call goes at once, and under load each round trip carries
-    what piled up during the last one (at most `max_batch` items). `send_batch` answers one
-    result per item, in order; if it raises, every call of that batch raises the same error.
+    By default no call waits on a timer: a lone call goes at once, and under load each round trip
+    carries what piled up during the last one (at most `max_batch` items). Calls nobody waits for
+    (records of work done) may `linger`: a batch then leaves that long after its first call, with
+    every call made meanwhile. `send_batch` answers one result per item, in order; if it raises,
+    every call of that batch raises the same error.
     """
 
     def __init__(
-        self, send_batch: Callable[[list[Item]], Awaitable[list[Result]]], *, max_batch: int
+        self,
+        send_batch: Callable[[list[Item]], Awaitable[list[Result]]],
+        *,
+        max_batch: int,
+        linger_seconds: float = 0.0,
     ) -> None:
         self._send_batch = send_batch
         self._max_batch = max_batch
+        self._linger_seconds = linger_seconds
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -38,6 +45,8 @@ class CallBatcher(Generic[Item, Result]):
     async def _send_all(self) -> None:
         try:
             while self._waiting:
+                if self._linger_seconds > 0 and len(self._waiting) < self._max_batch:
+                    await asyncio.sleep(self._linger_seconds)
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 await self._send(batch)

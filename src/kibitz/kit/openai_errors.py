@@ -41,17 +41,22 @@ def _kind_of(problem: ProblemError) -> tuple[str, str | None]:
     return ("server_error", None) if problem.status >= 500 else ("invalid_request_error", None)
 
 
-def openai_error_response(problem: ProblemError, *, code: str | None = None) -> JSONResponse:
-    """The problem as OpenAI would answer it: same status and headers (`Retry-After`), with
-    the first invalid field as `param` for validation errors."""
+def openai_problem_body(problem: ProblemError, *, code: str | None = None) -> dict[str, Any]:
+    """The problem in OpenAI's error shape (also what a stream's error chunk carries), with the
+    first invalid field as `param` for validation errors."""
     error_type, default_code = _kind_of(problem)
     param = None
     errors = problem.extra.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         param = str(errors[0].get("field") or "") or None
-    # 422 is FastAPI's habit; OpenAI answers a malformed request with 400.
-    status = 400 if problem.status == 422 else problem.status
-    body = openai_error_body(
+    return openai_error_body(
         message=problem.detail, error_type=error_type, code=code or default_code, param=param
     )
+
+
+def openai_error_response(problem: ProblemError, *, code: str | None = None) -> JSONResponse:
+    """The problem as OpenAI would answer it: same status and headers (`Retry-After`)."""
+    # 422 is FastAPI's habit; OpenAI answers a malformed request with 400.
+    status = 400 if problem.status == 422 else problem.status
+    body = openai_problem_body(problem, code=code)
     return JSONResponse(body, status_code=status, headers=problem.headers)

@@ -20,6 +20,7 @@ from kibitz.services.agents.config import AgentsSettings
 from kibitz.services.agents.knowledge import KnowledgeSources
 from kibitz.services.agents.openai_compat.api import router as openai_router
 from kibitz.services.agents.openai_compat.metering import UsageMeter
+from kibitz.services.agents.openai_compat.storing import ChatKeeper
 from kibitz.services.agents.plans import plan_reader
 from kibitz.services.agents.providers.provider_set import ProviderSet
 from kibitz.services.agents.service import AgentsRuntime
@@ -59,6 +60,7 @@ def create_app(platform: Platform) -> FastAPI:
         ),
     )
     usage_meter = UsageMeter(platform)
+    chat_keeper = ChatKeeper(platform)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +70,7 @@ def create_app(platform: Platform) -> FastAPI:
             yield
         finally:
             await usage_meter.aclose()
+            await chat_keeper.aclose()
             await runtime.providers.aclose()
             await runtime.plans.aclose()
             await runtime.knowledge.aclose()
@@ -84,6 +87,7 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.agents = runtime
     app.state.usage_meter = usage_meter
+    app.state.chat_keeper = chat_keeper
     app.state.database = database
     return app
 

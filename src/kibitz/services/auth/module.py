@@ -19,6 +19,7 @@ from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.auth.api import router
+from kibitz.services.auth.api_keys import events as api_key_events
 from kibitz.services.auth.api_keys.api import internal as api_keys_internal
 from kibitz.services.auth.api_keys.api import router as api_keys_router
 from kibitz.services.auth.api_keys.service import ApiKeyService
@@ -77,6 +78,8 @@ def create_app(platform: Platform) -> FastAPI:
         database=database, auth=auth, settings=settings, cipher=_cipher(platform, settings)
     )
 
+    api_key_service = ApiKeyService(keys=keys, outbox=outbox)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if platform.settings.migrate_on_start:
@@ -86,9 +89,13 @@ def create_app(platform: Platform) -> FastAPI:
             asyncio.create_task(outbox.run_relay(database, platform.bus)),
             asyncio.create_task(keys.keep_current()),
         ]
+        removals = await api_key_events.subscribe(
+            platform.bus, database=database, api_keys=api_key_service
+        )
         try:
             yield
         finally:
+            await removals.cancel()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -113,7 +120,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.database = database
     app.state.auth_settings = settings
     app.state.auth_service = auth
-    app.state.api_key_service = ApiKeyService(keys=keys, outbox=outbox)
+    app.state.api_key_service = api_key_service
     app.state.sso_service = sso
     # Verify against our own keys, without an HTTP call to ourselves.
     app.state.token_verifier = TokenVerifier(keys.jwks)

@@ -25,6 +25,7 @@ from kibitz.services.chat.models import outbox_table, utcnow
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.storage import ChatDatabase
+from kibitz.services.chat.stored_completions import internal as stored_completions
 
 NAME = "chat"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -103,7 +104,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router],
+        routers=[router, stored_completions],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(NAME, database, outbox=outbox_table),

@@ -21,13 +21,14 @@ from kibitz.kit.errors import NotFound, PayloadTooLarge, ProblemError, validatio
 from kibitz.kit.http.event_stream import EventStreamResponse
 from kibitz.kit.jwt import Principal
 from kibitz.kit.observability import OPEN_STREAMS
-from kibitz.kit.openai_errors import openai_error_body, openai_error_response
+from kibitz.kit.openai_errors import openai_error_response, openai_problem_body
 from kibitz.kit.security import current_principal
 from kibitz.services.agents import replies, service
 from kibitz.services.agents.errors import AgentNotFound
 from kibitz.services.agents.openai_compat import wire
 from kibitz.services.agents.openai_compat.metering import UsageMeter
 from kibitz.services.agents.openai_compat.schemas import ChatCompletionRequest
+from kibitz.services.agents.openai_compat.storing import CHAT_ID_HEADER, ChatKeeper, keeping
 from kibitz.services.agents.providers.base import (
     StreamEnd,
     StreamItem,
@@ -48,6 +49,8 @@ _MAX_MODELS = 1000
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Keeps the whole reply as a chat (`store`), given its text and end.
+Store = Callable[[str, StreamEnd], Awaitable[None]]
 
 
 def _in_openai_shape(handler: Handler) -> Handler:
@@ -89,24 +92,60 @@ async def _chat_completions(request: Request) -> Response:
         max_output_tokens=body.output_token_limit,
     )
     completion_id = wire.new_completion_id()
-    # Only a request that can be answered counts against the quota.
+    store, headers = _store(request, principal, agent_id, completion_id, body)
+    # Only a request that can be answered counts against the quota. While the tenant has plenty
+    # left, the answer starts before the reservation answers (it still counts, and a refusal
+    # ends the answer); otherwise nothing reaches the client before it has.
+    early = meter.plenty_left(principal.tenant_id)
     reservation = asyncio.ensure_future(meter.reserve(principal.tenant_id, key=completion_id))
     try:
         items = replies.reply_stream(runtime=runtime, prepared=prepared)
-        # The model is asked while the quota answers; nothing reaches the client before it has.
-        first = await _after(reservation, anext(items), items)
-    finally:
-        if not reservation.done():
-            reservation.cancel()
+        # The model is asked while the quota answers.
+        first = await (anext(items) if early else _after(reservation, anext(items), items))
+    except BaseException:
+        _settle(reservation)
+        raise
     metered = _Metering(meter, principal, key=completion_id, messages=body.messages)
     if not body.stream:
-        return JSONResponse(await _whole(first, items, completion_id, body.model, metered))
+        answer = _whole(first, items, completion_id, body.model, metered, reservation, store)
+        return JSONResponse(await answer, headers=headers)
     writer = wire.ChunkWriter(
         completion_id=completion_id, model=body.model, include_usage=body.include_usage
     )
     return EventStreamResponse(
-        _chunks(first, items, writer, metered), media_type="text/event-stream", headers=_SSE_HEADERS
+        _chunks(first, items, writer, metered, reservation, store),
+        media_type="text/event-stream",
+        headers={**_SSE_HEADERS, **headers},
     )
+
+
+def _store(
+    request: Request,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    completion_id: str,
+    body: ChatCompletionRequest,
+) -> tuple[Store | None, dict[str, str]]:
+    """How the exchange is kept as a chat (`store`, or a chat named by the header), and the
+    header naming that chat; nothing when not asked for or when chat is not deployed."""
+    keeper: ChatKeeper = request.app.state.chat_keeper
+    keep = keeping(
+        store=body.store, chat_header=request.headers.get(CHAT_ID_HEADER), messages=body.messages
+    )
+    if keep is None or not keeper.available:
+        return None, {}
+
+    async def store(reply: str, end: StreamEnd) -> None:
+        await keeper.keep(
+            keep,
+            principal=principal,
+            agent_id=agent_id,
+            completion_id=completion_id,
+            reply=reply,
+            end=end,
+        )
+
+    return store, {"X-Kibitz-Chat-Id": str(keep.chat_id)}
 
 
 async def _read_model(request: Request) -> Response:
@@ -196,6 +235,14 @@ async def _after(
         raise
 
 
+def _settle(reservation: asyncio.Future[None]) -> None:
+    """Leave a reservation nobody will wait for: cancelled if still out, its error retrieved."""
+    if not reservation.done():
+        reservation.cancel()
+    elif not reservation.cancelled():
+        reservation.exception()
+
+
 class _Metering:
     """Counts one completion's tokens once: the provider's figures, or (a reply cut short) an
     estimate from what was asked and what streamed."""
@@ -237,18 +284,26 @@ async def _whole(
     completion_id: str,
     model: str,
     metered: _Metering,
+    reservation: asyncio.Future[None],
+    store: Store | None,
 ) -> dict[str, Any]:
     end: StreamEnd | None = None
     try:
         item: StreamItem | None = first
         while item is not None:
+            if reservation.done():
+                reservation.result()  # a refusal stops the model
             if isinstance(item, TextDelta):
                 metered.streamed(item.text)
             elif isinstance(item, StreamEnd):
                 end = item
                 break
             item = await anext(items, None)
+        await reservation
+        if end is not None and store is not None:
+            await store(metered.text, end)
     finally:
+        _settle(reservation)
         metered.finished(end)
         await items.aclose()  # type: ignore[attr-defined]
     if end is None:
@@ -267,15 +322,20 @@ async def _chunks(
     items: AsyncIterator[StreamItem],
     writer: wire.ChunkWriter,
     metered: _Metering,
+    reservation: asyncio.Future[None],
+    store: Store | None,
 ) -> AsyncIterator[bytes]:
     """SSE chunks; when the client goes away the response cancels this, which closes the model's
-    stream. Deltas that arrived together go out in one write."""
+    stream. Deltas that arrived together go out in one write. A refused reservation (the answer
+    started early) ends the stream with OpenAI's error chunk."""
     OPEN_STREAMS.labels("agents").inc()
     end: StreamEnd | None = None
     frames: list[bytes] = [writer.delta({"role": "assistant", "content": ""})]
     try:
         item: StreamItem | None = first
         while item is not None:
+            if reservation.done():
+                reservation.result()
             if isinstance(item, TextDelta):
                 metered.streamed(item.text)
                 frames.append(writer.delta({"content": item.text}))
@@ -283,6 +343,9 @@ async def _chunks(
                     item = await anext(items, None)
                     continue
             elif isinstance(item, StreamEnd):
+                await reservation
+                if store is not None:
+                    await store(metered.text, item)  # the client finds the chat at [DONE]
                 end = item
                 frames.append(
                     writer.end(
@@ -297,15 +360,11 @@ async def _chunks(
                 break
             item = await anext(items, None)
     except ProblemError as problem:
-        frames.append(writer.error(_error_body(problem)))
+        frames.append(writer.error(openai_problem_body(problem)))
         yield b"".join(frames)
     finally:
         OPEN_STREAMS.labels("agents").dec()
+        _settle(reservation)
         metered.finished(end)
         with contextlib.suppress(Exception):
             await items.aclose()  # type: ignore[attr-defined]
-
-
-def _error_body(problem: ProblemError) -> dict[str, Any]:
-    kind = "server_error" if problem.status >= 500 else "invalid_request_error"
-    return openai_error_body(message=problem.detail, error_type=kind)

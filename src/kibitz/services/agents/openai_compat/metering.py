@@ -6,7 +6,11 @@ the way chat's quota check already talks to tenants: over its internal HTTP rout
 work, a reservation counts a message of the daily quota and checks the month's tokens (429 when
 either is spent); after it, the tokens are recorded, idempotently per completion id, with one
 retry. Both go through `CallBatcher`s, as chat's reservations do: concurrent completions share
-round trips (measured with bench/openai_compat.py at 16 concurrent streams). A completion whose
+round trips (measured with bench/openai_compat.py at 16 concurrent streams); records linger
+0.25 s to share theirs, since nobody waits for them. While the tenant has plenty left
+(`kit.quota_hints`), a completion starts before its reservation answers and the month's tokens
+are checked once per 10 s (the reservation still counts the message, and a refusal ends the
+completion with an error). A completion whose
 record fails twice goes unmetered (logged), where chat's outbox would have retried until it got
 through: the price of not adding a bus to this process.
 """
@@ -23,6 +27,7 @@ from kibitz.kit.batching import CallBatcher
 from kibitz.kit.errors import ProblemError, ServiceUnavailable, TooManyRequests
 from kibitz.kit.http import ServiceClient
 from kibitz.kit.platform import Platform
+from kibitz.kit.quota_hints import QuotaHints
 
 logger = structlog.get_logger("kibitz.agents.openai_compat")
 
@@ -33,6 +38,15 @@ _RECORD_ATTEMPTS = 2
 # The tenants service's limits per batch (reservations; records).
 _RESERVATIONS_PER_CALL = 100
 _RECORDS_PER_CALL = 100
+# 0.25 s: records are off every request's path; at 16 concurrent streams one call then carries
+# the records of a dozen completions instead of one or two (one write transaction in tenants).
+_RECORD_LINGER_SECONDS = 0.25
+# Fewer messages left than this (or a tenth of the limit) and every completion waits for its
+# reservation.
+_MESSAGES_PLENTY_MIN = 5
+# Fewer tokens left than this (or a tenth of the limit) and every completion checks them: room
+# for several long replies (the deployment's cap is 1024 by default) before the next check.
+_TOKENS_PLENTY_MIN = 8192
 
 
 class QuotaReached(TooManyRequests):
@@ -51,8 +65,9 @@ class UsageMeter:
             self._send_reservations, max_batch=_RESERVATIONS_PER_CALL
         )
         self._records: CallBatcher[dict[str, Any], None] = CallBatcher(
-            self._send_records, max_batch=_RECORDS_PER_CALL
+            self._send_records, max_batch=_RECORDS_PER_CALL, linger_seconds=_RECORD_LINGER_SECONDS
         )
+        self._hints = QuotaHints()
         # Records still on their way: kept referenced until done, awaited at shutdown.
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -62,10 +77,19 @@ class UsageMeter:
         self._client = self._client or self._platform.client("tenants")
         return self._client
 
+    def plenty_left(self, tenant_id: uuid.UUID) -> bool:
+        """Whether the tenant's last reservations left plenty: the work may start before this
+        one's reservation answers."""
+        return self._tenants() is None or self._hints.plenty(tenant_id, "messages")
+
     async def reserve(self, tenant_id: uuid.UUID, *, key: str) -> None:
-        """Count one message against the daily quota and check the month's tokens (429)."""
+        """Count one message against the daily quota and check the month's tokens (429); the
+        tokens only once per 10 s while plenty are left."""
         if self._tenants() is None:
             return
+        metrics = ["messages"]
+        if not self._hints.plenty(tenant_id, "tokens"):
+            metrics.append("tokens")
         outcomes = await asyncio.gather(
             *(
                 self._reservations.call(
@@ -76,9 +100,12 @@ class UsageMeter:
                         "key": f"{key}:{metric}",
                     }
                 )
-                for metric in ("messages", "tokens")
+                for metric in metrics
             )
         )
+        for metric, outcome in zip(metrics, outcomes, strict=True):
+            if outcome["status"] != 200:
+                self._hints.forget(tenant_id, metric)
         for outcome in outcomes:
             if outcome["status"] == 429:
                 raise _quota_reached(outcome)
@@ -86,6 +113,9 @@ class UsageMeter:
             if outcome["status"] != 200:
                 logger.warning("openai_quota_check_failed", status=outcome["status"])
                 raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
+        for metric, outcome in zip(metrics, outcomes, strict=True):
+            minimum = _MESSAGES_PLENTY_MIN if metric == "messages" else _TOKENS_PLENTY_MIN
+            self._hints.learn(tenant_id, metric, outcome["reservation"], minimum=minimum)
 
     async def _send_reservations(self, reservations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         tenants = self._tenants()

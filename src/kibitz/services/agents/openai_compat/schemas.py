@@ -70,6 +70,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     # One choice only.
     n: Annotated[int, Field(ge=1, le=1)] | None = None
+    # Keep the exchange as a kibitz chat (OpenAI keeps it for its dashboard).
+    store: bool = False
 
     @property
     def output_token_limit(self) -> int | None:

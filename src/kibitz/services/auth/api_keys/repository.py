@@ -78,6 +78,22 @@ async def revoke(session: AsyncSession, *, key_id: uuid.UUID, now: datetime) -> 
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+async def revoke_all_of_user(
+    session: AsyncSession, *, user_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime
+) -> list[uuid.UUID]:
+    """Mark every unrevoked key of the user in the tenant revoked; the ids of those it marked."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.user_id == user_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None)
+        )
+        .values(revoked_at=now)
+        .returning(ApiKey.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in result.all()]
+
+
 async def find_usable(
     session: AsyncSession, *, key_hash: str, now: datetime
 ) -> tuple[ApiKey, User] | None:

@@ -168,6 +168,24 @@ class ApiKeyService:
             )
             logger.info("api_key_revoked", key_id=str(record.id), by_user_id=str(principal.user_id))
 
+    async def revoke_all_of_user(
+        self, session: AsyncSession, *, user_id: uuid.UUID, tenant_id: uuid.UUID
+    ) -> int:
+        """The user left the tenant (or their account goes): every key they hold there stops
+        working, on every gateway replica at once (an `auth.api_key_revoked` each, in this
+        transaction). Idempotent: keys already revoked are left, and announced no more. Whatever
+        removes a user calls this in the transaction that removes them."""
+        revoked = await repository.revoke_all_of_user(
+            session, user_id=user_id, tenant_id=tenant_id, now=datetime.now(UTC)
+        )
+        for key_id in revoked:
+            await self.outbox.add(
+                session, ApiKeyRevoked(key_id=key_id, user_id=user_id, tenant_id=tenant_id)
+            )
+        if revoked:
+            logger.info("api_keys_revoked_with_user", user_id=str(user_id), keys=len(revoked))
+        return len(revoked)
+
     async def exchange(self, session: AsyncSession, *, key: str) -> KeyIdentity:
         """The user a working key acts for, with a fresh access token (401 otherwise)."""
         if not key.startswith(KEY_PREFIX):
