@@ -265,5 +265,8 @@ def document_route_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 statuses = (*BODY_ROUTE_STATUSES, *EVERY_ROUTE_STATUSES)
             responses = operation.setdefault("responses", {})
             for status in statuses:
-                responses.setdefault(str(status), shared[status])
+                # FastAPI documents its own 422 (application/json, HTTPValidationError) on every
+                # route with parameters; the kit answers problem+json, so that one is replaced.
+                if PROBLEM_MEDIA_TYPE not in responses.get(str(status), {}).get("content", {}):
+                    responses[str(status)] = shared[status]
     return schema

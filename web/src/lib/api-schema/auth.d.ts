@@ -4173,13 +4173,31 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description Validation error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Limit reached (see Retry-After) */

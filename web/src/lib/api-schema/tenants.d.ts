@@ -735,13 +735,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Limit reached (see Retry-After) */
@@ -1168,13 +1186,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Limit reached (see Retry-After) */
@@ -2241,13 +2277,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Limit reached (see Retry-After) */
