@@ -3,13 +3,14 @@
 Every operation of each service's document (web/openapi/<service>.json, which the gateway serves
 unchanged: tests/e2e/test_isolation_matrix.py checks it) is called through the gateway with
 examples generated from the document, valid and invalid ones, signed in as the owner of a tenant
-on the plan with every feature. Every answer must be no server error, a
-documented status code, with the documented content type and a body matching its schema.
+on the plan with every feature. Every answer must be no server error, a documented status code,
+with the documented content type and a body matching its schema.
 
-Where an operation takes a path id, every other example uses a real one (made beforehand by the
-factories of tests/fixtures/api_resources.py; a fresh one for each DELETE), so the answers past
-"404 not found" are checked too. Bounded: `MAX_EXAMPLES` per operation, and past `BUDGET_SECONDS`
-only each operation's first example is still sent. A failure prints the request as a curl command.
+Every other example points at real resources: its path ids, and the body fields named like them
+(`agent_id`, `chat_id`, …), become ids made by the factories of tests/fixtures/api_resources.py
+(a fresh one for each DELETE), so the answers past "404 not found" are checked too. Bounded:
+`MAX_EXAMPLES` per operation, and past `BUDGET_SECONDS` only each operation's first example is
+still sent. A failure prints the request as a curl command.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tests.fixtures.openapi_documents import SERVICES, committed_document
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 6
+MAX_EXAMPLES = 10
 BUDGET_SECONDS = 90.0
 # Fixed, so that a run in CI repeats; set KIBITZ_TEST_FUZZ_SEED to explore other examples.
 SEED = int(os.environ.get("KIBITZ_TEST_FUZZ_SEED", "20261207"))
@@ -105,12 +106,15 @@ class Fuzzer:
     sent: dict[str, int] = field(default_factory=dict)
 
     def real_id(self, name: str, *, fresh: bool) -> str | None:
-        """A real id for path parameter `name` (a new resource when `fresh`), None without a
-        factory (that gap fails tests/e2e/test_isolation_matrix.py, not this suite)."""
+        """A real id for a parameter or field called `name`: a new resource when `fresh` (one to
+        delete), else one made once and kept. None without a factory (that gap fails
+        tests/e2e/test_isolation_matrix.py, not this suite)."""
         factory = FACTORIES.get(name)
         if factory is None:
             return None
-        if fresh or name not in self.resources:
+        if fresh:
+            return factory(self.http, self.user).id
+        if name not in self.resources:
             self.resources[name] = factory(self.http, self.user)
         return self.resources[name].id
 
@@ -146,9 +150,13 @@ def test_every_answer_is_documented_and_no_server_error(
     fuzzer = fuzzers[case.path.split("/")[1]]
     count = fuzzer.sent.get(label, 0)
     fuzzer.sent[label] = count + 1
-    if case.path_parameters and count % 2 == 1:
-        for name in list(case.path_parameters):
-            real = fuzzer.real_id(name, fresh=case.method == "DELETE")
+    if count % 2 == 1:
+        fresh = case.method == "DELETE"
+        for name in list(case.path_parameters or {}):
+            real = fuzzer.real_id(name, fresh=fresh)
             if real is not None:
                 case.path_parameters[name] = real
+        if isinstance(case.body, dict):
+            for name in [key for key in case.body if key in FACTORIES]:
+                case.body[name] = fuzzer.real_id(name, fresh=False)
     case.call_and_validate(base_url=gateway_url, headers=fuzzer.user.headers)
