@@ -3,6 +3,7 @@ traceback, and the operator's tasks (migrate, doctor, rotate-signing-key, replay
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.fixtures.processes import KIBITZ, free_port
-from tests.fixtures.stack import POSTGRES_ADMIN_DSN
+from tests.fixtures.stack import POSTGRES_ADMIN_DSN, postgres_databases
 
 
 def _kibitz(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -110,6 +111,41 @@ def test_migrate_names_a_missing_database_and_creates_it_when_asked(
     # Once there, asking again creates nothing and migrates nothing new.
     again = _kibitz("migrate", "users", "--create-databases", env=env, cwd=tmp_path)
     assert again.returncode == 0 and "created database" not in _said(again)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_three_concurrent_migrations_on_empty_databases_all_succeed(tmp_path: Path) -> None:
+    # Three replicas starting at once: each service's advisory lock makes two of them wait,
+    # then find nothing to do (without it: a unique violation on pg_type, issue 15 finding 15).
+    services = ["auth", "users", "tenants", "chat", "agents", "knowledge", "billing"]
+    async with postgres_databases(services) as urls:
+        env = {
+            "KIBITZ_DATA_DIR": str(tmp_path),
+            **{f"KIBITZ_{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
+        }
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")}
+        runs = [
+            await asyncio.create_subprocess_exec(
+                KIBITZ,
+                "migrate",
+                env={**clean, "KIBITZ_LOG_LEVEL": "WARNING", **env},
+                cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        outputs = [(await run.communicate())[0].decode() for run in runs]
+        for run, output in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, output
+            assert all(f"migrated {name}" in output for name in services), output
+        connection = await asyncpg.connect(urls["auth"].replace("+asyncpg", ""))
+        try:
+            versions = await connection.fetch("SELECT version_num FROM auth_alembic_version")
+        finally:
+            await connection.close()
+        assert len(versions) == 1
 
 
 @pytest.mark.slow

@@ -4,7 +4,17 @@ import { defineConfig } from "vite";
 
 // The gateway (kibitz up) answers every API route; in `vite dev` we forward them to it.
 const gateway = process.env.KIBITZ_GATEWAY_URL ?? "http://127.0.0.1:8000";
-const apiPrefixes = ["/auth", "/users", "/tenants", "/chat", "/agents", "/healthz"];
+const apiPrefixes = [
+  "/auth",
+  "/users",
+  "/tenants",
+  "/chat",
+  "/agents",
+  "/knowledge",
+  "/billing",
+  "/v1",
+  "/healthz",
+];
 
 export default defineConfig({
   plugins: [react()],
@@ -29,7 +39,7 @@ export default defineConfig({
     outDir: "dist",
     emptyOutDir: true,
     sourcemap: false,
-    // One ~180 kB (gzip) bundle for the whole app is fine for a signed-in product UI.
-    chunkSizeWarningLimit: 800,
+    // The markdown stack is a chunk of its own, loaded on first use (components/markdown.tsx).
+    chunkSizeWarningLimit: 500,
   },
 });

@@ -20,7 +20,7 @@ from kibitz.kit.observability import configure_logging, logs_as_json
 from kibitz.kit.platform import Platform
 from kibitz.kit.settings import PlatformSettings, invalid_settings
 from kibitz.runtime import operations
-from kibitz.runtime.children import StartupError
+from kibitz.runtime.children import StartupError, die_with_parent
 from kibitz.runtime.databases import database_url_of
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
 from kibitz.runtime.server import run_all_in_one, serve_one, tune_garbage_collection
@@ -112,8 +112,14 @@ def serve(
             help="Serve on this inherited listening socket (how `kibitz up` runs it).", hidden=True
         ),
     ] = None,
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(help="End with this parent process (how `kibitz up` runs it).", hidden=True),
+    ] = None,
 ) -> None:
     """Run one service (distributed mode: addresses of the others from KIBITZ_<SERVICE>_URL)."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     modules = available_modules([service]) if service in MODULE_PATHS else {}
     if service not in modules:
         console.print(f"[red]unknown service[/] {service!r}; choose from {', '.join(MODULE_PATHS)}")
@@ -121,7 +127,16 @@ def serve(
     with _start_up_errors_reported():
         settings = _settings()
         tune_garbage_collection()
-        uvloop.run(serve_one(modules[service], settings=settings, host=host, port=port, fd=fd))
+        uvloop.run(
+            serve_one(
+                modules[service],
+                settings=settings,
+                host=host,
+                port=port,
+                fd=fd,
+                parent_pid=parent_pid,
+            )
+        )
 
 
 @app.command()

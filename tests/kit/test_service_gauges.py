@@ -15,6 +15,7 @@ from sqlalchemy import MetaData
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.events import define_inbox_tables, define_outbox_table
+from kibitz.kit.jobs import InProcessJobQueue, Job
 from kibitz.kit.platform import Platform
 from kibitz.kit.service_gauges import ServiceGauges
 from tests.fixtures.serving import serving
@@ -118,3 +119,19 @@ async def test_a_database_that_does_not_answer_leaves_the_scrape_working(tmp_pat
     await ServiceGauges(service, broken, outbox=outbox_table).refresh()
     await broken.dispose()
     assert _value("kibitz_outbox_backlog", service) is None
+
+
+async def test_a_scrape_reads_the_depth_of_the_job_queue_by_kind(tmp_path: Path) -> None:
+    service = f"demo-{uuid.uuid4().hex[:6]}"
+    kind = f"demo.{uuid.uuid4().hex[:6]}"
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    queue = InProcessJobQueue()
+    for number in range(3):
+        await queue.enqueue(Job(id=str(number), kind=kind, payload={}))
+    gauges = ServiceGauges(service, database, jobs=queue, job_kinds=(kind,))
+    try:
+        await gauges.refresh()
+    finally:
+        await database.dispose()
+        await queue.close()
+    assert REGISTRY.get_sample_value("kibitz_jobs_depth", {"kind": kind}) == 3

@@ -13,6 +13,8 @@ from typing import Self
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from kibitz.kit.private_files import FILE_MODE, private_directory
+
 
 class SecretCipher:
     """Encrypts with the first key, decrypts with any (so keys can be rotated)."""
@@ -31,7 +33,7 @@ class SecretCipher:
     def from_key_file(cls, path: Path) -> Self:
         """The key kept in `path`, created (mode 0600) on first use."""
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)
             # O_EXCL: two processes starting at once must not overwrite each other's key.
             try:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -40,6 +42,7 @@ class SecretCipher:
             else:
                 with os.fdopen(descriptor, "wb") as handle:
                     handle.write(Fernet.generate_key())
+        os.chmod(path, FILE_MODE)  # made by an older version, perhaps world-readable
         key = path.read_bytes().strip()
         for _ in range(100):  # another process created the file and is still writing it
             if key:

@@ -1,5 +1,6 @@
 """Gauges of a service's bookkeeping, read from its database when Prometheus scrapes `/metrics`:
-events waiting in the outbox, dead letters waiting for an operator, database connections in use.
+events waiting in the outbox, dead letters waiting for an operator, database connections in use,
+and jobs waiting or leased on the service's job queue (`kibitz_jobs_depth`, by kind).
 
 Read at scrape time (every 15 s or so), not kept up to date on every write: a count query per
 scrape costs nothing next to a counter update on every message's path.
@@ -14,6 +15,7 @@ from prometheus_client import Gauge
 from sqlalchemy import Table, func, select
 
 from kibitz.kit.db import Database
+from kibitz.kit.jobs import JobQueue, read_depth_gauge
 
 logger = structlog.get_logger("kibitz.service_gauges")
 
@@ -48,11 +50,15 @@ class ServiceGauges:
         *,
         outbox: Table | None = None,
         dead_letters: Table | None = None,
+        jobs: JobQueue | None = None,
+        job_kinds: tuple[str, ...] = (),
     ) -> None:
         self.service = service
         self.database = database
         self.outbox = outbox
         self.dead_letters = dead_letters
+        self.jobs = jobs
+        self.job_kinds = job_kinds
 
     async def refresh(self) -> None:
         """Set the gauges from the database now; a failure is logged and the last values stay."""
@@ -61,6 +67,13 @@ class ServiceGauges:
             await asyncio.wait_for(self._read_tables(), _READ_TIMEOUT_SECONDS)
         except Exception as error:
             logger.warning("service_gauges_unavailable", error=type(error).__name__)
+        if self.jobs is not None and self.job_kinds:
+            try:
+                await asyncio.wait_for(
+                    read_depth_gauge(self.jobs, list(self.job_kinds)), _READ_TIMEOUT_SECONDS
+                )
+            except TimeoutError:
+                logger.warning("service_gauges_unavailable", error="TimeoutError")
 
     def _read_pool(self) -> None:
         pool = self.database.engine.pool

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kibitz.kit.private_files import private_directory
+
 ENV_PREFIX = "KIBITZ_"
 
 
@@ -21,6 +23,9 @@ class PlatformSettings(BaseSettings):
     redis_url: str | None = None
     # "memory" (in-process), "redis://…" (Redis Streams) or "nats://…" (NATS JetStream).
     bus_url: str = "memory"
+    # Where work such as chat replies waits for a process to claim it (kit.jobs): "memory"
+    # (in-process), "redis://…" (Redis Streams) or "nats://…" (NATS JetStream).
+    queue_url: str = "memory"
     # Shared secret services present to each other on internal routes; generated all-in-one.
     internal_token: SecretStr | None = None
     migrate_on_start: bool = False
@@ -52,7 +57,7 @@ class ServiceSettings(BaseSettings):
         """The configured URL, or a SQLite file named after the service under the data dir."""
         if self.database_url:
             return self.database_url
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(data_dir)
         return f"sqlite+aiosqlite:///{(data_dir / f'{service}.db').resolve()}"
 
 

@@ -205,16 +205,21 @@ async def serve_one(
     host: str,
     port: int,
     fd: int | None = None,
+    parent_pid: int | None = None,
 ) -> None:
-    """Run one module in this process until a signal stops it (or, on a socket inherited as
-    `fd` from `kibitz up`, until that parent process is gone)."""
+    """Run one module in this process until a signal stops it (or, as a child of `kibitz up`
+    serving the socket inherited as `fd`, until the parent `parent_pid` is gone)."""
     platform = distributed_platform(settings)
     # Bound before anything starts, so a port in use is one line and nothing to undo.
     listening = socket.socket(fileno=fd) if fd is not None else bind_socket(host, port)
     await platform.bus.start()
     try:
         server = uvicorn.Server(server_config(module.create_app(platform)))
-        watch = asyncio.create_task(_exit_with_parent(server)) if fd is not None else None
+        watch = (
+            asyncio.create_task(_exit_with_parent(server, parent_pid))
+            if parent_pid is not None
+            else None
+        )
         try:
             await server.serve(sockets=[listening])
         finally:
@@ -226,9 +231,10 @@ async def serve_one(
         await platform.bus.close()
 
 
-async def _exit_with_parent(server: uvicorn.Server) -> None:
-    # 1 s: an orphaned child (its parent killed outright) stops soon after.
-    parent = os.getppid()
-    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells of a parent gone
+async def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
+    # Where the kernel cannot kill an orphan (see `die_with_parent`): stop within 1 s of the
+    # parent's end. Compared with the pid the parent gave, not with getppid() read here: a
+    # parent that died while this process was still importing would otherwise go unnoticed.
+    while os.getppid() == parent_pid:  # noqa: ASYNC110 - no event tells of a parent gone
         await asyncio.sleep(1.0)
     server.should_exit = True

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from kibitz.kit.db.database import create_engine
@@ -45,6 +46,13 @@ async def upgrade_to_head_async(
     )
 
 
+def migration_lock_key(version_table: str) -> int:
+    """The PostgreSQL advisory lock (a signed 64-bit key) that serialises one service's
+    migrations: derived from its version table, so services never wait for each other."""
+    digest = hashlib.sha256(f"kibitz-migrate:{version_table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def run_migrations_in_env(target_metadata: MetaData) -> None:
     """Body of every service's `migrations/env.py` (online mode, async engine)."""
     config = context.config
@@ -53,6 +61,14 @@ def run_migrations_in_env(target_metadata: MetaData) -> None:
     version_table = str(config.attributes.get("version_table", "alembic_version"))
 
     def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting at once run `kibitz migrate` at once: each waits here for the
+            # one ahead (the lock ends with the transaction), then finds its version current.
+            # Without it two create the version table together: a unique violation on pg_type.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": migration_lock_key(version_table)},
+            )
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

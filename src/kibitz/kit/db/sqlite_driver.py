@@ -33,6 +33,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util import await_
 
+from kibitz.kit.private_files import private_sqlite_file
+
 DRIVER_NAME = "sqlite+kibitz_inline"
 
 # Back-off between attempts on a locked database (s): short first, a few ms at most.
@@ -237,7 +239,13 @@ def inline_connector(
 ) -> Callable[[], Awaitable[InlineConnection]]:
     """`async_creator` for `create_async_engine`: connections to the SQLite file at `path`."""
 
+    prepared = False
+
     async def connect() -> InlineConnection:
+        nonlocal prepared
+        if not prepared:  # once per engine: 0600 before sqlite3 creates it with 0644
+            private_sqlite_file(path)
+            prepared = True
         # Autocommit at the driver: SQLAlchemy's "begin" event issues BEGIN IMMEDIATE itself.
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA busy_timeout=0")

@@ -16,11 +16,11 @@ from kibitz.kit.events.bus import (
     EventHandler,
     InProcessBus,
     RetryPolicy,
-    Subscription,
     split_bus_url,
 )
 from kibitz.kit.events.inbox import Inbox, TransactionalHandler, define_inbox_tables
 from kibitz.kit.events.outbox import Outbox, RelayStalledError, define_outbox_table
+from kibitz.kit.subscription import Subscription
 
 __all__ = [
     "DeadLetterSink",

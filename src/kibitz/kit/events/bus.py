@@ -12,7 +12,6 @@ package picks one.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,12 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kibitz.kit.ids import new_id
+from kibitz.kit.subscription import (
+    Subscription,
+    TaskSubscription,
+    replica_name,
+    stop_tasks,
+)
 
 logger = structlog.get_logger("kibitz.events")
 
@@ -83,13 +88,6 @@ class EventEnvelope(BaseModel):
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
 # Called with (group, envelope, error text, attempts) once a handler has given up.
 DeadLetterSink = Callable[[str, EventEnvelope, str, int], Awaitable[None]]
-
-
-class Subscription(Protocol):
-    """A running subscription of one replica; cancel it when the service stops."""
-
-    async def cancel(self) -> None:
-        """Stop receiving; events not yet acknowledged go to another replica of the group."""
 
 
 class EventBus(Protocol):
@@ -194,27 +192,6 @@ async def deliver_with_retry(
     )
 
 
-class _InProcessSubscription:
-    def __init__(
-        self,
-        bus: InProcessBus,
-        tasks: list[asyncio.Task[None]],
-        private_queues: list[tuple[str, str]] | None = None,
-    ) -> None:
-        self._bus = bus
-        self._tasks = tasks
-        self._private_queues = private_queues or []
-
-    async def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task in self._tasks:
-            self._bus._tasks.discard(task)
-        for key in self._private_queues:
-            self._bus._queues.pop(key, None)
-
-
 class InProcessBus:
     """All-in-one bus with broker semantics: groups, one replica per event, retries, dead letters.
 
@@ -255,25 +232,28 @@ class InProcessBus:
                 for envelope in self._log.get(name, ()):
                     queue.put_nowait(envelope)
             task = asyncio.create_task(self._work(group, queue, handler, dead_letter))
-            self._tasks.add(task)
             self._workers[(group, name)].add(task)
             task.add_done_callback(self._workers[(group, name)].discard)
             tasks.append(task)
-        return _InProcessSubscription(self, tasks)
+        return TaskSubscription(self._tasks, tasks)
 
     async def listen(self, names: list[str], *, handler: EventHandler) -> Subscription:
         """A private queue per name that receives events published from now on."""
-        group = f"listener-{next(_replica_counter)}"
+        group = replica_name("listener")
         tasks = []
         for name in dict.fromkeys(names):
             queue: asyncio.Queue[EventEnvelope] = asyncio.Queue()
             self._queues[(group, name)] = queue
             task = asyncio.create_task(self._work(group, queue, handler, None))
-            self._tasks.add(task)
             self._workers[(group, name)].add(task)
             task.add_done_callback(self._workers[(group, name)].discard)
             tasks.append(task)
-        return _InProcessSubscription(self, tasks, [(group, name) for name in names])
+
+        def forget_queues() -> None:
+            for name in names:
+                self._queues.pop((group, name), None)
+
+        return TaskSubscription(self._tasks, tasks, on_cancel=forget_queues)
 
     async def _work(
         self,
@@ -319,29 +299,7 @@ class InProcessBus:
     async def close(self) -> None:
         """Let queued events finish (briefly), then stop every replica."""
         await self.drain()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-
-
-_replica_counter = itertools.count(1)
-
-
-def raise_if_cancelling(exc: BaseException | None) -> None:
-    """Re-raise cancellation that a client library turned into another error while we stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from exc
-
-
-def replica_name(group: str) -> str:
-    """A consumer name unique to this process and subscription."""
-    import os
-    import socket
-
-    return f"{group}-{socket.gethostname()}-{os.getpid()}-{next(_replica_counter)}"
+        await stop_tasks(self._tasks)
 
 
 def split_bus_url(url: str, *keys: str) -> tuple[str, dict[str, str]]:

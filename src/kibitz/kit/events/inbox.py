@@ -34,9 +34,9 @@ from kibitz.kit.events.bus import (
     EventBus,
     EventEnvelope,
     EventHandler,
-    Subscription,
 )
 from kibitz.kit.ids import new_id
+from kibitz.kit.subscription import Subscription
 
 logger = structlog.get_logger("kibitz.inbox")
 

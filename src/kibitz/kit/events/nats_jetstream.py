@@ -27,9 +27,13 @@ from kibitz.kit.events.bus import (
     EventEnvelope,
     EventHandler,
     RetryPolicy,
-    Subscription,
     deliver_with_retry,
+)
+from kibitz.kit.subscription import (
+    Subscription,
+    TaskSubscription,
     raise_if_cancelling,
+    stop_tasks,
 )
 
 logger = structlog.get_logger("kibitz.bus.nats")
@@ -48,19 +52,6 @@ _LISTENER_IDLE_SECONDS = 300.0
 def _token(value: str) -> str:
     """A stream or consumer name: letters, digits, `-` and `_` only."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", value)
-
-
-class _NatsSubscription:
-    def __init__(self, bus: NatsJetStreamBus, tasks: list[asyncio.Task[None]]) -> None:
-        self._bus = bus
-        self._tasks = tasks
-
-    async def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task in self._tasks:
-            self._bus._tasks.discard(task)
 
 
 class NatsJetStreamBus:
@@ -154,18 +145,16 @@ class NatsJetStreamBus:
         tasks = []
         for name in dict.fromkeys(names):
             task = asyncio.create_task(self._consume(name, group, handler, dead_letter))
-            self._tasks.add(task)
             tasks.append(task)
-        return _NatsSubscription(self, tasks)
+        return TaskSubscription(self._tasks, tasks)
 
     async def listen(self, names: list[str], *, handler: EventHandler) -> Subscription:
         """An ephemeral consumer per name from now on (every replica gets every event)."""
         tasks = []
         for name in dict.fromkeys(names):
             task = asyncio.create_task(self._consume(name, None, handler, None))
-            self._tasks.add(task)
             tasks.append(task)
-        return _NatsSubscription(self, tasks)
+        return TaskSubscription(self._tasks, tasks)
 
     async def _pull_subscription(self, name: str, group: str | None) -> Any:
         js = await self._jetstream()
@@ -248,13 +237,7 @@ class NatsJetStreamBus:
 
     async def close(self) -> None:
         """Stop every replica and drain the connection."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        # 5 s: a shutdown must not hang on a connection stuck mid-read.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
-        self._tasks.clear()
+        await stop_tasks(self._tasks)
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), 5.0)

@@ -12,7 +12,6 @@ import contextlib
 from typing import Any
 
 import structlog
-from redis import asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kibitz.kit.events.bus import (
@@ -21,10 +20,15 @@ from kibitz.kit.events.bus import (
     EventEnvelope,
     EventHandler,
     RetryPolicy,
-    Subscription,
     deliver_with_retry,
+)
+from kibitz.kit.redis_client import redis_client
+from kibitz.kit.subscription import (
+    Subscription,
+    TaskSubscription,
     raise_if_cancelling,
     replica_name,
+    stop_tasks,
 )
 
 logger = structlog.get_logger("kibitz.bus.redis")
@@ -37,17 +41,6 @@ _BLOCK_MS = 1_000
 _BATCH = 20
 # 5 s: the longest pause between reconnection attempts while Redis is unreachable.
 _MAX_BACKOFF_SECONDS = 5.0
-
-
-class _RedisSubscription:
-    def __init__(self, bus: RedisStreamsBus, task: asyncio.Task[None]) -> None:
-        self._bus = bus
-        self._task = task
-
-    async def cancel(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._bus._tasks.discard(self._task)
 
 
 class RedisStreamsBus:
@@ -65,9 +58,7 @@ class RedisStreamsBus:
         self.prefix = prefix or DEFAULT_PREFIX
         self.retry = retry or RetryPolicy()
         self.claim_idle_seconds = claim_idle_seconds
-        self._redis: aioredis.Redis = aioredis.from_url(
-            url, socket_connect_timeout=2.0, health_check_interval=10
-        )
+        self._redis = redis_client(url)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stream_of(self, name: str) -> str:
@@ -97,15 +88,13 @@ class RedisStreamsBus:
         task = asyncio.create_task(
             self._consume(streams, group, replica_name(group), handler, dead_letter)
         )
-        self._tasks.add(task)
-        return _RedisSubscription(self, task)
+        return TaskSubscription(self._tasks, [task])
 
     async def listen(self, names: list[str], *, handler: EventHandler) -> Subscription:
         """Read the streams of `names` from their current end, without a group (every replica)."""
         streams = [self.stream_of(name) for name in dict.fromkeys(names)]
         task = asyncio.create_task(self._listen(streams, handler))
-        self._tasks.add(task)
-        return _RedisSubscription(self, task)
+        return TaskSubscription(self._tasks, [task])
 
     async def _listen(self, streams: list[str], handler: EventHandler) -> None:
         # "$" until the first read succeeds; then the last id seen, so an outage loses nothing.
@@ -264,12 +253,6 @@ class RedisStreamsBus:
 
     async def close(self) -> None:
         """Stop every replica and close the connection pool."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        # 5 s: a shutdown must not hang on a connection stuck mid-read.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
-        self._tasks.clear()
+        await stop_tasks(self._tasks)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._redis.aclose(), 5.0)

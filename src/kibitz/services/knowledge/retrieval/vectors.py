@@ -17,6 +17,8 @@ from pathlib import Path
 
 from qdrant_client import AsyncQdrantClient, models
 
+from kibitz.kit.private_files import private_directory
+
 COLLECTION_PREFIX = "kibitz_chunks_"
 # Payload fields every query filters on; a server indexes them (is_tenant: stored per tenant).
 _TENANT = "tenant_id"
@@ -82,7 +84,8 @@ class VectorStore:
     @classmethod
     def embedded_under(cls, directory: Path) -> VectorStore:
         """Qdrant's local mode, persisted in `directory` (one process may open it)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        # 0700: the points carry people's text; Qdrant writes its files with the umask's mode.
+        private_directory(directory)
         return cls(AsyncQdrantClient(path=str(directory)), embedded=True)
 
     @classmethod
