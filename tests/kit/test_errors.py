@@ -59,6 +59,11 @@ async def create_item(item: Item) -> dict[str, Any]:
     return item.model_dump()
 
 
+@router.get("/items/{item_id}")
+async def read_item(item_id: int) -> dict[str, Any]:
+    return {"id": item_id}
+
+
 @pytest.fixture(scope="module")
 async def demo() -> AsyncIterator[httpx.AsyncClient]:
     app = create_service_app(name="demo", platform=Platform(), routers=[router])
@@ -136,6 +141,16 @@ def test_problem_responses_document_problem_json() -> None:
     content = documented[429]["content"][PROBLEM_MEDIA_TYPE]
     assert content["example"]["status"] == 429
     assert set(content["schema"]["required"]) == {"type", "title", "status", "detail"}
+
+
+async def test_the_documented_422_is_the_problem_the_app_answers(demo: httpx.AsyncClient) -> None:
+    # A route that declares no 422 of its own: FastAPI would document its default one.
+    answer = await demo.get("/demo/items/not-a-number")
+    document = (await demo.get("/demo/openapi.json")).json()
+    documented = document["paths"]["/demo/items/{item_id}"]["get"]["responses"]["422"]
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert list(documented["content"]) == [PROBLEM_MEDIA_TYPE]
 
 
 async def test_error_answers_carry_the_request_id(demo: httpx.AsyncClient) -> None:

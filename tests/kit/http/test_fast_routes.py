@@ -110,6 +110,7 @@ REQUESTS: list[tuple[str, dict[str, str], bytes | None]] = [
     ("no token", {"Content-Type": "application/json", "X-Request-ID": "r-1"}, b'{"name": "ada"}'),
     ("no token and bad json", {"Content-Type": "application/json", "X-Request-ID": "r-1"}, b"{"),
     ("not json", JSON, b'{"name": "x"'),
+    ("not utf-8", JSON, b"\xff\x1e\xffM"),
     ("wrong type", JSON, b'{"name": 5}'),
     ("extra field", JSON, b'{"name": "ada", "age": 3}'),
     ("missing field", JSON, b"{}"),
@@ -153,6 +154,7 @@ async def test_both_paths_answer_the_same_requests_identically() -> None:
     )
     assert statuses["good"] == 201 and statuses["no token"] == 401
     assert statuses["not json"] == 422 and statuses["too long by its length"] == 413
+    assert statuses["not utf-8"] == 400
     assert statuses["crash"] == 500 and answers[True][-1][0] == 413
 
 

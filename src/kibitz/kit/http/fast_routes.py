@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -185,6 +185,9 @@ class _FastEndpoint:
                     "ctx": {"error": exc.msg},
                 }
                 raise RequestValidationError([error], body=exc.doc) from exc
+            except UnicodeDecodeError as exc:
+                # Not UTF-8/16/32 at all: FastAPI's own route answers 400 here, so do we.
+                raise HTTPException(400, "There was an error parsing the body") from exc
         return bytes(raw)
 
     async def _render(self, request: Request, exc: Exception) -> Response:
