@@ -1,5 +1,8 @@
 """Write each service's OpenAPI document to web/openapi/<service>.json (the web app's API types).
 
+The documents are the public ones, as the gateway serves them (`/<service>/openapi.json`):
+internal routes, metrics and probes left out by the gateway's one filter.
+
 Builds every service's FastAPI app in-process and asks it for its schema: no server starts, no
 lifespan runs, so no migration or database connection happens. Building an app only creates the
 (empty) data directory, which points at a temporary one here. Run it through `make api-types`.
@@ -29,6 +32,7 @@ def _isolate_environment(data_dir: Path) -> None:
 
 def openapi_documents(services: tuple[str, ...] = SERVICES) -> dict[str, dict[str, Any]]:
     """The OpenAPI document of every named service, built in-process from a default platform."""
+    from kibitz.gateway.docs import public_document
     from kibitz.kit.platform import Platform
     from kibitz.runtime.registry import available_modules
 
@@ -37,7 +41,9 @@ def openapi_documents(services: tuple[str, ...] = SERVICES) -> dict[str, dict[st
     if missing:
         raise SystemExit(f"not in this build: {', '.join(missing)}")
     platform = Platform()
-    return {name: modules[name].create_app(platform).openapi() for name in services}
+    return {
+        name: public_document(modules[name].create_app(platform).openapi()) for name in services
+    }
 
 
 def render(document: dict[str, Any]) -> str:

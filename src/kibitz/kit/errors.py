@@ -260,7 +260,7 @@ def document_route_problems(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in path_item.items():
             if method not in _OPERATIONS or "probes" in operation.get("tags", ()):
                 continue
-            statuses = EVERY_ROUTE_STATUSES
+            statuses: tuple[int, ...] = EVERY_ROUTE_STATUSES
             if "requestBody" in operation:
                 statuses = (*BODY_ROUTE_STATUSES, *EVERY_ROUTE_STATUSES)
             responses = operation.setdefault("responses", {})
