@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from kibitz.kit.errors import install_problem_handlers, problem_responses
+from kibitz.kit.errors import document_route_problems, install_problem_handlers
 from kibitz.kit.http.fast_routes import FastRoutes, fast_endpoints
 from kibitz.kit.observability import RequestContextMiddleware, metrics_endpoint
 from kibitz.kit.platform import Platform
@@ -26,6 +26,17 @@ _READINESS_TIMEOUT_SECONDS = 2.0
 @asynccontextmanager
 async def _no_lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
+
+
+def _document_route_problems(app: FastAPI) -> None:
+    """The OpenAPI document lists the kit's shared answers (413, 415, 429…) on every route."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_route_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_service_app(
@@ -51,7 +62,6 @@ def create_service_app(
         description=description,
         version=version,
         lifespan=lifespan or _no_lifespan,
-        responses=problem_responses(422, 500),
         openapi_url=f"/{name}/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -59,6 +69,7 @@ def create_service_app(
         # hooks would only look up unconfigured providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
+    _document_route_problems(app)
     app.state.service_name = name
     app.state.platform = platform
     app.state.internal_token = platform.internal_token

@@ -82,6 +82,10 @@ class PayloadTooLarge(ProblemError):
     status, problem_type, title = 413, "payload-too-large", "Payload Too Large"
 
 
+class UnsupportedMediaType(ProblemError):
+    status, problem_type, title = 415, "unsupported-media-type", "Unsupported Media Type"
+
+
 class Unprocessable(ProblemError):
     status, problem_type, title = 422, "validation-error", "Unprocessable Content"
 
@@ -127,6 +131,7 @@ _STATUS_PROBLEMS: dict[int, type[ProblemError]] = {
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     422: Unprocessable,
 }
 
@@ -212,6 +217,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or not yours",
         409: "Conflict",
         413: "Payload too large",
+        415: "Body must be application/json",
         422: "Validation error",
         429: "Limit reached (see Retry-After)",
         500: "Unexpected error",
@@ -236,3 +242,28 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+# Answers the kit or the gateway can give on any route before the route's own code runs:
+# validation (422), the gateway's rate limits (429), an unexpected error (500).
+EVERY_ROUTE_STATUSES = (422, 429, 500)
+# And on a route that takes a body: unreadable (400), over its limit (413), not JSON (415).
+BODY_ROUTE_STATUSES = (400, 413, 415)
+_OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def document_route_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the answers every route (and every route with a body) can give to each operation of
+    an OpenAPI document, beside the ones the route declares itself; the probes are left alone."""
+    shared = problem_responses(*EVERY_ROUTE_STATUSES, *BODY_ROUTE_STATUSES)
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in _OPERATIONS or "probes" in operation.get("tags", ()):
+                continue
+            statuses = EVERY_ROUTE_STATUSES
+            if "requestBody" in operation:
+                statuses = (*BODY_ROUTE_STATUSES, *EVERY_ROUTE_STATUSES)
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                responses.setdefault(str(status), shared[status])
+    return schema

@@ -309,6 +309,11 @@ export interface components {
             /** Items */
             items: components["schemas"]["CataloguePlanRead"][];
         };
+        /** HTTPValidationError */
+        HTTPValidationError: {
+            /** Detail */
+            detail?: components["schemas"]["ValidationError"][];
+        };
         /**
          * InviteCreate
          * @description The role the invited user will hold (never owner).
@@ -621,6 +626,19 @@ export interface components {
             tenant_id: string;
             tokens: components["schemas"]["MeterRead"];
         };
+        /** ValidationError */
+        ValidationError: {
+            /** Context */
+            ctx?: Record<string, never>;
+            /** Input */
+            input?: unknown;
+            /** Location */
+            loc: (string | number)[];
+            /** Message */
+            msg: string;
+            /** Error Type */
+            type: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -650,60 +668,6 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 422,
-                     *       "title": "Validation error",
-                     *       "type": "https://kibitz.dev/problems/example"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        detail: string;
-                        errors?: {
-                            field?: string;
-                            message?: string;
-                        }[];
-                        status: number;
-                        title: string;
-                        /** Format: uri */
-                        type: string;
-                    };
-                };
-            };
-            /** @description Unexpected error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 500,
-                     *       "title": "Unexpected error",
-                     *       "type": "https://kibitz.dev/problems/example"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        detail: string;
-                        errors?: {
-                            field?: string;
-                            message?: string;
-                        }[];
-                        status: number;
-                        title: string;
-                        /** Format: uri */
-                        type: string;
-                    };
-                };
-            };
         };
     };
     readyz_readyz_get: {
@@ -722,60 +686,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
-                };
-            };
-            /** @description Validation error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 422,
-                     *       "title": "Validation error",
-                     *       "type": "https://kibitz.dev/problems/example"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        detail: string;
-                        errors?: {
-                            field?: string;
-                            message?: string;
-                        }[];
-                        status: number;
-                        title: string;
-                        /** Format: uri */
-                        type: string;
-                    };
-                };
-            };
-            /** @description Unexpected error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 500,
-                     *       "title": "Unexpected error",
-                     *       "type": "https://kibitz.dev/problems/example"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        detail: string;
-                        errors?: {
-                            field?: string;
-                            message?: string;
-                        }[];
-                        status: number;
-                        title: string;
-                        /** Format: uri */
-                        type: string;
-                    };
                 };
             };
         };
@@ -825,8 +735,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error */
+            /** @description Validation Error */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -834,8 +753,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 422,
-                     *       "title": "Validation error",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -901,6 +820,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MembershipCreated"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Authenticated but not allowed */
@@ -1011,6 +957,60 @@ export interface operations {
                     };
                 };
             };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Validation error */
             422: {
                 headers: {
@@ -1022,6 +1022,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 422,
                      *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1141,8 +1168,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error */
+            /** @description Validation Error */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1150,8 +1186,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 422,
-                     *       "title": "Validation error",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1219,6 +1255,33 @@ export interface operations {
                     "application/json": components["schemas"]["RecordUsageResult"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
@@ -1246,6 +1309,60 @@ export interface operations {
                     };
                 };
             };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Validation error */
             422: {
                 headers: {
@@ -1257,6 +1374,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 422,
                      *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1324,6 +1468,33 @@ export interface operations {
                     "application/json": components["schemas"]["ReserveResult"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
@@ -1362,6 +1533,60 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 404,
                      *       "title": "Not found, or not yours",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1483,6 +1708,33 @@ export interface operations {
                     "application/json": components["schemas"]["ReserveBatchResult"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
@@ -1510,6 +1762,60 @@ export interface operations {
                     };
                 };
             };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Validation error */
             422: {
                 headers: {
@@ -1521,6 +1827,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 422,
                      *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1586,6 +1919,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InviteRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Missing or invalid access token */
@@ -1669,6 +2029,60 @@ export interface operations {
                     };
                 };
             };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Validation error */
             422: {
                 headers: {
@@ -1680,6 +2094,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 422,
                      *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1800,8 +2241,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation error */
+            /** @description Validation Error */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1809,8 +2259,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "A sentence that says what went wrong.",
-                     *       "status": 422,
-                     *       "title": "Validation error",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -1955,6 +2405,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Unexpected error */
             500: {
                 headers: {
@@ -2056,6 +2533,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Unexpected error */
             500: {
                 headers: {
@@ -2105,6 +2609,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TenantPlanRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Missing or invalid access token */
@@ -2215,6 +2746,60 @@ export interface operations {
                     };
                 };
             };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Validation error */
             422: {
                 headers: {
@@ -2226,6 +2811,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 422,
                      *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -2354,6 +2966,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 422,
                      *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
