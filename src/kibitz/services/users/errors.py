@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kibitz.kit.errors import NotFound, PayloadTooLarge, ServiceUnavailable
+from kibitz.kit.errors import NotFound, ServiceUnavailable
 
 
 class ProfileNotFound(NotFound):
@@ -17,10 +17,3 @@ class AuthUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__("The profile cannot be created right now; try again shortly.")
-
-
-class BodyTooLarge(PayloadTooLarge):
-    problem_type = "body-too-large"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"The request body must be at most {limit} bytes.")
