@@ -152,3 +152,43 @@ async def test_a_json_body_must_be_sent_as_json(
     ]:
         answer = await http.request(method, path, content=body, headers=headers)
         assert answer.status_code == 415, (path, answer.status_code, answer.text[:200])
+
+
+async def test_control_characters_and_loose_numbers_are_refused(http: httpx.AsyncClient) -> None:
+    auth = await _register(http)
+    agent = {"name": "Helper", "llm_provider": "echo", "model": "echo"}
+    for change in [
+        {"name": "Hel\x00per"},
+        {"name": "two\nlines"},
+        {"instructions": "ring \x07 the bell"},
+        {"temperature": "0.5"},
+        {"temperature": True},
+    ]:
+        answer = await http.post("/agents/create", json={**agent, **change}, headers=auth)
+        assert answer.status_code == 422, (change, answer.text[:200])
+    created = await http.post(
+        "/agents/create",
+        json={**agent, "instructions": "Be brief.\n\tAlways.", "temperature": 1},
+        headers=auth,
+    )
+    assert created.status_code == 201, created.text
+    agent_id = created.json()["id"]
+    for change in [
+        {"content": "hello\x00"},
+        {"content": "hi", "title": "tab\tin title"},
+    ]:
+        answer = await http.post("/chat/send", json={"agent_id": agent_id, **change}, headers=auth)
+        assert answer.status_code == 422, (change, answer.text[:200])
+    sent = await http.post(
+        "/chat/send", json={"agent_id": agent_id, "content": "two\nlines\tand a tab"}, headers=auth
+    )
+    assert sent.status_code == 201, sent.text
+    for path, body in [
+        ("/knowledge/collections", {"name": "docs\x1b[2J"}),
+        ("/users/me", {"full_name": "Ada\x00"}),
+    ]:
+        method = "PATCH" if path == "/users/me" else "POST"
+        answer = await http.request(method, path, json=body, headers=auth)
+        assert answer.status_code in (403, 422), (path, answer.text[:200])
+        if path == "/users/me":
+            assert answer.status_code == 422
