@@ -124,7 +124,7 @@ async def run_all_in_one(
     platform = Platform(
         settings=settings,
         service_urls=service_urls,
-        bus=create_bus(settings.bus_url),
+        bus=create_bus(settings.bus_url, retention=settings.bus_retention()),
         internal_token=token,
     )
     await platform.bus.start()
@@ -193,7 +193,7 @@ def distributed_platform(settings: PlatformSettings) -> Platform:
     return Platform(
         settings=settings,
         service_urls=service_urls_from_env(SERVICE_NAMES),
-        bus=create_bus(settings.bus_url),
+        bus=create_bus(settings.bus_url, retention=settings.bus_retention()),
         internal_token=settings.internal_token.get_secret_value(),
     )
 
