@@ -81,7 +81,9 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, service=name, continue_traces=continue_traces)
     for router in routers:
         app.include_router(router)
-    checks = readiness_checks or {}
+    checks = dict(readiness_checks or {})
+    # Others may add checks after the app is built (the runtime adds the required peers).
+    app.state.readiness_checks = checks
 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
