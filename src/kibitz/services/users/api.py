@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
-from kibitz.kit.security import CurrentPrincipal
+from kibitz.kit.security import CurrentPrincipal, bearer_token
 from kibitz.services.users.dependencies import UsersServiceDep
 from kibitz.services.users.models import Profile
 from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
@@ -44,15 +44,18 @@ MAX_PATCH_BYTES = 16 * 1024
 @router.patch(
     "/me",
     response_model=ProfileRead,
-    responses=problem_responses(401, 404, 413, 503),
+    responses=problem_responses(401, 404, 413, 422, 503),
     max_body_size=MAX_PATCH_BYTES,
 )
 async def update_me(
+    request: Request,
     changes: ProfileUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
     users: UsersServiceDep,
 ) -> dict[str, Any]:
     """Change the name, avatar or preferences (preference keys are merged)."""
-    profile = await users.update(session, principal=principal, changes=changes)
+    profile = await users.update(
+        session, principal=principal, changes=changes, access_token=bearer_token(request) or ""
+    )
     return await _read(users, profile)

@@ -66,11 +66,6 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
-        };
         /**
          * PreferencesPatch
          * @description Preference keys to change; a key set to null is removed; unknown keys are refused.
@@ -141,19 +136,6 @@ export interface components {
             tenant_id: string;
             /** Tenant Name */
             tenant_name: string;
-        };
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
-            /** Message */
-            msg: string;
-            /** Error Type */
-            type: string;
         };
     };
     responses: never;
@@ -545,13 +527,31 @@ export interface operations {
                     };
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation error */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
                 };
             };
             /** @description Limit reached (see Retry-After) */
