@@ -192,3 +192,35 @@ async def test_control_characters_and_loose_numbers_are_refused(http: httpx.Asyn
         assert answer.status_code in (403, 422), (path, answer.text[:200])
         if path == "/users/me":
             assert answer.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[64:ff9b::a9fe:a9fe]",
+        "[::169.254.169.254]",
+        "[::ffff:0:a9fe:a9fe]",
+        "[64:ff9b::7f00:1]",
+        "[::127.0.0.1]",
+        "[fec0::1]",
+        "[::ffff:127.0.0.1]",
+        "[2002:a9fe:a9fe::1]",
+        "127.0.0.1",
+    ],
+)
+async def test_a_custom_agent_cannot_point_at_a_private_address_in_any_form(
+    http: httpx.AsyncClient, host: str
+) -> None:
+    auth = await _register(http)
+    answer = await http.post(
+        "/agents/create",
+        json={
+            "name": "Sneaky",
+            "llm_provider": "custom",
+            "model": "m",
+            "base_url": f"http://{host}/v1",
+        },
+        headers=auth,
+    )
+    assert answer.status_code == 422, answer.text[:300]
+    assert "base_url" in {error["field"] for error in answer.json()["errors"]}
