@@ -194,11 +194,11 @@ async def test_request_bodies_stream_to_the_service(harness: Harness) -> None:
     chunk = b"x" * 65536
 
     async def body() -> AsyncIterator[bytes]:
-        for _ in range(64):
+        for _ in range(16):  # 1 MiB: the gateway's limit for an ordinary route
             yield chunk
 
     response = await harness.http.post("/users/upload", headers=harness.auth(), content=body())
-    assert response.json()["bytes"] == 64 * 65536
+    assert response.json()["bytes"] == 16 * 65536
     # Arrived in pieces, not as one buffered blob.
     assert response.json()["chunks"] > 1
     sized = await harness.http.post("/users/upload", headers=harness.auth(), content=chunk * 3)
@@ -349,3 +349,44 @@ async def test_behind_a_trusted_balancer_its_forwarded_headers_are_kept(tmp_path
         seen = dict(response.json()["headers"])
         assert seen["x-forwarded-for"] == "203.0.113.7, 198.51.100.2"
         assert seen["x-forwarded-proto"] == "https"
+
+
+async def test_a_body_over_the_gateways_limit_is_413_and_never_forwarded(tmp_path: Path) -> None:
+    env = {
+        "KIBITZ_WEB_DIST": str(tmp_path / "no-web-build"),
+        "KIBITZ_GATEWAY_MAX_BODY_BYTES": "100000",
+        "KIBITZ_GATEWAY_MAX_LARGE_BODY_BYTES": "300000",
+    }
+
+    async def chunks(size: int) -> AsyncIterator[bytes]:
+        for _ in range(size // 10_000):
+            yield b"x" * 10_000
+
+    async with start_harness(services=("auth", "users", "agents"), env=env) as harness:
+        users = harness.upstreams["users"]
+        declared = await harness.http.post(
+            "/users/echo", headers=harness.auth(), content=b"x" * 100_001
+        )
+        assert users.state.hits == 0
+        chunked = await harness.http.post(
+            "/users/upload", headers=harness.auth(), content=chunks(200_000)
+        )
+        unauthenticated = await harness.http.post("/auth/login", content=b"x" * 100_001)
+        for answer in (declared, chunked, unauthenticated):
+            assert answer.status_code == 413, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["detail"] == "The request body may hold at most 100000 bytes."
+            assert answer.headers["x-request-id"]
+        within = await harness.http.post(
+            "/users/echo", headers=harness.auth(), content=b"x" * 100_000
+        )
+        assert within.status_code == 200 and users.state.hits == 1
+        # A whole conversation may be larger: the large ceiling applies to /agents/respond.
+        large = await harness.http.post(
+            "/agents/respond", headers=harness.auth(), content=b"x" * 200_000
+        )
+        assert large.status_code != 413
+        too_large = await harness.http.post(
+            "/agents/respond", headers=harness.auth(), content=b"x" * 300_001
+        )
+        assert too_large.status_code == 413

@@ -42,6 +42,11 @@ class GatewaySettings(BaseSettings):
     api_key_cache_seconds: NonNegativeFloat = 30.0
     # Redis key prefix, so that several deployments (or tests) can share one Redis.
     rate_limit_key_prefix: str = "kibitz-gateway"
+    # Request bodies (bytes): a ceiling in front of each service's own per-route limit, so that
+    # nothing larger is forwarded. 1 MiB for every route (a chat message is the largest of
+    # them), 16 MiB for the routes in LARGE_BODY_ROUTES (documents, whole conversations).
+    max_body_bytes: PositiveInt = 1024 * 1024
+    max_large_body_bytes: PositiveInt = 16 * 1024 * 1024
     # Behind a trusted load balancer: keep its X-Forwarded-For (client IP = its last hop).
     trust_forwarded_for: bool = False
 

@@ -136,7 +136,12 @@ def create_app(platform: Platform) -> FastAPI:
         Route("/{path:path}", proxy, methods=_PROXIED_METHODS, include_in_schema=False)
     )
     # Added last, so it runs first: API requests skip FastAPI's layers (see fast_path.py).
-    app.add_middleware(ApiFastPath, pipeline=pipeline)
+    app.add_middleware(
+        ApiFastPath,
+        pipeline=pipeline,
+        max_body_bytes=settings.max_body_bytes,
+        max_large_body_bytes=settings.max_large_body_bytes,
+    )
     return app
 
 

@@ -51,6 +51,26 @@ WORK_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 
+# Routes whose bodies may exceed the gateway's ordinary limit (`max_large_body_bytes` instead of
+# `max_body_bytes`): a document upload, a whole conversation with its tool schemas.
+LARGE_BODY_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (method, re.compile(pattern))
+    for method, pattern in (
+        ("POST", "/agents/respond"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", f"/knowledge/collections/{_ID}/documents"),
+    )
+)
+
+
+def takes_large_body(method: str, path: str) -> bool:
+    """Whether (method, path) is one of LARGE_BODY_ROUTES."""
+    normalised = path.rstrip("/") or "/"
+    return any(
+        method == large_method and pattern.fullmatch(normalised)
+        for large_method, pattern in LARGE_BODY_ROUTES
+    )
+
 
 # Single sign-on: sign-in options, and the browser's round trip through an identity provider
 # (`/auth/sso/{provider}/start` and `/callback`), all before the person has any token.

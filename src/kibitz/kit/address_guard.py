@@ -53,22 +53,54 @@ class AllowList:
         return host in self.hosts or any(ip in network for network in self.networks)
 
 
-def _embedded(ip: IPAddress) -> IPAddress:
-    """The IPv4 address hidden in an IPv4-mapped, 6to4 or Teredo IPv6 address, if any."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip.sixtofour is not None:
-            return ip.sixtofour
-        if ip.teredo is not None:
-            return ip.teredo[1]
-    return ip
+# NAT64 (RFC 6052, RFC 8215): the well-known prefix carries an IPv4 address in its last 32 bits;
+# the local-use prefix belongs to one network, so nothing behind it is public.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+# ::a.b.c.d (IPv4-compatible, RFC 4291, deprecated) and ::ffff:0:a.b.c.d (IPv4-translated,
+# RFC 2765): the IPv4 address in the last 32 bits.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+
+
+def _last_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address stands for (mapped, compatible, translated, NAT64,
+    6to4, both ends of Teredo), or None when it is a plain IPv6 address."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED or ip in _NAT64_WELL_KNOWN:
+        return [_last_32_bits(ip)]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return None
+
+
+def _globally_routable(ip: IPAddress) -> bool:
+    # Site-local (fec0::/10) was deprecated long ago, but Python still calls it global.
+    return (
+        ip.is_global
+        and not ip.is_multicast
+        and not (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+    )
 
 
 def is_public(ip: IPAddress) -> bool:
-    """Whether an address is globally routable (not loopback, private, link-local, metadata…)."""
+    """Whether an address is globally routable (not loopback, private, link-local, metadata…),
+    judged by the IPv4 address it stands for when it is one of IPv6's IPv4 forms."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _globally_routable(ip)
+    if ip in _NAT64_LOCAL_USE:
+        return False
     inner = _embedded(ip)
-    return inner.is_global and not inner.is_multicast and ip.is_global
+    if inner is None:
+        return _globally_routable(ip)
+    return all(_globally_routable(address) for address in inner)
 
 
 def parse_base_url(base_url: str) -> tuple[str, str, int]:

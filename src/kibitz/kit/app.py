@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from kibitz.kit.errors import document_route_problems, install_problem_handlers
 from kibitz.kit.http.fast_routes import FastRoutes, fast_endpoints
+from kibitz.kit.http.request_bodies import DEFAULT_MAX_BODY_BYTES, RequestBodies
 from kibitz.kit.observability import RequestContextMiddleware, metrics_endpoint
 from kibitz.kit.platform import Platform
 from kibitz.kit.service_gauges import ServiceGauges
@@ -51,12 +52,14 @@ def create_service_app(
     fast_routes: bool = True,
     gauges: ServiceGauges | None = None,
     continue_traces: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """A FastAPI app with kibitz's conventions; routers carry the service's own routes, those
     marked `@fast_route` are served past FastAPI's per-request work unless `fast_routes` is off
     (see `kit/http/fast_routes.py`), and `gauges` are read from the service's database on
     every scrape. `continue_traces` off (the public gateway): callers' trace contexts are not
-    continued (see `kit/tracing.py`)."""
+    continued (see `kit/tracing.py`). A request body may hold `max_body_bytes` unless its
+    route declares its own limit (FastAPI's `max_body_size`, see `kit/http/request_bodies.py`)."""
     app = FastAPI(
         title=f"kibitz {name}",
         description=description,
@@ -78,7 +81,9 @@ def create_service_app(
     app.add_middleware(RequestContextMiddleware, service=name, continue_traces=continue_traces)
     for router in routers:
         app.include_router(router)
-    checks = readiness_checks or {}
+    checks = dict(readiness_checks or {})
+    # Others may add checks after the app is built (the runtime adds the required peers).
+    app.state.readiness_checks = checks
 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -105,6 +110,9 @@ def create_service_app(
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["probes"], summary="Ready")
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     fast_endpoints(app, service=name)  # refuses a route it cannot serve now, not at a request
-    # Added last, so it runs first.
     app.add_middleware(FastRoutes, fastapi_app=app, service=name, serve_fast=fast_routes)
+    # Added last, so it runs first: no route reads a body over its limit, fast ones included.
+    app.add_middleware(
+        RequestBodies, fastapi_app=app, service=name, default_max_bytes=max_body_bytes
+    )
     return app

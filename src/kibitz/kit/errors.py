@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.responses import JSONResponse
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -82,6 +83,16 @@ class PayloadTooLarge(ProblemError):
     status, problem_type, title = 413, "payload-too-large", "Payload Too Large"
 
 
+def payload_too_large(max_bytes: int | None) -> PayloadTooLarge:
+    """The 413 for a body over `max_bytes`."""
+    detail = (
+        f"The request body may hold at most {max_bytes} bytes."
+        if max_bytes is not None
+        else "The request body is too large."
+    )
+    return PayloadTooLarge(detail)
+
+
 class UnsupportedMediaType(ProblemError):
     status, problem_type, title = 415, "unsupported-media-type", "Unsupported Media Type"
 
@@ -153,8 +164,12 @@ async def _handle_problem(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc)
 
 
-async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+def http_exception_problem(exc: StarletteHTTPException, scope: Mapping[str, Any]) -> ProblemError:
+    """The problem for an HTTPException raised by Starlette or FastAPI (a 413 from the body
+    limit names the limit in force, read from the request's scope)."""
+    if exc.status_code == 413:
+        limit = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        return payload_too_large(limit if isinstance(limit, int) else None)
     problem_class = _STATUS_PROBLEMS.get(exc.status_code, ProblemError)
     detail = exc.detail if isinstance(exc.detail, str) else None
     error = problem_class(detail, status=exc.status_code, headers=exc.headers)
@@ -162,11 +177,29 @@ async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
         error.problem_type, error.title = "method-not-allowed", "Method Not Allowed"
     if problem_class is ProblemError and exc.status_code != 405:
         error.problem_type, error.title = f"http-{exc.status_code}", detail or "Error"
-    return problem_response(error)
+    return error
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(http_exception_problem(exc, request.scope))
+
+
+def _body_not_json(errors: Sequence[Mapping[str, Any]]) -> bool:
+    # FastAPI decodes a body as JSON only when its Content-Type says JSON; any other body
+    # reaches the model as raw bytes, so a model that met bytes met a body of another type.
+    return any(
+        tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes)
+        for error in errors
+    )
 
 
 async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if _body_not_json(exc.errors()):
+        return problem_response(
+            UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+        )
     return problem_response(validation_problem(exc.errors()))
 
 

@@ -33,6 +33,18 @@ class Platform:
         """Whether this deployment runs the named service."""
         return bool(self.service_urls.get(name))
 
+    def peer_check(self, name: str) -> Callable[[], Awaitable[None]]:
+        """A readiness check that the named service answers its liveness probe."""
+        client: ServiceClient | None = None
+
+        async def answers() -> None:
+            nonlocal client
+            client = client or self.client(name)
+            response = await client.request("GET", "/healthz")
+            response.raise_for_status()
+
+        return answers
+
     def client(self, name: str) -> ServiceClient:
         """A client for the named service (503 problem when the deployment lacks it)."""
         urls = self.service_urls.get(name)
@@ -70,6 +82,10 @@ class Module:
     name: str
     create_app: Callable[[Platform], FastAPI]
     depends_on: tuple[str, ...] = ()
+    # Services it cannot work without, declared once: run apart, each needs its
+    # `KIBITZ_<NAME>_URL` (a start-up error names the missing one), and its `/readyz` fails
+    # while one of them does not answer.
+    requires: tuple[str, ...] = ()
     # Applies the module's migrations (None when it has no database).
     migrate: Callable[[Platform], Awaitable[None]] | None = None
     # Publishes and consumes no events: all-in-one may run it in a process of its own.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import PositiveFloat, PositiveInt, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kibitz.kit.events.bus import Retention
 from kibitz.kit.private_files import private_directory
 
 ENV_PREFIX = "KIBITZ_"
@@ -26,6 +27,10 @@ class PlatformSettings(BaseSettings):
     # Where work such as chat replies waits for a process to claim it (kit.jobs): "memory"
     # (in-process), "redis://…" (Redis Streams) or "nats://…" (NATS JetStream).
     queue_url: str = "memory"
+    # What the broker keeps (kit.events.Retention): far beyond any consumer's redelivery.
+    bus_max_age_hours: PositiveFloat = 168.0
+    bus_max_bytes: PositiveInt = 1024**3
+    bus_max_events: PositiveInt = 1_000_000
     # Shared secret services present to each other on internal routes; generated all-in-one.
     internal_token: SecretStr | None = None
     migrate_on_start: bool = False
@@ -40,6 +45,14 @@ class PlatformSettings(BaseSettings):
     # local mode (pure Python) never hold the other services' event loop. Only modules without
     # events may.
     own_processes: Annotated[list[str], NoDecode] = ["agents", "knowledge"]
+
+    def bus_retention(self) -> Retention:
+        """What the broker keeps of the event streams."""
+        return Retention(
+            max_age_seconds=self.bus_max_age_hours * 3600,
+            max_bytes=self.bus_max_bytes,
+            max_events=self.bus_max_events,
+        )
 
     @field_validator("own_processes", mode="before")
     @classmethod

@@ -94,7 +94,7 @@ async def replay_dead_letters(
         )
     now = now or datetime.now(UTC)
     tables = dead_letter_tables()
-    bus = create_bus(settings.bus_url)
+    bus = create_bus(settings.bus_url, retention=settings.bus_retention())
     await bus.start()
     reports = []
     try:

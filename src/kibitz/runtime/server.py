@@ -124,12 +124,12 @@ async def run_all_in_one(
     platform = Platform(
         settings=settings,
         service_urls=service_urls,
-        bus=create_bus(settings.bus_url),
+        bus=create_bus(settings.bus_url, retention=settings.bus_retention()),
         internal_token=token,
     )
     await platform.bus.start()
     apps = {
-        name: module.create_app(platform) for name, module in selected.items() if name not in apart
+        name: build_app(module, platform) for name, module in selected.items() if name not in apart
     }
     servers: list[tuple[EmbeddedServer, asyncio.Task[None]]] = []
     children: list[ChildService] = []
@@ -193,9 +193,25 @@ def distributed_platform(settings: PlatformSettings) -> Platform:
     return Platform(
         settings=settings,
         service_urls=service_urls_from_env(SERVICE_NAMES),
-        bus=create_bus(settings.bus_url),
+        bus=create_bus(settings.bus_url, retention=settings.bus_retention()),
         internal_token=settings.internal_token.get_secret_value(),
     )
+
+
+def check_required_peers(module: Module, platform: Platform) -> None:
+    """StartupError naming the first `KIBITZ_<NAME>_URL` a module needs but was not given."""
+    for peer in module.requires:
+        if not platform.has_service(peer):
+            variable = f"{ENV_PREFIX}{peer.upper()}_URL"
+            raise StartupError(f"{variable} must be set: {module.name} needs the {peer} service")
+
+
+def build_app(module: Module, platform: Platform) -> FastAPI:
+    """The module's app, whose readiness includes every service it requires answering."""
+    app = module.create_app(platform)
+    for peer in module.requires:
+        app.state.readiness_checks[peer] = platform.peer_check(peer)
+    return app
 
 
 async def serve_one(
@@ -210,11 +226,12 @@ async def serve_one(
     """Run one module in this process until a signal stops it (or, as a child of `kibitz up`
     serving the socket inherited as `fd`, until the parent `parent_pid` is gone)."""
     platform = distributed_platform(settings)
+    check_required_peers(module, platform)
     # Bound before anything starts, so a port in use is one line and nothing to undo.
     listening = socket.socket(fileno=fd) if fd is not None else bind_socket(host, port)
     await platform.bus.start()
     try:
-        server = uvicorn.Server(server_config(module.create_app(platform)))
+        server = uvicorn.Server(server_config(build_app(module, platform)))
         watch = (
             asyncio.create_task(_exit_with_parent(server, parent_pid))
             if parent_pid is not None

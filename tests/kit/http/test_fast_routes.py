@@ -54,8 +54,8 @@ async def _events(name: str) -> AsyncIterator[bytes]:
         yield f"data: {name}-{piece}\n\n".encode()
 
 
-@router.post("/greet", status_code=201)
-@fast_route(max_body_bytes=64)
+@router.post("/greet", status_code=201, max_body_size=64)
+@fast_route()
 async def greet(
     greeting: Greeting,
     who: Caller,
@@ -213,7 +213,7 @@ def test_a_route_the_fast_path_cannot_resolve_is_refused_when_the_app_is_built()
     odd = APIRouter()
 
     @odd.post("/odd/{item}")
-    @fast_route(max_body_bytes=64)
+    @fast_route()
     async def with_a_path_parameter(item: str, greeting: Greeting) -> Response:
         return Response()
 

@@ -201,7 +201,7 @@ async def test_subscribe_refuses_a_body_that_is_not_json(stack: Stack, tenants: 
         content=b"plan=gold",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert_problem(response, 422)
+    assert_problem(response, 415)
 
 
 async def test_an_admin_may_subscribe_and_invite_but_a_member_may_not(

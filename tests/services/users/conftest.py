@@ -1,4 +1,4 @@
-"""Fixtures of the users tests: auth, tenants and users on loopback."""
+"""Fixtures of the users tests: auth, tenants, agents and users on loopback."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from tests.fixtures.stack import Stack, start_stack
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """Auth, tenants and users on SQLite, shared by a module's tests."""
+    """Auth, tenants, agents (preferences name agents) and users on SQLite, shared by a
+    module's tests."""
     data_dir = tmp_path_factory.mktemp("users")
-    async with start_stack(["auth", "tenants", "users"], data_dir=data_dir) as running:
+    async with start_stack(["auth", "tenants", "agents", "users"], data_dir=data_dir) as running:
         yield running
 
 

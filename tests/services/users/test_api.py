@@ -26,6 +26,16 @@ async def patch(stack: Stack, account: Account, body: Any) -> Any:
     )
 
 
+async def create_agent(stack: Stack, account: Account, name: str = "Helper") -> str:
+    response = await stack.http.post(
+        f"{stack.url('agents')}/agents/create",
+        headers=account.headers,
+        json={"name": name, "llm_provider": "echo", "model": "echo"},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 async def profile_rows(stack: Stack, account: Account) -> int:
     database = stack.running.apps["users"].state.database
     async with database.transaction() as session:
@@ -120,7 +130,7 @@ async def test_an_empty_patch_changes_nothing(stack: Stack) -> None:
 
 async def test_preferences_are_merged_and_a_null_key_is_removed(stack: Stack) -> None:
     account = await stack.register()
-    agent = str(uuid.uuid4())
+    agent = await create_agent(stack, account)
     first = await patch(
         stack, account, {"preferences": {"theme": "dark", "default_agent_id": agent}}
     )
@@ -206,3 +216,25 @@ async def test_one_user_never_sees_or_changes_anothers_profile(stack: Stack) -> 
     assert ada_now["preferences"] == {"theme": "dark"}
     assert ada_now["subscription"]["tenant_id"] == ada.tenant_id != bob.tenant_id
     assert (await me(stack, bob))["email"] == bob.email
+
+
+async def test_preferences_name_only_the_callers_own_agents(stack: Stack) -> None:
+    account = await stack.register()
+    own = await create_agent(stack, account)
+    colleague = await stack.register()  # another tenant
+    theirs = await create_agent(stack, colleague)
+    unknown = str(uuid.uuid4())
+    for preferences, field in [
+        ({"default_agent_id": theirs}, "default_agent_id"),
+        ({"default_agent_id": unknown}, "default_agent_id"),
+        ({"selected_agent_ids": [own, theirs]}, "selected_agent_ids"),
+    ]:
+        response = await patch(stack, account, {"preferences": preferences})
+        problem = assert_problem(response, 422, f"preferences.{field}")
+        assert problem["type"].endswith("/unknown-agent")
+        assert own not in problem["detail"]
+    accepted = await patch(
+        stack, account, {"preferences": {"default_agent_id": own, "selected_agent_ids": [own]}}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["preferences"]["selected_agent_ids"] == [own]

@@ -15,6 +15,7 @@ from kibitz.kit.events.bus import (
     EventEnvelope,
     EventHandler,
     InProcessBus,
+    Retention,
     RetryPolicy,
     split_bus_url,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Inbox",
     "Outbox",
     "RelayStalledError",
+    "Retention",
     "RetryPolicy",
     "Subscription",
     "TransactionalHandler",
@@ -42,12 +44,18 @@ __all__ = [
 
 
 def create_bus(
-    url: str, *, prefix: str | None = None, retry: RetryPolicy | None = None
+    url: str,
+    *,
+    prefix: str | None = None,
+    retry: RetryPolicy | None = None,
+    retention: Retention | None = None,
 ) -> EventBus:
     """The bus backend the URL names: `memory`, `redis://…` or `nats://…`.
 
-    `prefix` (or `?prefix=` in the URL) namespaces streams/subjects, e.g. per test.
+    `prefix` (or `?prefix=` in the URL) namespaces streams/subjects, e.g. per test;
+    `retention` bounds what the broker keeps (the defaults unless given).
     """
+    retention = retention or Retention()
     if url in ("", "memory"):
         return InProcessBus(retry=retry)
     scheme = url.split(":", 1)[0].lower()
@@ -55,10 +63,14 @@ def create_bus(
         from kibitz.kit.events.redis_streams import RedisStreamsBus
 
         clean, options = split_bus_url(url, "prefix")
-        return RedisStreamsBus(clean, prefix=prefix or options.get("prefix"), retry=retry)
+        return RedisStreamsBus(
+            clean, prefix=prefix or options.get("prefix"), retry=retry, retention=retention
+        )
     if scheme in ("nats", "tls"):
         from kibitz.kit.events.nats_jetstream import NatsJetStreamBus
 
         clean, options = split_bus_url(url, "prefix")
-        return NatsJetStreamBus(clean, prefix=prefix or options.get("prefix"), retry=retry)
+        return NatsJetStreamBus(
+            clean, prefix=prefix or options.get("prefix"), retry=retry, retention=retention
+        )
     raise ValueError(f"unsupported event bus URL scheme: {scheme}")

@@ -134,6 +134,20 @@ async def _log_dead_letter(group: str, envelope: EventEnvelope, error: str, atte
     )
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How much a broker keeps of a stream, acknowledged or not: the oldest events go first
+    once either bound is reached. Both stay far beyond any consumer's redelivery horizon (a
+    failing event is retried for minutes, then parked in the consumer's own dead letters)."""
+
+    # 7 days: a consumer down over a long weekend still finds its events.
+    max_age_seconds: float = 7 * 24 * 3600.0
+    # 1 GiB (JetStream: the whole stream); at ~1 KiB an event, about a million of them.
+    max_bytes: int = 1024**3
+    # Redis Streams: entries per event name's stream, trimmed approximately (`MAXLEN ~`).
+    max_events: int = 1_000_000
+
+
 @dataclass
 class RetryPolicy:
     """How often and how patiently a failing handler is retried before its event is parked."""

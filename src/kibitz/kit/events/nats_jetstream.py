@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from kibitz.kit.events.bus import (
@@ -26,6 +27,7 @@ from kibitz.kit.events.bus import (
     DeadLetterSink,
     EventEnvelope,
     EventHandler,
+    Retention,
     RetryPolicy,
     deliver_with_retry,
 )
@@ -64,8 +66,10 @@ class NatsJetStreamBus:
         prefix: str | None = None,
         retry: RetryPolicy | None = None,
         ack_wait_seconds: float = 30.0,
+        retention: Retention | None = None,
     ) -> None:
         self.url = url
+        self.retention = retention or Retention()
         self.prefix = prefix or DEFAULT_PREFIX
         self.stream = _token(self.prefix).upper()
         self.retry = retry or RetryPolicy()
@@ -103,16 +107,20 @@ class NatsJetStreamBus:
         logger.debug("nats_client_error", error=repr(exc))
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.>"],
+            # 2 min: a relay's re-publish of the same event id within this is dropped.
+            duplicate_window=120.0,
+            # Limits retention: the oldest events go once either bound is reached.
+            max_age=self.retention.max_age_seconds,
+            max_bytes=self.retention.max_bytes,
+        )
         try:
-            await js.stream_info(self.stream)
+            info = await js.stream_info(self.stream)
         except NotFoundError:
             try:
-                await js.add_stream(
-                    name=self.stream,
-                    subjects=[f"{self.prefix}.>"],
-                    # 2 min: a relay's re-publish of the same event id within this is dropped.
-                    duplicate_window=120.0,
-                )
+                await js.add_stream(config)
             except BadRequestError:
                 # Another replica created it between our look and our create: use theirs once
                 # the server lists it (a busy server can take a moment).
@@ -122,6 +130,13 @@ class NatsJetStreamBus:
                         return
                     await asyncio.sleep(0.1)
                 raise
+        else:
+            current = info.config
+            if (current.max_age, current.max_bytes) != (config.max_age, config.max_bytes):
+                # A stream made before these limits (or with other ones) takes the configured.
+                await js.update_stream(
+                    dataclasses.replace(current, max_age=config.max_age, max_bytes=config.max_bytes)
+                )
 
     async def publish(self, envelope: EventEnvelope) -> None:
         """Publish and wait for JetStream's acknowledgement (raises while NATS is unreachable)."""

@@ -19,6 +19,7 @@ from kibitz.kit.events.bus import (
     DeadLetterSink,
     EventEnvelope,
     EventHandler,
+    Retention,
     RetryPolicy,
     deliver_with_retry,
 )
@@ -34,8 +35,6 @@ from kibitz.kit.subscription import (
 logger = structlog.get_logger("kibitz.bus.redis")
 
 DEFAULT_PREFIX = "kibitz.events"
-# Streams are capped (approximately) at this many entries; older events are trimmed.
-_MAX_STREAM_LENGTH = 100_000
 # 1 s: how long one XREADGROUP blocks waiting for new events.
 _BLOCK_MS = 1_000
 _BATCH = 20
@@ -53,8 +52,11 @@ class RedisStreamsBus:
         prefix: str | None = None,
         retry: RetryPolicy | None = None,
         claim_idle_seconds: float = 30.0,
+        retention: Retention | None = None,
     ) -> None:
         self.url = url
+        # Each stream is capped (approximately: whole radix-tree nodes) at this many entries.
+        self.retention = retention or Retention()
         self.prefix = prefix or DEFAULT_PREFIX
         self.retry = retry or RetryPolicy()
         self.claim_idle_seconds = claim_idle_seconds
@@ -70,7 +72,7 @@ class RedisStreamsBus:
         await self._redis.xadd(
             self.stream_of(envelope.name),
             {"id": str(envelope.id), "envelope": envelope.to_bytes()},
-            maxlen=_MAX_STREAM_LENGTH,
+            maxlen=self.retention.max_events,
             approximate=True,
         )
         EVENTS_PUBLISHED.labels("redis", envelope.name).inc()

@@ -18,8 +18,6 @@ parameters, the request, and one JSON body model; anything else is refused when 
 
 from __future__ import annotations
 
-import email.message
-import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -32,11 +30,13 @@ from fastapi.dependencies.utils import request_body_to_args, request_params_to_a
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic_core import PydanticUndefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kibitz.kit.errors import PayloadTooLarge, ProblemError, problem_response
+from kibitz.kit.errors import ProblemError, http_exception_problem, problem_response
+from kibitz.kit.http.request_bodies import declares_json
 from kibitz.kit.observability import RequestContextMiddleware
 
 logger = structlog.get_logger("kibitz.errors")
@@ -44,16 +44,16 @@ logger = structlog.get_logger("kibitz.errors")
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
 PlainEndpoint = Callable[[Request], Awaitable[Response]]
 
-# Endpoints marked fast, with the largest body each accepts (bytes).
-_FAST_ENDPOINTS: dict[Callable[..., Any], int] = {}
+# Endpoints marked fast.
+_FAST_ENDPOINTS: set[Callable[..., Any]] = set()
 
 
-def fast_route(*, max_body_bytes: int) -> Callable[[Endpoint], Endpoint]:
-    """Mark a FastAPI endpoint to be served by the kit's fast path; its body is capped at
-    `max_body_bytes` on both paths (413 beyond). The function itself is unchanged."""
+def fast_route() -> Callable[[Endpoint], Endpoint]:
+    """Mark a FastAPI endpoint to be served by the kit's fast path. Its body limit is the one
+    its route declares (`max_body_size=`), on both paths. The function itself is unchanged."""
 
     def mark(endpoint: Endpoint) -> Endpoint:
-        _FAST_ENDPOINTS[endpoint] = max_body_bytes
+        _FAST_ENDPOINTS.add(endpoint)
         return endpoint
 
     return mark
@@ -61,17 +61,6 @@ def fast_route(*, max_body_bytes: int) -> Callable[[Endpoint], Endpoint]:
 
 class FastRouteError(TypeError):
     """A route marked fast takes something the fast path cannot resolve."""
-
-
-@functools.lru_cache(maxsize=64)
-def _declares_json(content_type: str) -> bool:
-    """Whether FastAPI reads a body of this type as JSON (`application/json`, `…+json`)."""
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
 
 
 class _FastEndpoint:
@@ -128,7 +117,6 @@ class _FastEndpoint:
         self._body_params = dependant.body_params
         self._request_name = dependant.request_param_name
         self._call: Callable[..., Awaitable[Response]] = dependant.call  # type: ignore[assignment]
-        self._max_body_bytes = _FAST_ENDPOINTS[route.endpoint]
         self._handlers = app.exception_handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -169,11 +157,11 @@ class _FastEndpoint:
 
     async def _body(self, request: Request) -> Any:
         """The body as FastAPI's route handler reads it: JSON when declared so, else bytes."""
-        raw = await read_body(request, max_bytes=self._max_body_bytes)
+        raw = await request.body()  # within the route's body limit (RequestBodies)
         if not raw:
             return PydanticUndefined  # FastAPI's "no body", which the model then finds missing
         content_type = request.headers.get("content-type")
-        if content_type == "application/json" or (content_type and _declares_json(content_type)):
+        if content_type and declares_json(content_type):
             try:
                 return json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -200,56 +188,6 @@ class _FastEndpoint:
         raise exc
 
 
-def _too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body may hold at most {max_bytes} bytes.")
-
-
-async def read_body(request: Request, *, max_bytes: int) -> bytes:
-    """The whole body, or PayloadTooLarge as soon as it is known to exceed `max_bytes`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise _too_large(max_bytes)
-    return bytes(raw)
-
-
-class _LimitedBody:
-    """In front of FastAPI's path to a fast route: the same cap and the same 413 problem (in
-    the kit's request context) as the fast path (FastAPI reads a body whole and uncapped)."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int, service: str) -> None:
-        self.app = app
-        self._max_bytes = max_bytes
-        self._refuse = RequestContextMiddleware(self._too_large, service=service)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await problem_response(_too_large(self._max_bytes))(scope, receive, send)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        try:
-            body = await read_body(Request(scope, receive), max_bytes=self._max_bytes)
-        except PayloadTooLarge:
-            await self._refuse(scope, receive, send)
-            return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
 @dataclass(frozen=True)
 class RouteLabel:
     """What the request metrics read as the route, for a path served past FastAPI's router."""
@@ -265,6 +203,8 @@ async def answer(endpoint: PlainEndpoint, scope: Scope, receive: Receive, send: 
         response = await endpoint(request)
     except ProblemError as error:
         response = problem_response(error)
+    except StarletteHTTPException as exc:  # the body limit's 413 among others
+        response = problem_response(http_exception_problem(exc, scope))
     except Exception as exc:
         # The trace goes to the log only: a client sees a bare 500.
         logger.error("unhandled_exception", path=scope["path"], exc_info=exc)
@@ -274,39 +214,36 @@ async def answer(endpoint: PlainEndpoint, scope: Scope, receive: Receive, send: 
 
 def fast_endpoints(
     app: FastAPI, *, service: str
-) -> dict[tuple[str, str], tuple[RouteLabel, ASGIApp, int]]:
+) -> dict[tuple[str, str], tuple[RouteLabel, ASGIApp]]:
     """The app's routes marked `@fast_route`, by (method, path): what the metrics call the
-    route, its fast endpoint in the kit's request context, its body cap. FastRouteError names
-    a route the fast path cannot resolve."""
-    served: dict[tuple[str, str], tuple[RouteLabel, ASGIApp, int]] = {}
+    route, and its fast endpoint in the kit's request context within the route's body limit.
+    FastRouteError names a route the fast path cannot resolve."""
+    served: dict[tuple[str, str], tuple[RouteLabel, ASGIApp]] = {}
     for context in iter_route_contexts(app.routes):
         endpoint = context.endpoint
-        max_bytes = _FAST_ENDPOINTS.get(endpoint) if endpoint is not None else None
         route = context.original_route
-        if max_bytes is None or not isinstance(route, APIRoute) or context.path is None:
+        if (
+            endpoint not in _FAST_ENDPOINTS
+            or not isinstance(route, APIRoute)
+            or context.path is None
+        ):
             continue
+        # Its body limit was applied before (`request_bodies.RequestBodies`).
         fast = RequestContextMiddleware(_FastEndpoint(app, route), service=service)
         for method in context.methods or ():
-            served[(method, context.path)] = (RouteLabel(context.path), fast, max_bytes)
+            served[(method, context.path)] = (RouteLabel(context.path), fast)
     return served
 
 
 class FastRoutes:
-    """Middleware: requests for a route marked `@fast_route` go to its fast endpoint; with
-    `serve_fast` off they go through FastAPI, behind the same body cap."""
+    """Middleware: requests for a route marked `@fast_route` go to its fast endpoint (unless
+    `serve_fast` is off: then FastAPI serves them as any other route)."""
 
     def __init__(
         self, app: ASGIApp, *, fastapi_app: FastAPI, service: str, serve_fast: bool = True
     ) -> None:
         self.app = app
-        self._routes: dict[tuple[str, str], tuple[RouteLabel, ASGIApp]] = {
-            key: (label, fast)
-            if serve_fast
-            else (label, _LimitedBody(app, max_bytes=max_bytes, service=service))
-            for key, (label, fast, max_bytes) in fast_endpoints(
-                fastapi_app, service=service
-            ).items()
-        }
+        self._routes = fast_endpoints(fastapi_app, service=service) if serve_fast else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

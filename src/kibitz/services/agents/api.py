@@ -106,8 +106,9 @@ async def providers(principal: CurrentPrincipal, runtime: RuntimeDep) -> Provide
         **problem_responses(401, 403, 404, 413, 422, 502, 503, 504),
     },
     summary="Have an agent answer",
+    max_body_size=_RESPOND_MAX_BYTES,
 )
-@fast_route(max_body_bytes=_RESPOND_MAX_BYTES)  # every reply of every chat comes through here
+@fast_route()  # every reply of every chat comes through here
 async def respond(
     body: RespondRequest, principal: CurrentPrincipal, runtime: RuntimeDep, request: Request
 ) -> Response:

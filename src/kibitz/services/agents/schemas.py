@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from kibitz.kit.inputs import MultiLineText, SingleLineText, StrictFloat
+
 ProviderName = Literal["openai", "anthropic", "custom", "echo"]
 # Model ids as providers spell them: "gpt-4o-mini", "claude-haiku-4-5", "llama3.1:8b", "org/model".
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
@@ -30,11 +32,11 @@ class AgentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=100)
+    name: SingleLineText = Field(min_length=1, max_length=100)
     llm_provider: ProviderName
     model: str = Field(min_length=1, max_length=100, pattern=MODEL_PATTERN)
-    instructions: str = Field(default="", max_length=8000)
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    instructions: MultiLineText = Field(default="", max_length=8000)
+    temperature: StrictFloat = Field(default=0.7, ge=0.0, le=2.0)
     base_url: str | None = Field(default=None, min_length=1, max_length=2048)
     # Bring your own key: stored encrypted, never returned.
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=512)
@@ -47,11 +49,11 @@ class AgentUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: SingleLineText | None = Field(default=None, min_length=1, max_length=100)
     llm_provider: ProviderName | None = None
     model: str | None = Field(default=None, min_length=1, max_length=100, pattern=MODEL_PATTERN)
-    instructions: str | None = Field(default=None, max_length=8000)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    instructions: MultiLineText | None = Field(default=None, max_length=8000)
+    temperature: StrictFloat | None = Field(default=None, ge=0.0, le=2.0)
     base_url: str | None = Field(default=None, min_length=1, max_length=2048)
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=512)
     knowledge_collection_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
@@ -97,7 +99,7 @@ class ToolDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=TOOL_NAME_PATTERN)
-    description: str = Field(default="", max_length=2000)
+    description: MultiLineText = Field(default="", max_length=2000)
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
     @field_validator("parameters")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 
 from kibitz.kit.db import SessionDep
-from kibitz.kit.errors import PayloadTooLarge, problem_responses
+from kibitz.kit.errors import problem_responses
 from kibitz.kit.security import CurrentPrincipal, ServiceCaller
 from kibitz.services.billing.dependencies import BillingServiceDep
 from kibitz.services.billing.schemas import (
@@ -107,7 +107,12 @@ async def list_invoices(
     )
 
 
-@router.post("/webhook", response_model=WebhookAck, responses=problem_responses(400, 409, 413, 503))
+@router.post(
+    "/webhook",
+    response_model=WebhookAck,
+    responses=problem_responses(400, 409, 413, 503),
+    max_body_size=_MAX_WEBHOOK_BYTES,
+)
 async def webhook(
     request: Request,
     session: SessionDep,
@@ -115,11 +120,7 @@ async def webhook(
     stripe_signature: Annotated[str | None, Header(max_length=2000)] = None,
 ) -> dict[str, bool]:
     """Stripe's webhook (public): the raw body is verified, then each event id applied once."""
-    payload = bytearray()
-    async for chunk in request.stream():
-        payload.extend(chunk)
-        if len(payload) > _MAX_WEBHOOK_BYTES:
-            raise PayloadTooLarge("A Stripe event is never this large.")
+    payload = await request.body()  # within _MAX_WEBHOOK_BYTES
     first_time = await billing.handle_webhook(
         session, payload=bytes(payload), signature=stripe_signature, now=datetime.now(UTC)
     )

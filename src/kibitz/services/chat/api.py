@@ -91,8 +91,9 @@ def event_stream(frames: AsyncIterator[Batch | None], *, status_code: int = 200)
         201: {"content": {"text/event-stream": {}}},
     },
     summary="Send a message; the reply is generated in the background (or streamed here)",
+    max_body_size=_SEND_MAX_BYTES,
 )
-@fast_route(max_body_bytes=_SEND_MAX_BYTES)  # every message comes through here
+@fast_route()  # every message comes through here
 async def send_message(
     body: ChatSend,
     request: Request,

@@ -115,4 +115,10 @@ def create_app(platform: Platform) -> FastAPI:
     return app
 
 
-module = Module(name=NAME, create_app=create_app, depends_on=("auth", "agents"), migrate=migrate)
+module = Module(
+    name=NAME,
+    create_app=create_app,
+    depends_on=("auth", "agents"),
+    requires=("tenants", "agents"),
+    migrate=migrate,
+)

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kibitz.kit.inputs import MultiLineText, SingleLineText
+
 MessageStatusName = Literal["pending", "streaming", "complete", "failed", "stopped"]
 
 
@@ -17,10 +19,10 @@ class ChatSend(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Length is checked in the service (413 beyond the cap, 422 when empty).
-    content: str
+    content: MultiLineText
     agent_id: uuid.UUID | None = None
     chat_id: uuid.UUID | None = None
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: SingleLineText | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _one_target(self) -> ChatSend:
@@ -34,7 +36,7 @@ class ChatUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
+    title: SingleLineText = Field(min_length=1, max_length=200)
 
 
 class Citation(BaseModel):

@@ -721,7 +721,8 @@ class ChatService:
         the limit that is spent). Tokens are only checked here (`chat.message_completed` counts
         them), and not again for a few seconds while plenty are left."""
         if not self.platform.has_service("tenants"):
-            return
+            # Never a free pass: without the tenants service no quota can be checked.
+            raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
         metrics = ["messages"]
         if self._tokens_fine_until.get(tenant_id, 0.0) < time.monotonic():
             metrics.append("tokens")

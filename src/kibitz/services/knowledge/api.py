@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from kibitz.kit.db import SessionDep
-from kibitz.kit.errors import problem_responses, validation_problem
+from kibitz.kit.errors import UnsupportedMediaType, problem_responses, validation_problem
 from kibitz.kit.security import ServiceCaller
 from kibitz.services.knowledge import service
 from kibitz.services.knowledge.dependencies import (
@@ -38,11 +38,14 @@ from kibitz.services.knowledge.schemas import (
 )
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"])
+# Routes whose bodies may be as large as a document (the module includes it with the limit
+# that `max_upload_bytes` sets).
+uploads = APIRouter(prefix="/knowledge", tags=["knowledge"])
 internal = APIRouter(
     prefix="/knowledge/internal", tags=["knowledge (internal)"], dependencies=[ServiceCaller]
 )
 # Multipart framing around the file: headers, boundary, an optional title field.
-_MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 _UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -143,7 +146,7 @@ async def _upload(request: Request, max_bytes: int) -> tuple[str, str | None, st
     """(title, filename, declared type, bytes) of a multipart or JSON upload."""
     content_type = request.headers.get("content-type", "").lower()
     declared_length = request.headers.get("content-length", "")
-    if declared_length.isdigit() and int(declared_length) > max_bytes + _MULTIPART_OVERHEAD_BYTES:
+    if declared_length.isdigit() and int(declared_length) > max_bytes + MULTIPART_OVERHEAD_BYTES:
         raise UploadTooLarge(
             f"A document may be at most {max_bytes} bytes.",
             limit="max_upload_bytes",
@@ -175,14 +178,14 @@ async def _upload(request: Request, max_bytes: int) -> tuple[str, str | None, st
         except json.JSONDecodeError:
             raise UnsupportedDocument("The body is not JSON.") from None
         return body.title, None, "text/plain", body.text.encode()
-    raise UnsupportedDocument("Send multipart/form-data with a `file`, or JSON {title, text}.")
+    raise UnsupportedMediaType("Send multipart/form-data with a `file`, or JSON {title, text}.")
 
 
-@router.post(
+@uploads.post(
     "/collections/{collection_id}/documents",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DocumentRead,
-    responses=problem_responses(401, 403, 404, 413, 422),
+    responses=problem_responses(401, 403, 404, 413, 415, 422),
     summary="Add a document (indexed in the background)",
     openapi_extra=_UPLOAD_DOC,
 )

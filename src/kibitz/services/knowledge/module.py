@@ -13,7 +13,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
-from kibitz.services.knowledge.api import internal, router
+from kibitz.services.knowledge.api import MULTIPART_OVERHEAD_BYTES, internal, router, uploads
 from kibitz.services.knowledge.config import KnowledgeSettings
 from kibitz.services.knowledge.ingest.jobs import IndexingWorker
 from kibitz.services.knowledge.plans import plan_reader
@@ -102,6 +102,8 @@ def create_app(platform: Platform) -> FastAPI:
         gauges=ServiceGauges(NAME, database, dependencies={"qdrant": vectors_reachable}),
         description="Document collections, embeddings and vector search (RAG).",
     )
+    # A document's route takes bodies as large as the setting allows, framing included.
+    app.include_router(uploads, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
     app.state.database = database
     return app
 

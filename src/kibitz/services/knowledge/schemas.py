@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kibitz.kit.inputs import MultiLineText, SingleLineText, StrictInt
+
 ScopeName = Literal["private", "tenant"]
 StatusName = Literal["pending", "indexing", "indexed", "failed"]
 
@@ -17,8 +19,8 @@ class CollectionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    name: SingleLineText = Field(min_length=1, max_length=200)
+    description: MultiLineText = Field(default="", max_length=2000)
     scope: ScopeName = "private"
 
 
@@ -27,8 +29,8 @@ class CollectionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    name: SingleLineText | None = Field(default=None, min_length=1, max_length=200)
+    description: MultiLineText | None = Field(default=None, max_length=2000)
     scope: ScopeName | None = None
 
 
@@ -58,7 +60,7 @@ class TextDocumentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=1, max_length=300)
+    title: SingleLineText = Field(min_length=1, max_length=300)
     # Hard cap; the configured (smaller) upload limit answers 413.
     text: str = Field(min_length=1, max_length=20_000_000)
 
@@ -91,9 +93,9 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4000)
+    query: MultiLineText = Field(min_length=1, max_length=4000)
     collection_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
-    top_k: int = Field(default=5, ge=1, le=20)
+    top_k: StrictInt = Field(default=5, ge=1, le=20)
 
 
 class SearchHit(BaseModel):

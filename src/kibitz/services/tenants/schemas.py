@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from kibitz.kit.inputs import SingleLineText
+
 
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
@@ -23,10 +25,10 @@ def _strip_or_none(value: object) -> object:
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 PlanId = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")]
 TenantName = Annotated[
-    Annotated[str, Field(max_length=100)] | None, BeforeValidator(_strip_or_none)
+    Annotated[SingleLineText, Field(max_length=100)] | None, BeforeValidator(_strip_or_none)
 ]
 InviteCode = Annotated[
-    Annotated[str, Field(max_length=128)] | None, BeforeValidator(_strip_or_none)
+    Annotated[SingleLineText, Field(max_length=128)] | None, BeforeValidator(_strip_or_none)
 ]
 
 _LIMITS_EXAMPLE: dict[str, Any] = {

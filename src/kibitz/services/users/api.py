@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
-from kibitz.kit.security import CurrentPrincipal
-from kibitz.services.users.dependencies import BodyLimit, UsersServiceDep
+from kibitz.kit.security import CurrentPrincipal, bearer_token
+from kibitz.services.users.dependencies import UsersServiceDep
 from kibitz.services.users.models import Profile
 from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
 from kibitz.services.users.service import UsersService
@@ -37,18 +37,25 @@ async def read_me(
     return await _read(users, await users.profile(session, principal=principal))
 
 
+# 16 KiB: a profile patch is a few hundred bytes; anything near this is not one.
+MAX_PATCH_BYTES = 16 * 1024
+
+
 @router.patch(
     "/me",
     response_model=ProfileRead,
-    dependencies=[BodyLimit],
-    responses=problem_responses(401, 404, 413, 503),
+    responses=problem_responses(401, 404, 413, 422, 503),
+    max_body_size=MAX_PATCH_BYTES,
 )
 async def update_me(
+    request: Request,
     changes: ProfileUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
     users: UsersServiceDep,
 ) -> dict[str, Any]:
     """Change the name, avatar or preferences (preference keys are merged)."""
-    profile = await users.update(session, principal=principal, changes=changes)
+    profile = await users.update(
+        session, principal=principal, changes=changes, access_token=bearer_token(request) or ""
+    )
     return await _read(users, profile)

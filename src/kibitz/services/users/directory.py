@@ -1,4 +1,5 @@
-"""What users reads from other services: an account (auth) and its tenant's plan (tenants)."""
+"""What users reads from other services: an account (auth), its tenant's plan (tenants) and
+which agents are its own (agents)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import structlog
 from kibitz.kit.errors import ProblemError
 from kibitz.kit.http import ServiceClient
 from kibitz.kit.platform import Platform
-from kibitz.services.users.errors import AuthUnavailable, ProfileNotFound
+from kibitz.services.users.errors import AgentsUnavailable, AuthUnavailable, ProfileNotFound
 
 logger = structlog.get_logger("kibitz.users")
 
@@ -44,6 +45,56 @@ class AuthAccounts:
             raise AuthUnavailable()
         body: dict[str, Any] = response.json()
         return body
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        if self._client is not None:
+            await self._client.aclose()
+
+
+class OwnAgents:
+    """Which agent ids are the caller's own, asked of the agents service as the caller."""
+
+    # The agents service's largest page; a plan allows at most 100 agents.
+    _PAGE = 200
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self._client: ServiceClient | None = None
+
+    async def not_owned(self, agent_ids: set[uuid.UUID], *, access_token: str) -> set[uuid.UUID]:
+        """Those of `agent_ids` that are not the caller's (unknown, or another user's or
+        tenant's: the agents service lists only the caller's own). 503 when it cannot say."""
+        if not agent_ids:
+            return set()
+        if not self.platform.has_service("agents"):
+            raise AgentsUnavailable()
+        self._client = self._client or self.platform.client("agents")
+        missing = set(agent_ids)
+        cursor: str | None = None
+        while missing:
+            params: dict[str, Any] = {"limit": self._PAGE}
+            if cursor is not None:
+                params["cursor"] = cursor
+            try:
+                response = await self._client.request(
+                    "GET",
+                    "/agents/my",
+                    params=params,
+                    headers={"Authorization": f"Bearer {access_token}"},
+                    timeout=_CALL_TIMEOUT_SECONDS,
+                )
+            except ProblemError as exc:
+                raise AgentsUnavailable() from exc
+            if response.status_code != 200:
+                logger.warning("own_agents_read_failed", status=response.status_code)
+                raise AgentsUnavailable()
+            page: dict[str, Any] = response.json()
+            missing -= {uuid.UUID(agent["id"]) for agent in page["items"]}
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                break
+        return missing
 
     async def aclose(self) -> None:
         """Close the client."""

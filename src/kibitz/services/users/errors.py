@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kibitz.kit.errors import NotFound, PayloadTooLarge, ServiceUnavailable
+import uuid
+
+from kibitz.kit.errors import NotFound, ServiceUnavailable, Unprocessable
 
 
 class ProfileNotFound(NotFound):
@@ -19,8 +21,20 @@ class AuthUnavailable(ServiceUnavailable):
         super().__init__("The profile cannot be created right now; try again shortly.")
 
 
-class BodyTooLarge(PayloadTooLarge):
-    problem_type = "body-too-large"
+class UnknownAgents(Unprocessable):
+    problem_type = "unknown-agent"
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"The request body must be at most {limit} bytes.")
+    def __init__(self, field: str, agent_ids: list[uuid.UUID]) -> None:
+        listed = ", ".join(str(agent_id) for agent_id in agent_ids)
+        message = f"not one of your agents: {listed}"
+        super().__init__(
+            f"preferences.{field}: {message}",
+            extra={"errors": [{"field": f"preferences.{field}", "message": message}]},
+        )
+
+
+class AgentsUnavailable(ServiceUnavailable):
+    problem_type = "agents-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Your agents cannot be checked right now; try again shortly.")

@@ -17,7 +17,7 @@ from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.users import events
 from kibitz.services.users.api import router
 from kibitz.services.users.config import UsersSettings
-from kibitz.services.users.directory import AuthAccounts, Subscriptions
+from kibitz.services.users.directory import AuthAccounts, OwnAgents, Subscriptions
 from kibitz.services.users.models import dead_letter_table, inbox_table
 from kibitz.services.users.service import UsersService
 
@@ -38,6 +38,7 @@ def create_app(platform: Platform) -> FastAPI:
     users = UsersService(
         accounts=AuthAccounts(platform),
         subscriptions=Subscriptions(platform, ttl_seconds=settings.subscription_cache_seconds),
+        agents=OwnAgents(platform),
     )
 
     @asynccontextmanager
@@ -52,6 +53,7 @@ def create_app(platform: Platform) -> FastAPI:
                 await subscription.cancel()
             await users.accounts.aclose()
             await users.subscriptions.aclose()
+            await users.agents.aclose()
             await database.dispose()
 
     app = create_service_app(

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
 
+from kibitz.kit.inputs import SingleLineText
+
 MAX_URL_LENGTH = 2048
 MAX_SELECTED_AGENTS = 100
 
@@ -34,7 +36,9 @@ def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
     return values
 
 
-FullName = Annotated[Annotated[str, Field(max_length=200)] | None, BeforeValidator(_strip_or_none)]
+FullName = Annotated[
+    Annotated[SingleLineText, Field(max_length=200)] | None, BeforeValidator(_strip_or_none)
+]
 AvatarUrl = Annotated[
     Annotated[str, Field(max_length=MAX_URL_LENGTH)] | None,
     BeforeValidator(_strip_or_none),

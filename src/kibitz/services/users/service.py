@@ -13,10 +13,10 @@ from kibitz.contracts.events import UserRegistered
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
 from kibitz.services.users import repository
-from kibitz.services.users.directory import AuthAccounts, Subscriptions
-from kibitz.services.users.errors import ProfileNotFound
+from kibitz.services.users.directory import AuthAccounts, OwnAgents, Subscriptions
+from kibitz.services.users.errors import ProfileNotFound, UnknownAgents
 from kibitz.services.users.models import Profile
-from kibitz.services.users.schemas import ProfileUpdate
+from kibitz.services.users.schemas import PreferencesPatch, ProfileUpdate
 
 logger = structlog.get_logger("kibitz.users")
 
@@ -24,9 +24,12 @@ logger = structlog.get_logger("kibitz.users")
 class UsersService:
     """Rules of the users domain."""
 
-    def __init__(self, *, accounts: AuthAccounts, subscriptions: Subscriptions) -> None:
+    def __init__(
+        self, *, accounts: AuthAccounts, subscriptions: Subscriptions, agents: OwnAgents
+    ) -> None:
         self.accounts = accounts
         self.subscriptions = subscriptions
+        self.agents = agents
 
     async def _create_once(
         self,
@@ -79,9 +82,17 @@ class UsersService:
         return await self.subscriptions.of(tenant_id)
 
     async def update(
-        self, session: AsyncSession, *, principal: Principal, changes: ProfileUpdate
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        changes: ProfileUpdate,
+        access_token: str,
     ) -> Profile:
-        """Apply the given fields; preference keys are merged (null removes one)."""
+        """Apply the given fields; preference keys are merged (null removes one); agent ids
+        must be the caller's own agents (422 naming the others)."""
+        if changes.preferences is not None:
+            await self._check_own_agents(changes.preferences, access_token=access_token)
         profile = await self.profile(session, principal=principal)
         fields = changes.model_fields_set
         if "full_name" in fields:
@@ -100,6 +111,20 @@ class UsersService:
         profile.updated_at = datetime.now(UTC)
         await session.flush()
         return profile
+
+    async def _check_own_agents(self, preferences: PreferencesPatch, *, access_token: str) -> None:
+        chosen = {
+            "default_agent_id": [preferences.default_agent_id]
+            if preferences.default_agent_id is not None
+            else [],
+            "selected_agent_ids": list(preferences.selected_agent_ids or []),
+        }
+        every = {agent_id for ids in chosen.values() for agent_id in ids}
+        not_owned = await self.agents.not_owned(every, access_token=access_token)
+        for field, ids in chosen.items():
+            foreign = [agent_id for agent_id in ids if agent_id in not_owned]
+            if foreign:
+                raise UnknownAgents(field, foreign)
 
     async def user_registered(self, session: AsyncSession, *, event: UserRegistered) -> None:
         """Create the new user's profile (a no-op if the first read made it already)."""

@@ -35,6 +35,16 @@ REFUSED = [
     "http://100.64.0.1/v1",
     "http://[fd00:ec2::254]/v1",
     "http://2130706433/v1",
+    # IPv6 forms of private IPv4 addresses (issue 15): NAT64, IPv4-compatible, -translated…
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+    "http://[::169.254.169.254]/v1",
+    "http://[::ffff:0:a9fe:a9fe]/v1",
+    "http://[64:ff9b::7f00:1]/v1",
+    "http://[::127.0.0.1]/v1",
+    "http://[fec0::1]/v1",
+    "http://[64:ff9b:1::808:808]/v1",
+    "http://[2002:a9fe:a9fe::1]/v1",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/v1",
 ]
 BAD_SYNTAX = [
     "ftp://example.com/v1",
@@ -89,7 +99,8 @@ async def test_the_allow_list_admits_named_hosts_and_networks(
 def test_only_global_unicast_addresses_are_public() -> None:
     import ipaddress
 
-    assert is_public(ipaddress.ip_address("1.1.1.1"))
+    for address in ("1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1"):
+        assert is_public(ipaddress.ip_address(address)), address
     for address in (
         "127.0.0.1",
         "10.0.0.1",
@@ -98,6 +109,14 @@ def test_only_global_unicast_addresses_are_public() -> None:
         "2002:7f00:1::",
         "224.0.0.1",
         "::",
+        "64:ff9b::a9fe:a9fe",
+        "::169.254.169.254",
+        "::ffff:0:a9fe:a9fe",
+        "64:ff9b::7f00:1",
+        "::127.0.0.1",
+        "fec0::1",
+        "64:ff9b::a00:1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
     ):
         assert not is_public(ipaddress.ip_address(address)), address
 

@@ -15,10 +15,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from kibitz.kit.errors import NotFound, PayloadTooLarge, ProblemError, validation_problem
+from kibitz.kit.errors import (
+    NotFound,
+    ProblemError,
+    UnsupportedMediaType,
+    http_exception_problem,
+    validation_problem,
+)
 from kibitz.kit.http.event_stream import EventStreamResponse
+from kibitz.kit.http.request_bodies import declares_json
 from kibitz.kit.jwt import Principal
 from kibitz.kit.observability import OPEN_STREAMS
 from kibitz.kit.openai_errors import openai_error_response, openai_problem_body
@@ -170,7 +178,9 @@ read_model = _in_openai_shape(_read_model)
 chat_completions = _in_openai_shape(_chat_completions)
 router.add_api_route("/models", list_models, methods=["GET"])
 router.add_api_route("/models/{model:path}", read_model, methods=["GET"])
-router.add_api_route("/chat/completions", chat_completions, methods=["POST"])
+router.add_api_route(
+    "/chat/completions", chat_completions, methods=["POST"], max_body_size=_MAX_BODY_BYTES
+)
 router.add_api_route(
     "/{path:path}",
     _in_openai_shape(_no_such_route),
@@ -180,9 +190,12 @@ router.add_api_route(
 
 async def _completion_request(request: Request) -> ChatCompletionRequest:
     """The body, parsed here (not by FastAPI) so that a bad one is refused in OpenAI's shape."""
-    raw = await request.body()
-    if len(raw) > _MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body may hold at most {_MAX_BODY_BYTES} bytes.")
+    if not declares_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+    try:
+        raw = await request.body()  # within the route's max_body_size
+    except StarletteHTTPException as exc:
+        raise http_exception_problem(exc, request.scope) from None
     try:
         return ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as exc:

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kibitz.kit.inputs import StrictFloat
+
 # Hard cap per text; the agents service's configured (smaller) limits answer 413.
 _MAX_TEXT = 200_000
 
@@ -64,7 +66,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     # The agent's temperature unless given; the agents' own bounds (0-2).
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    temperature: Annotated[StrictFloat, Field(ge=0, le=2)] | None = None
     # Lower the deployment's cap on reply tokens, never raise it.
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
