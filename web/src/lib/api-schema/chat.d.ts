@@ -112,6 +112,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/chat/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search my messages (mine and my agents' replies), best match first
+         * @description Finished messages only: a reply still streaming is found once it is done.
+         */
+        get: operations["search_chat_search_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chat/send": {
         parameters: {
             query?: never;
@@ -268,6 +288,16 @@ export interface components {
             title: string;
         };
         /**
+         * Highlight
+         * @description Where a matched word is in the snippet: `snippet[start:end]` (characters).
+         */
+        Highlight: {
+            /** End */
+            end: number;
+            /** Start */
+            start: number;
+        };
+        /**
          * HistoryPage
          * @description A page of a chat's messages, oldest first; `next_cursor` pages further back.
          */
@@ -327,6 +357,48 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /**
+         * SearchHit
+         * @description A message that matches, with a snippet of it around the matched words.
+         */
+        SearchHit: {
+            /**
+             * Chat Id
+             * Format: uuid
+             */
+            chat_id: string;
+            /** Chat Title */
+            chat_title: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Highlights */
+            highlights: components["schemas"]["Highlight"][];
+            /**
+             * Message Id
+             * Format: uuid
+             */
+            message_id: string;
+            /**
+             * Sender
+             * @enum {string}
+             */
+            sender: "user" | "agent";
+            /** Snippet */
+            snippet: string;
+        };
+        /**
+         * SearchPage
+         * @description Hits, best first; `next_cursor` fetches the next ones.
+         */
+        SearchPage: {
+            /** Items */
+            items: components["schemas"]["SearchHit"][];
+            /** Next Cursor */
+            next_cursor: string | null;
         };
         /**
          * SendResult
@@ -1278,6 +1350,112 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 409,
                      *       "title": "Conflict",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Validation error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 500,
+                     *       "title": "Unexpected error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+        };
+    };
+    search_chat_search_get: {
+        parameters: {
+            query: {
+                /** @description Words to find (all of them); "quoted words" as a phrase; the last word also matches longer words. */
+                q: string;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchPage"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 401,
+                     *       "title": "Missing or invalid access token",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
