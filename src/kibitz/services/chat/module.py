@@ -20,9 +20,11 @@ from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.chat.api import router
 from kibitz.services.chat.config import ChatSettings
+from kibitz.services.chat.export.api import router as export_router
 from kibitz.services.chat.fanout import create_fanout
 from kibitz.services.chat.models import outbox_table, utcnow
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
+from kibitz.services.chat.search.api import router as search_router
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.stored_completions import internal as stored_completions
@@ -104,7 +106,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router, stored_completions],
+        routers=[router, stored_completions, search_router, export_router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(NAME, database, outbox=outbox_table),

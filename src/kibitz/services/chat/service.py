@@ -67,6 +67,7 @@ from kibitz.services.chat.streams import (
     StreamCursor,
     terminal_event_name,
 )
+from kibitz.services.chat.titles.plain import plain_text
 
 logger = structlog.get_logger("kibitz.chat")
 _EARLY_ASK_CONFIRMED = EARLY_ASKS.labels("confirmed")
@@ -99,8 +100,8 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 
 def default_title(content: str) -> str:
-    """The first words of a message, as a chat title."""
-    words = content.split()
+    """The first words of a message, as a chat title (plain text: no Markdown syntax)."""
+    words = plain_text(content).split()
     title = " ".join(words[:_TITLE_WORDS])
     if len(title) > _TITLE_CHARS:
         title = title[: _TITLE_CHARS - 1].rstrip() + "…"

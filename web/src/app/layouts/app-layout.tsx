@@ -4,6 +4,7 @@ import { Badge } from "@/components/ui/badge";
 import { AgentIcon, BookIcon, CloseIcon, DashboardIcon, LogoutIcon, MenuIcon, PlusIcon, SettingsIcon } from "@/components/ui/icons";
 import { useLogout } from "@/features/auth/api/logout";
 import { ChatList } from "@/features/chat/components/chat-list";
+import { ChatSearch } from "@/features/chat/components/chat-search";
 import { resetLiveChats } from "@/features/chat/stores/live-chats";
 import { useMe } from "@/features/users/api/get-me";
 import { Avatar } from "@/features/users/components/avatar";
@@ -80,7 +81,9 @@ export function AppLayout() {
         </nav>
         <p className="sidebar__section">Chats</p>
         <div className="sidebar__chats">
-          <ChatList onNavigate={close} />
+          <ChatSearch onNavigate={close}>
+            <ChatList onNavigate={close} />
+          </ChatSearch>
         </div>
         <div className="sidebar__account">
           <Avatar name={displayName || "?"} url={me.data?.avatar_url} size="sm" />

@@ -26,3 +26,6 @@ export interface MessageDelta {
 export function isInFlight(message: Pick<Message, "status">): boolean {
   return message.status === "pending" || message.status === "streaming";
 }
+
+export type SearchHit = Schemas["SearchHit"];
+export type SearchPage = Schemas["SearchPage"];

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from "react";
-import { Link, useNavigate } from "react-router";
+import { Link, useLocation, useNavigate } from "react-router";
 import { ErrorAlert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Dialog } from "@/components/ui/dialog";
@@ -13,6 +13,7 @@ import { useStopMessage } from "../api/stop-message";
 import { type Message, isInFlight } from "../api/types";
 import { useRenameChat } from "../api/update-chat";
 import { clearLiveError, resumeFromHistory, sendLiveMessage, unfollowLiveChat, useLiveChat } from "../stores/live-chats";
+import { ChatExportMenu } from "./chat-export-menu";
 import { Composer } from "./composer";
 import { ConnectionBanner } from "./connection-banner";
 import { SendError } from "./send-error";
@@ -74,6 +75,36 @@ function ChatTitle({ chatId, title }: { chatId: string; title: string }) {
   );
 }
 
+// Pages of history loaded back at most, looking for a message a link points at (50 each).
+const TARGET_PAGES = 20;
+
+/** `#message-<id>` (a search result): load older pages until the message is there, then show it. */
+function useScrollToTarget(
+  hash: string,
+  messages: Message[],
+  history: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => unknown; data?: { pages: unknown[] } },
+) {
+  const targetId = hash.startsWith("#message-") ? hash.slice("#message-".length) : "";
+  const present = Boolean(targetId) && messages.some((m) => m.id === targetId);
+  const pages = history.data?.pages.length ?? 0;
+  const { hasNextPage, isFetchingNextPage, fetchNextPage } = history;
+  useEffect(() => {
+    if (!targetId) return;
+    if (!present) {
+      if (hasNextPage && !isFetchingNextPage && pages < TARGET_PAGES) void fetchNextPage();
+      return;
+    }
+    // After the list's own scroll to the newest message.
+    const timer = setTimeout(() => {
+      const element = document.querySelector<HTMLElement>(`[data-message-id="${CSS.escape(targetId)}"]`);
+      if (!element) return;
+      element.scrollIntoView({ block: "center" });
+      element.classList.add("message-target");
+    }, 100);
+    return () => clearTimeout(timer);
+  }, [targetId, present, pages, hasNextPage, isFetchingNextPage, fetchNextPage]);
+}
+
 /** An existing chat: history with scroll-back, live replies, stop, rename, delete. */
 export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent[] }) {
   const navigate = useNavigate();
@@ -93,6 +124,7 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
   const messages = useMemo(() => mergeMessages(historyMessages, live.messages), [historyMessages, live.messages]);
   const inFlight = messages.find((m) => m.sender === "agent" && isInFlight(m) && !m.id.startsWith("local-"));
   const chat = newestPage?.chat;
+  useScrollToTarget(useLocation().hash, messages, history);
   const agent = agents.find((a) => a.id === chat?.agent_id);
 
   if (history.isPending) return <LoadingState label="Loading conversation…" />;
@@ -115,6 +147,7 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
             {agent ? `${agent.name} · ${agent.model}` : chat ? "Agent no longer available" : ""}
           </p>
         </div>
+        <ChatExportMenu chatId={chatId} />
         <Button variant="ghost" size="sm" onClick={() => setConfirmDelete(true)} aria-label="Delete chat">
           Delete
         </Button>

@@ -1,0 +1,1 @@
+"""A chat as a download (`GET /chat/chats/{id}/export`): Markdown to read, JSON to keep."""

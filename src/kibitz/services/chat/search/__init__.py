@@ -1,0 +1,1 @@
+"""Full-text search over the caller's own messages (`GET /chat/search`)."""

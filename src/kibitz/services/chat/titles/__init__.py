@@ -1,0 +1,1 @@
+"""Chat titles: plain text, never Markdown syntax taken from the first message."""
