@@ -117,9 +117,11 @@ async def register(
     response_model=AuthenticatedSession,
     summary="Log in",
     description=(
-        "The same 401 for an unknown email and a wrong password. Failed logins are limited per "
-        "account and per address; past the limit the answer is 429 with `Retry-After`, and the "
-        "wait grows with further failures."
+        "The same 401 for an unknown email and a wrong password. Failed logins are slowed per "
+        "account and client address and per address: after a few free ones each attempt "
+        "waits a delay that doubles with every further failure (429 with `Retry-After`); the "
+        "owner signing in from another address is not held up. An account guessed at from "
+        "very many addresses meets a far higher ceiling."
     ),
     responses=problem_responses(401, 422, 429),
 )

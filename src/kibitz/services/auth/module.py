@@ -15,6 +15,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.encryption import SecretCipher
 from kibitz.kit.events import Outbox
+from kibitz.kit.http import forwarding_credential
 from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
@@ -24,8 +25,14 @@ from kibitz.services.auth.api_keys.api import internal as api_keys_internal
 from kibitz.services.auth.api_keys.api import router as api_keys_router
 from kibitz.services.auth.api_keys.service import ApiKeyService
 from kibitz.services.auth.config import AuthSettings
+from kibitz.services.auth.login_throttle import (
+    CounterStore,
+    LoginThrottle,
+    MemoryCounters,
+    RedisCounters,
+)
 from kibitz.services.auth.models import outbox_table
-from kibitz.services.auth.service import AuthService, KeyRing, LoginThrottle
+from kibitz.services.auth.service import AuthService, KeyRing
 from kibitz.services.auth.sso.api import router as sso_router
 from kibitz.services.auth.sso.service import SsoService
 
@@ -40,10 +47,12 @@ async def migrate(platform: Platform) -> None:
     await SCHEMA.upgrade(SCHEMA.database_url(platform, AuthSettings()))
 
 
-def _throttle_storage_url(platform: Platform) -> str:
+def _login_counters(platform: Platform, settings: AuthSettings) -> CounterStore:
     redis_url = platform.settings.redis_url
     # Shared by every auth replica through Redis; per process otherwise.
-    return f"async+{redis_url}" if redis_url else "async+memory://"
+    if redis_url:
+        return RedisCounters(redis_url, key_prefix=settings.login_throttle_key_prefix)
+    return MemoryCounters()
 
 
 def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
@@ -60,16 +69,19 @@ def create_app(platform: Platform) -> FastAPI:
     keys = KeyRing(database)
     outbox = Outbox(outbox_table)
     tenants = platform.client("tenants") if platform.has_service("tenants") else None
+    login_counters = _login_counters(platform, settings)
     auth = AuthService(
         database=database,
         keys=keys,
         outbox=outbox,
         throttle=LoginThrottle(
-            storage_url=_throttle_storage_url(platform),
-            per_account=settings.login_failures_per_account,
-            per_ip=settings.login_failures_per_ip,
+            login_counters,
+            free_per_account_and_address=settings.login_free_failures_per_account_and_address,
+            free_per_address=settings.login_free_failures_per_address,
+            account_ceiling=settings.login_failures_per_account,
+            first_delay_seconds=settings.login_first_delay_seconds,
+            max_delay_seconds=settings.login_max_delay_seconds,
             window_seconds=settings.login_failure_window_seconds,
-            key_prefix=settings.login_throttle_key_prefix,
         ),
         refresh_token_seconds=settings.refresh_token_seconds,
         tenants=tenants,
@@ -103,6 +115,8 @@ def create_app(platform: Platform) -> FastAPI:
                     await task
             if tenants is not None:
                 await tenants.aclose()
+            if isinstance(login_counters, RedisCounters):
+                await login_counters.aclose()
             await database.dispose()
 
     app = create_service_app(
@@ -119,6 +133,9 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.database = database
     app.state.auth_settings = settings
+    app.state.forwarding_credential = (
+        forwarding_credential(platform.internal_token) if platform.internal_token else ""
+    )
     app.state.auth_service = auth
     app.state.api_key_service = api_key_service
     app.state.sso_service = sso

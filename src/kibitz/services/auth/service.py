@@ -1,4 +1,4 @@
-"""Business rules of the auth service: accounts, token pairs, signing keys, login throttling.
+"""Business rules of the auth service: accounts, token pairs, signing keys.
 
 Register, login, refresh and logout open their own short transactions instead of one per
 request: argon2 takes tens of milliseconds and the tenants call is a network round trip, and
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import secrets
 import time
 import uuid
@@ -20,9 +19,6 @@ from importlib import resources
 from typing import Any
 
 import structlog
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +44,7 @@ from kibitz.services.auth.errors import (
     WeakPassword,
 )
 from kibitz.services.auth.events import user_registered
+from kibitz.services.auth.login_throttle import LoginThrottle
 from kibitz.services.auth.models import (
     RefreshToken,
     RefreshTokenFamily,
@@ -218,84 +215,6 @@ class KeyRing:
         }
         self._jwks_loaded_at = time.monotonic()
         return self._jwks
-
-
-# --- brute force ----------------------------------------------------------------------------
-
-
-class LoginThrottle:
-    """Failed-login counters per account and per client address, in tiers so the delay grows."""
-
-    def __init__(
-        self,
-        *,
-        storage_url: str,
-        per_account: int,
-        per_ip: int,
-        window_seconds: int,
-        key_prefix: str = "kibitz-auth-login",
-    ) -> None:
-        # redis-py is installed (coredis, limits' default async client, is not).
-        options = (
-            {"implementation": "redispy", "key_prefix": key_prefix}
-            if "redis" in storage_url.split("://")[0]
-            else {}
-        )
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
-
-        # n per window, then 2n per 4 windows, then 4n per day: each tier locks out longer.
-        def tiers(amount: int) -> list[RateLimitItem]:
-            return [
-                RateLimitItemPerSecond(amount, window_seconds),
-                RateLimitItemPerSecond(amount * 2, window_seconds * 4),
-                RateLimitItemPerSecond(amount * 4, max(window_seconds * 16, 24 * 60 * 60)),
-            ]
-
-        self._account_tiers = tiers(per_account)
-        self._ip_tiers = tiers(per_ip)
-
-    @staticmethod
-    def _account_key(email: str) -> str:
-        # Hashed: the shared store (Redis) never holds email addresses.
-        return hashlib.sha256(email.encode()).hexdigest()[:32]
-
-    def _limits(self, *, email: str, ip: str) -> list[tuple[RateLimitItem, str, str]]:
-        account = self._account_key(email)
-        return [(item, "auth-login-account", account) for item in self._account_tiers] + [
-            (item, "auth-login-ip", ip) for item in self._ip_tiers
-        ]
-
-    async def check(self, *, email: str, ip: str) -> None:
-        """429 while the account or the address has used up its failures."""
-        retry_after = 0.0
-        try:
-            for item, scope, key in self._limits(email=email, ip=ip):
-                if not await self._limiter.test(item, scope, key):
-                    stats = await self._limiter.get_window_stats(item, scope, key)
-                    retry_after = max(retry_after, stats.reset_time - time.time())
-        except Exception:
-            # Fail open: a broken counter store must not lock every user out.
-            logger.warning("login_throttle_unavailable", exc_info=True)
-            return
-        if retry_after > 0:
-            raise TooManyLoginAttempts(retry_after=math.ceil(retry_after))
-
-    async def record_failure(self, *, email: str, ip: str) -> None:
-        """Count one failed login against the account and the address."""
-        try:
-            for item, scope, key in self._limits(email=email, ip=ip):
-                await self._limiter.hit(item, scope, key)
-        except Exception:
-            logger.warning("login_throttle_unavailable", exc_info=True)
-
-    async def record_success(self, *, email: str) -> None:
-        """A correct password clears the account's failures (not the address's)."""
-        account = self._account_key(email)
-        try:
-            for item in self._account_tiers:
-                await self._limiter.clear(item, "auth-login-account", account)
-        except Exception:
-            logger.warning("login_throttle_unavailable", exc_info=True)
 
 
 # --- accounts and tokens --------------------------------------------------------------------
@@ -486,9 +405,9 @@ class AuthService:
         )
 
     async def login(self, *, email: str, password: str, client_ip: str) -> IssuedSession:
-        """Check the credentials (throttled per account and address) and open a session."""
+        """Check the credentials (throttled, see `login_throttle.py`) and open a session."""
         try:
-            await self.throttle.check(email=email, ip=client_ip)
+            await self.throttle.admit(email=email, ip=client_ip)
         except TooManyLoginAttempts:
             LOGINS.labels("throttled").inc()
             raise
@@ -498,10 +417,9 @@ class AuthService:
         # Unknown emails are verified against a dummy hash: the same time, the same answer.
         valid = await verify_password(user.password_hash if user else None, password)
         if user is None or not valid:
-            await self.throttle.record_failure(email=email, ip=client_ip)
             LOGINS.labels("failed").inc()
             raise InvalidCredentials()
-        await self.throttle.record_success(email=email)
+        await self.throttle.succeeded(email=email, ip=client_ip)
         LOGINS.labels("succeeded").inc()
         async with self.database.transaction() as session:
             refresh_token = await self._start_family(session, user_id=user.id)
