@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,3 +149,52 @@ def _answers_jwks(base: str) -> bool:
     except httpx.HTTPError:
         return False
     return answer.status_code == 200 and "keys" in answer.text
+
+
+@pytest.mark.slow
+def test_an_access_token_dies_with_its_session_at_logout(kibitz: RunningKibitz) -> None:
+    account = _register(kibitz)
+    headers = {"Authorization": f"Bearer {account['access_token']}"}
+    # Served by auth, users, chat (in the parent) and agents (in a child process of its own).
+    paths = ["/auth/me", "/users/me", "/chat/chats", "/agents/my", "/tenants/plan"]
+    for path in paths:
+        answer = httpx.get(f"{kibitz.base}{path}", headers=headers, timeout=10)
+        assert answer.status_code == 200, (path, answer.text)
+    logout = httpx.post(
+        f"{kibitz.base}/auth/logout", json={"refresh_token": account["refresh_token"]}, timeout=10
+    )
+    assert logout.status_code == 204
+    # Not 15 minutes later: now in the parent's services, which hear the event...
+    statuses = {
+        path: httpx.get(f"{kibitz.base}{path}", headers=headers, timeout=10).status_code
+        for path in paths
+    }
+    assert {path: status for path, status in statuses.items() if path != "/agents/my"} == {
+        path: 401 for path in paths if path != "/agents/my"
+    }
+    # ...and within a second or two in agents' child process, which asks auth every second.
+    deadline = time.monotonic() + 3
+    while _answers(f"{kibitz.base}/agents/my", headers) != 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _answers(f"{kibitz.base}/agents/my", headers) == 401
+    # Straight to the agents child too, past the gateway: it learns within a second or two.
+    agents = [
+        f"http://127.0.0.1:{port}"
+        for port in kibitz.loopback_ports()
+        if f":{port}" not in kibitz.base
+        and _answers(f"http://127.0.0.1:{port}/agents/openapi.json", {}) == 200
+    ]
+    assert agents
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if {_answers(f"{url}/agents/my", headers) for url in agents} == {401}:
+            break
+        time.sleep(0.1)
+    assert {_answers(f"{url}/agents/my", headers) for url in agents} == {401}
+
+
+def _answers(url: str, headers: dict[str, str]) -> int | None:
+    try:
+        return httpx.get(url, headers=headers, timeout=2).status_code
+    except httpx.HTTPError:
+        return None

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
+from kibitz.kit.db.database import delete_in_batches, prune_quietly
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.encryption import SecretCipher
 from kibitz.kit.events import Outbox
@@ -31,7 +33,7 @@ from kibitz.services.auth.login_throttle import (
     MemoryCounters,
     RedisCounters,
 )
-from kibitz.services.auth.models import outbox_table
+from kibitz.services.auth.models import SessionRevocation, outbox_table
 from kibitz.services.auth.service import AuthService, KeyRing
 from kibitz.services.auth.sso.api import router as sso_router
 from kibitz.services.auth.sso.service import SsoService
@@ -60,6 +62,21 @@ def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
         return SecretCipher.from_setting(settings.encryption_key.get_secret_value())
     # No key configured (all-in-one): one is generated and kept under the data dir.
     return SecretCipher.from_key_file(platform.settings.data_dir / KEY_FILE_NAME)
+
+
+async def _prune_revocations(database: Database) -> None:
+    """Delete session revocations whose tokens have all expired, every 10 minutes."""
+    while True:
+        await asyncio.sleep(600)
+        await prune_quietly(
+            delete_in_batches(
+                database,
+                SessionRevocation.__table__,  # type: ignore[arg-type]
+                SessionRevocation.expires_at < datetime.now(UTC),
+                batch=1000,
+            ),
+            what="session_revocations",
+        )
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -100,6 +117,7 @@ def create_app(platform: Platform) -> FastAPI:
         tasks = [
             asyncio.create_task(outbox.run_relay(database, platform.bus)),
             asyncio.create_task(keys.keep_current()),
+            asyncio.create_task(_prune_revocations(database)),
         ]
         removals = await api_key_events.subscribe(
             platform.bus, database=database, api_keys=api_key_service
@@ -140,7 +158,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.api_key_service = api_key_service
     app.state.sso_service = sso
     # Verify against our own keys, without an HTTP call to ourselves.
-    app.state.token_verifier = TokenVerifier(keys.jwks)
+    app.state.token_verifier = TokenVerifier(keys.jwks, platform.revocations)
     return app
 
 

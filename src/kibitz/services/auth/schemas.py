@@ -214,3 +214,17 @@ class Jwks(BaseModel):
     )
 
     keys: list[dict[str, Any]]
+
+
+class SessionRevocationRead(BaseModel):
+    """A revoked session and when its last access token expires anyway."""
+
+    session_id: uuid.UUID
+    expires_at: datetime
+
+
+class SessionRevocationPage(BaseModel):
+    """Revoked sessions newer than asked, and the time of the answer (the next `since`)."""
+
+    now: datetime
+    items: list[SessionRevocationRead]
