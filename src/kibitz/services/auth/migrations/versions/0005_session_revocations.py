@@ -1,7 +1,7 @@
 """Session revocations: sessions ended before their access tokens expired, kept until then.
 
-Revision ID: 0004_session_revocations
-Revises: 0003_single_sign_on
+Revision ID: 0005_session_revocations
+Revises: 0004_auth_outbox_headers
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_session_revocations"
-down_revision: str | None = "0003_single_sign_on"
+revision: str = "0005_session_revocations"
+down_revision: str | None = "0004_auth_outbox_headers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
