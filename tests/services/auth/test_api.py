@@ -761,6 +761,7 @@ async def test_openapi_documents_every_route_with_errors_and_examples(
         ("/auth/me", "get"),
         ("/auth/jwks", "get"),
         ("/auth/internal/users/{user_id}", "get"),
+        ("/auth/internal/session-revocations", "get"),
         ("/auth/api-keys", "post"),
         ("/auth/api-keys", "get"),
         ("/auth/api-keys/{key_id}", "delete"),

@@ -796,6 +796,15 @@ export interface components {
         /**
          * SessionRevocationPage
          * @description Revoked sessions newer than asked, and the time of the answer (the next `since`).
+         * @example {
+         *       "items": [
+         *         {
+         *           "expires_at": "2026-12-07T16:14:30Z",
+         *           "session_id": "01938a7e-5a2b-7c3d-9e4f-1a2b3c4d5e6f"
+         *         }
+         *       ],
+         *       "now": "2026-12-07T16:00:00Z"
+         *     }
          */
         SessionRevocationPage: {
             /** Items */
