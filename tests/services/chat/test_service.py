@@ -501,3 +501,74 @@ async def test_a_chat_deleted_elsewhere_answers_404_and_asks_no_agent(world: Wor
     assert not [r for r in world.simulator.requests if asked_with(r)[-1] == content]
     history = await world.http.get(world.url(f"/chat/history/{chat_id}"), headers=alice.headers)
     assert history.status_code == 404
+
+
+# -- metering whatever the ending (issue 15, finding 16) ----------------------------------------
+
+
+async def usage(world: World, member: Member) -> dict[str, int]:
+    """The tenant's counters, once the metering events have been handled."""
+    response = await world.http.get(world.url("/tenants/usage"), headers=member.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return {"messages": body["messages"]["used"], "tokens": body["tokens"]["used"]}
+
+
+async def settled_usage(world: World, member: Member, until: Any) -> dict[str, int]:
+    """Poll the counters until `until(counters)` (events are relayed asynchronously)."""
+    for _ in range(100):
+        counters = await usage(world, member)
+        if until(counters):
+            return counters
+        await asyncio.sleep(0.05)
+    return await usage(world, member)
+
+
+async def test_a_stopped_reply_meters_what_streamed_and_keeps_its_message_counted(
+    world: World,
+) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    before = await settled_usage(world, alice, lambda c: c["tokens"] > 0)
+    async with world.stream(alice, chat_id) as stream:
+        body = (await world.send(alice, f"go {SLOW}", chat_id=chat_id)).json()
+        reply_id = body["agent_message"]["id"]
+        await first_deltas(stream, 5)
+        stopped = await world.http.post(
+            world.url(f"/chat/messages/{reply_id}/stop"), headers=alice.headers
+        )
+    assert stopped.json()["status"] == "stopped"
+    assert stopped.json()["output_tokens"] > 0
+    after = await settled_usage(world, alice, lambda c: c["tokens"] > before["tokens"])
+    assert after["tokens"] > before["tokens"]
+    assert after["messages"] == before["messages"] + 1  # not refunded
+
+
+async def test_a_reply_failed_before_its_first_token_gives_its_message_back(
+    world: World,
+) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    before = await settled_usage(world, alice, lambda c: c["tokens"] > 0)
+    body = (await world.send(alice, "fails at once [sim:fault=400]", chat_id=chat_id)).json()
+    failed = await world.wait_finished(alice, chat_id, body["agent_message"]["id"])
+    assert failed["status"] == "failed" and failed["content"] == ""
+    await asyncio.sleep(0.3)
+    after = await settled_usage(world, alice, lambda c: c["messages"] == before["messages"])
+    assert after == before
+
+
+async def test_a_reply_failed_after_some_tokens_meters_them_and_keeps_its_message(
+    world: World,
+) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    before = await settled_usage(world, alice, lambda c: c["tokens"] > 0)
+    content = "go [sim:tokens=20] [sim:fault=disconnect-after:7]"
+    body = (await world.send(alice, content, chat_id=chat_id)).json()
+    failed = await world.wait_finished(alice, chat_id, body["agent_message"]["id"])
+    assert failed["status"] == "failed" and failed["content"]
+    assert failed["output_tokens"] > 0
+    after = await settled_usage(world, alice, lambda c: c["tokens"] > before["tokens"])
+    assert after["tokens"] > before["tokens"]
+    assert after["messages"] == before["messages"] + 1

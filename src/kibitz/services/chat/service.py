@@ -26,8 +26,9 @@ from kibitz.kit.jwt import Principal
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.errors import MessageNotFound
 from kibitz.services.chat.models import MessageStatus, Sender, utcnow
-from kibitz.services.chat.replies.generate import ReplyGenerator, new_holder
+from kibitz.services.chat.replies.generate import EarlyStart, ReplyGenerator, new_holder
 from kibitz.services.chat.replies.jobs import ReplyJobs
+from kibitz.services.chat.replies.orders import ReplyOrder
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatSend
 from kibitz.services.chat.sending.checks import check_agent, check_content
@@ -118,34 +119,56 @@ async def send(
         async def reserve() -> None:
             await chat.quota.reserve(principal.tenant_id, user_message_id=ids.user_message)
 
-        stored = await store_send(
-            chat.database,
-            principal=principal,
-            body=body,
-            ids=ids,
-            now=utcnow(),
-            settings=settings,
-            idempotency_key=key,
-            access_token=access_token,
-            request_id=request_id,
-            holder=holder,
-            reserve=reserve,
-        )
+        # A tenant far from its quota has its reply asked here as soon as the send is checked,
+        # while the reservation and the commit finish; its deltas wait for the commit. Others
+        # wait for the reservation's answer and go through the queue.
+        early: list[EarlyStart] = []
+
+        def ask_early(order: ReplyOrder) -> None:
+            early.append(chat.generator.start(order, holder=holder))
+
+        try:
+            stored = await store_send(
+                chat.database,
+                principal=principal,
+                body=body,
+                ids=ids,
+                now=utcnow(),
+                settings=settings,
+                idempotency_key=key,
+                access_token=access_token,
+                request_id=request_id,
+                holder=holder,
+                reserve=reserve,
+                checked=ask_early if chat.quota.comfortable(principal.tenant_id) else None,
+            )
+        except BaseException:
+            for started in early:
+                started.abandon()
+            raise
     frames: AsyncIterator[Batch | None] | None = None
     if stream:  # subscribed before the reply is announced: the stream misses nothing
         frames = follow_send(chat.fanout, stored.result, heartbeat_seconds=heartbeat)
-    await announce(chat, stored, holder=holder)
+    await announce(chat, stored, holder=holder, early=early[0] if early else None)
     return SendOutcome(result=stored.result, frames=frames)
 
 
-async def announce(chat: ChatService, stored: StoredSend, *, holder: str) -> None:
-    """Tell the chat's subscribers about the two new messages, then queue the reply (so its
-    deltas come after them). A failure here loses nothing: the sweep queues the job again."""
+async def announce(
+    chat: ChatService, stored: StoredSend, *, holder: str, early: EarlyStart | None
+) -> None:
+    """Tell the chat's subscribers about the two new messages, then let the reply's deltas
+    flow (queue it, or release the one asked early). A failure here loses nothing: the sweep
+    queues the job again once its lease lapses."""
     chat_key = str(stored.order.chat_id)
     try:
         for name in ("user_message", "agent_message"):
             await chat.fanout.publish(chat_key, {"type": CREATED, "message": stored.result[name]})
-        await chat.replies.enqueue(stored.order, holder=holder)
+    finally:
+        if early is not None:
+            early.commit()
+    try:
+        if early is None:
+            await chat.replies.enqueue(stored.order, holder=holder)
     except Exception:
         logger.exception("chat_reply_enqueue_failed", message_id=str(stored.order.message_id))
 

@@ -52,6 +52,24 @@ class _Running:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class EarlyStart:
+    """A reply asked while its send commits."""
+
+    committed: asyncio.Future[None]
+    task: asyncio.Task[None]
+
+    def commit(self) -> None:
+        """The send is stored and announced: let the deltas flow."""
+        if not self.committed.done():
+            self.committed.set_result(None)
+
+    def abandon(self) -> None:
+        """The send was refused: cancel the request, store nothing."""
+        self.committed.cancel()
+        self.task.cancel()
+
+
 class LeaseLost(Exception):
     """Another generator took the reply over (this one's lease lapsed)."""
 
@@ -74,6 +92,7 @@ class ReplyGenerator:
         self.outbox = outbox
         self.agents = agents
         self.running: dict[uuid.UUID, _Running] = {}
+        self._early: set[asyncio.Task[None]] = set()
 
     # -- the queue's handler ------------------------------------------------------------------
 
@@ -127,17 +146,28 @@ class ReplyGenerator:
 
     # -- generating ---------------------------------------------------------------------------
 
-    async def generate(self, order: ReplyOrder, *, holder: str) -> None:
+    def start(self, order: ReplyOrder, *, holder: str) -> EarlyStart:
+        """Generate a send's reply here, asked while its send commits: deltas (and any write)
+        wait for `EarlyStart.commit`; `abandon` drops it unseen when the send was refused."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self.generate(order, holder=holder, committed=committed))
+        self._early.add(task)
+        task.add_done_callback(self._early.discard)
+        return EarlyStart(committed=committed, task=task)
+
+    async def generate(
+        self, order: ReplyOrder, *, holder: str, committed: asyncio.Future[None] | None = None
+    ) -> None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening."""
         running = _Running()
         self.running[order.message_id] = running
         progress = ReplyProgress()
         status, error, lost = MessageStatus.COMPLETE, None, False
         reader = asyncio.create_task(
-            read_reply(self.agents, order, progress, self._publisher(order, progress))
+            read_reply(self.agents, order, progress, self._publisher(order, progress, committed))
         )
         stopper = asyncio.create_task(running.stop.wait())
-        keeper = asyncio.create_task(self._keep_lease(order, holder, progress))
+        keeper = asyncio.create_task(self._keep_lease(order, holder, progress, committed))
         try:
             done, _ = await asyncio.wait(
                 {reader, stopper, keeper},
@@ -170,33 +200,38 @@ class ReplyGenerator:
             if stuck:
                 logger.warning("chat_reply_task_slow_to_stop", message_id=str(order.message_id))
             try:
-                if not lost:
+                stored = committed is None or (committed.done() and not committed.cancelled())
+                if stored and not lost:
                     await self._finish(order, progress, status, error)
             finally:
                 running.done.set()
                 if self.running.get(order.message_id) is running:
                     del self.running[order.message_id]
 
-    def _publisher(self, order: ReplyOrder, progress: ReplyProgress) -> Any:
+    def _publisher(
+        self, order: ReplyOrder, progress: ReplyProgress, committed: asyncio.Future[None] | None
+    ) -> Any:
         chat_key, message_key = str(order.chat_id), str(order.message_id)
 
         async def publish(text: str) -> None:
-            first = not progress.streamed
+            if committed is not None and not committed.done():
+                await committed  # the send is stored and announced: deltas may flow
             offset = progress.append(text)
-            published = self.fanout.publish_delta(chat_key, message_key, offset, text)
-            if first:
-                # The reply is `streaming` from its first token on, so a generator taking it
-                # over after a crash knows not to ask again (the write runs beside the publish;
-                # the second token waits for it, the first does not).
-                await asyncio.gather(published, self._save(order.message_id, progress))
-            else:
-                await published
+            await self.fanout.publish_delta(chat_key, message_key, offset, text)
 
         return publish
 
-    async def _keep_lease(self, order: ReplyOrder, holder: str, progress: ReplyProgress) -> None:
+    async def _keep_lease(
+        self,
+        order: ReplyOrder,
+        holder: str,
+        progress: ReplyProgress,
+        committed: asyncio.Future[None] | None,
+    ) -> None:
         """Renew the lease every second and save what streamed every persist interval; raises
         LeaseLost when another generator took the reply."""
+        if committed is not None:
+            await committed
         interval = min(self.settings.persist_interval_seconds, _RENEW_SECONDS)
         renewed = time.monotonic()
         while True:
@@ -226,18 +261,9 @@ class ReplyGenerator:
             except LeaseLost:
                 raise
             except Exception:
-                logger.warning("chat_progress_save_failed", message_id=str(order.message_id))
-
-    async def _save(self, message_id: uuid.UUID, progress: ReplyProgress) -> None:
-        length = progress.length
-        try:
-            async with self.database.transaction() as session:
-                await ChatRepository(session).save_progress(
-                    message_id, content=progress.content, status=MessageStatus.STREAMING
+                logger.warning(
+                    "chat_progress_save_failed", message_id=str(order.message_id), exc_info=True
                 )
-            progress.saved_length = max(progress.saved_length, length)
-        except Exception:
-            logger.warning("chat_progress_save_failed", message_id=str(message_id))
 
     async def _finish(
         self, order: ReplyOrder, progress: ReplyProgress, status: MessageStatus, error: str | None

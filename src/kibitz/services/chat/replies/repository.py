@@ -17,7 +17,7 @@ _JOBS = cast(Table, ReplyJob.__table__)
 _INSERT = insert(_JOBS)
 _RENEW = (
     update(_JOBS)
-    .where(_JOBS.c.message_id == bindparam("message_id"), _JOBS.c.holder == bindparam("holder"))
+    .where(_JOBS.c.message_id == bindparam("job_id"), _JOBS.c.holder == bindparam("job_holder"))
     .values(lease_until=bindparam("until"))
 )
 # Taken only when nobody holds it (never leased, or its lease lapsed: its generator died), or
@@ -25,7 +25,7 @@ _RENEW = (
 _CLAIM = (
     update(_JOBS)
     .where(
-        _JOBS.c.message_id == bindparam("message_id"),
+        _JOBS.c.message_id == bindparam("job_id"),
         or_(
             _JOBS.c.lease_until.is_(None),
             _JOBS.c.lease_until < bindparam("now"),
@@ -33,7 +33,7 @@ _CLAIM = (
         ),
     )
     .values(
-        holder=bindparam("holder"),
+        holder=bindparam("job_holder"),
         lease_until=bindparam("until"),
         attempts=_JOBS.c.attempts + 1,
     )
@@ -43,12 +43,12 @@ _CLAIM = (
 _HAND_OVER = (
     update(_JOBS)
     .where(
-        _JOBS.c.message_id == bindparam("message_id"),
+        _JOBS.c.message_id == bindparam("job_id"),
         or_(_JOBS.c.lease_until.is_(None), _JOBS.c.lease_until < bindparam("now")),
     )
-    .values(holder=bindparam("holder"), lease_until=bindparam("until"))
+    .values(holder=bindparam("job_holder"), lease_until=bindparam("until"))
 )
-_DELETE = delete(_JOBS).where(_JOBS.c.message_id == bindparam("message_id"))
+_DELETE = delete(_JOBS).where(_JOBS.c.message_id == bindparam("job_id"))
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ class ReplyJobRepository:
         another generator holds it)."""
         now = utcnow()
         parameters = {
-            "message_id": message_id,
-            "holder": holder,
+            "job_id": message_id,
+            "job_holder": holder,
             "presented": presented or "",
             "now": now,
             "until": now + timedelta(seconds=lease_seconds),
@@ -125,8 +125,8 @@ class ReplyJobRepository:
         (False: someone took it meanwhile)."""
         now = utcnow()
         parameters = {
-            "message_id": message_id,
-            "holder": holder,
+            "job_id": message_id,
+            "job_holder": holder,
             "now": now,
             "until": now + timedelta(seconds=lease_seconds),
         }
@@ -136,13 +136,13 @@ class ReplyJobRepository:
     async def renew(self, message_id: uuid.UUID, *, holder: str, lease_seconds: float) -> bool:
         """Extend the lease; False when the holder lost it (it lapsed and was taken)."""
         until = utcnow() + timedelta(seconds=lease_seconds)
-        parameters = {"message_id": message_id, "holder": holder, "until": until}
+        parameters = {"job_id": message_id, "job_holder": holder, "until": until}
         result = await self.session.execute(_RENEW, parameters)
         return bool(getattr(result, "rowcount", 0))
 
     async def remove(self, message_id: uuid.UUID) -> None:
         """The reply is finished: its job goes (and its user's slot with it)."""
-        await self.session.execute(_DELETE, {"message_id": message_id})
+        await self.session.execute(_DELETE, {"job_id": message_id})
 
     async def lapsed(self, *, now: datetime, unclaimed_before: datetime) -> Sequence[uuid.UUID]:
         """Jobs whose generator went away: the lease lapsed (or it was never taken)."""

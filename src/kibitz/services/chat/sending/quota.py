@@ -17,10 +17,13 @@ from kibitz.services.chat.sending.checks import problem_from_document
 
 logger = structlog.get_logger("kibitz.chat")
 
-# A tenant with at least this share of its monthly tokens left is not re-checked for 10 s
-# (`chat.message_completed` counts tokens; a reservation only checks them).
+# A tenant with at least this share of a quota left (and, for messages, at least this many) is
+# "comfortable" for 10 s: its monthly tokens are not re-checked (`chat.message_completed` counts
+# tokens; a reservation only checks them), and its replies are asked while the reservation is
+# on its way (`comfortable`).
 _COMFORTABLE_SHARE = 0.1
-_TOKENS_RECHECK_SECONDS = 10.0
+_MESSAGES_COMFORTABLE_MIN = 5
+_RECHECK_SECONDS = 10.0
 _MEMORY_TENANTS = 10_000
 # The tenants service's limit per reservation batch.
 _RESERVATIONS_PER_CALL = 100
@@ -38,6 +41,7 @@ class QuotaGate:
         self._tenants = tenants
         # tenant id -> until when (monotonic s) its monthly tokens need no re-check.
         self._tokens_fine_until: dict[uuid.UUID, float] = {}
+        self._messages_fine_until: dict[uuid.UUID, float] = {}
         self._batcher: CallBatcher[dict[str, Any], dict[str, Any]] = CallBatcher(
             self._send_batch, max_batch=_RESERVATIONS_PER_CALL
         )
@@ -76,15 +80,17 @@ class QuotaGate:
             if outcome["status"] != 200:
                 logger.warning("chat_quota_check_failed", status=outcome["status"])
                 raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
-        if len(outcomes) == 2:
-            self._remember_tokens(tenant_id, outcomes[1]["reservation"])
-
-    def _remember_tokens(self, tenant_id: uuid.UUID, reservation: dict[str, Any]) -> None:
         if len(self._tokens_fine_until) > _MEMORY_TENANTS:
             self._tokens_fine_until.clear()  # only hints: forgetting costs one check each
-        remaining, limit = int(reservation.get("remaining", 0)), int(reservation.get("limit", 0))
-        if remaining >= _COMFORTABLE_SHARE * limit:
-            self._tokens_fine_until[tenant_id] = time.monotonic() + _TOKENS_RECHECK_SECONDS
+            self._messages_fine_until.clear()
+        _remember(self._messages_fine_until, tenant_id, outcomes[0], _MESSAGES_COMFORTABLE_MIN)
+        if len(outcomes) == 2:
+            _remember(self._tokens_fine_until, tenant_id, outcomes[1], 0)
+
+    def comfortable(self, tenant_id: uuid.UUID) -> bool:
+        """Whether the tenant's last reservation (under 10 s ago) left plenty of messages: a
+        refusal is then too unlikely to hold its reply back for the answer."""
+        return self._messages_fine_until.get(tenant_id, 0.0) > time.monotonic()
 
     async def _send_batch(self, reservations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One round trip for the reservations of many sends (an outcome each; the call's own
@@ -100,3 +106,15 @@ class QuotaGate:
             return [{"status": response.status_code}] * len(reservations)
         outcomes: list[dict[str, Any]] = response.json()["outcomes"]
         return outcomes
+
+
+def _remember(
+    hints: dict[uuid.UUID, float], tenant_id: uuid.UUID, outcome: dict[str, Any], minimum: int
+) -> None:
+    """Note until when the tenant is comfortable on this quota (or that it no longer is)."""
+    reservation = outcome["reservation"]
+    remaining, limit = int(reservation.get("remaining", 0)), int(reservation.get("limit", 0))
+    if remaining >= max(minimum, _COMFORTABLE_SHARE * limit):
+        hints[tenant_id] = time.monotonic() + _RECHECK_SECONDS
+    else:
+        hints.pop(tenant_id, None)

@@ -102,10 +102,12 @@ async def store_send(
     request_id: str | None,
     holder: str,
     reserve: Callable[[], Awaitable[None]],
+    checked: Callable[[ReplyOrder], None] | None = None,
 ) -> StoredSend:
     """Check, then reserve quota while storing, in one transaction committed only once the
-    reservation is granted. The caller's lock on their own replies is held from the count to the
-    commit, so the cap holds under any burst, across replicas."""
+    reservation is granted (`checked` hears of the reply as soon as the send is checked). The
+    caller's lock on their own replies is held from the count to the commit, so the cap holds
+    under any burst, across replicas."""
     reservation: asyncio.Future[None] | None = None
     try:
         async with database.transaction() as session:
@@ -129,6 +131,8 @@ async def store_send(
                 request_id=request_id,
                 created_at=now,
             )
+            if checked is not None:
+                checked(order)
             result = await _insert(session, principal, body, view, order, now)
             await ReplyJobRepository(session).add(
                 message_id=ids.reply,
