@@ -54,7 +54,6 @@ async def test_every_service_in_its_own_process_serves_a_whole_conversation(
             "KIBITZ_REDIS_URL": "redis://127.0.0.1:6379/0",
             "KIBITZ_DATA_DIR": str(tmp_path / "data"),
             "KIBITZ_LOG_LEVEL": "WARNING",
-            "KIBITZ_CHAT_RECENT_CHATS": "0",  # two chat replicas, as the deploy files set it
             **{f"KIBITZ_{n.upper()}_DATABASE_URL": url for n, url in database_urls.items()},
             **{f"KIBITZ_{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES},
         }

@@ -81,9 +81,9 @@ def test_a_numeric_setting_refuses_values_below_its_bound(
 def test_zero_turns_off_what_it_should_and_is_refused_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("KIBITZ_CHAT_RECENT_CHATS", "0")  # several chat replicas: off
+    monkeypatch.setenv("KIBITZ_CHAT_STOP_WAIT_SECONDS", "0")  # stop: do not wait
     monkeypatch.setenv("KIBITZ_AGENTS_PLAN_CACHE_SECONDS", "0")
-    assert ChatSettings().recent_chats == 0
+    assert ChatSettings().stop_wait_seconds == 0
     assert AgentsSettings().plan_cache_seconds == 0
     monkeypatch.setenv("KIBITZ_CHAT_MAX_CONCURRENT_GENERATIONS", "0")
     with pytest.raises(ValidationError):

@@ -53,6 +53,9 @@ class MessageCompleted(Event):
     status: str
     input_tokens: int = 0
     output_tokens: int = 0
+    # The message-quota reservation to give back: set for a reply that failed before its
+    # first token (a stopped reply, or one cut off mid-way, keeps its message counted).
+    refunded_reservation: str | None = None
 
 
 class SubscriptionChanged(Event):

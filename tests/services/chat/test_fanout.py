@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kibitz.services.chat.fanout import (
+from kibitz.services.chat.streams.fanout import (
     _MAX_QUEUED_EVENTS,
     Fanout,
     InProcessFanout,

@@ -19,6 +19,7 @@ from kibitz.kit.http.sse import encode_comment, encode_retry
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 from kibitz.kit.observability import request_id_of
 from kibitz.kit.security import CurrentPrincipal, bearer_token
+from kibitz.services.chat import chats, service
 from kibitz.services.chat.dependencies import (
     ChatServiceDep,
     OwnedChat,
@@ -38,6 +39,7 @@ from kibitz.services.chat.schemas import (
 )
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.streams import Batch, ResumePoint
+from kibitz.services.chat.streams.follow import follow
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -103,7 +105,8 @@ async def send_message(
 ) -> Response:
     """Store the message, start the reply; with `Accept: text/event-stream` stream it too."""
     stream = wants_event_stream(request)
-    outcome = await chat.send(
+    outcome = await service.send(
+        chat,
         principal=principal,
         body=body,
         access_token=bearer_token(request) or "",
@@ -128,12 +131,11 @@ async def send_message(
 async def chat_history(
     chat: OwnedChatToRead,
     session: ReadSessionDep,
-    service: ChatServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[uuid.UUID | None, Query(description="next_cursor of the page after")] = None,
 ) -> Response:
     """Messages older than `before`, at most `limit`."""
-    page = await service.history(session, chat=chat, limit=limit, before=before)
+    page = await chats.history(session, chat=chat, limit=limit, before=before)
     # Serialized once, straight from the model (no second validation by FastAPI).
     return Response(page.model_dump_json(), media_type="application/json")
 
@@ -147,15 +149,25 @@ async def chat_stream(
     chat_id: uuid.UUID,
     request: Request,
     principal: CurrentPrincipal,
-    service: ChatServiceDep,
+    chat: ChatServiceDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     """`message.created`, `message.delta`, `message.completed`, `message.failed`; heartbeats."""
     await owned_chat_id(
-        service.database, chat_id, tenant_id=principal.tenant_id, user_id=principal.user_id
+        chat.database, chat_id, tenant_id=principal.tenant_id, user_id=principal.user_id
     )
     resume = ResumePoint.parse(last_event_id or request.query_params.get("last_event_id"))
-    return event_stream(service.follow(chat_id=chat_id, resume=resume))
+    return event_stream(_follow(chat, chat_id, resume))
+
+
+def _follow(chat: ChatService, chat_id: uuid.UUID, resume: ResumePoint | None) -> Any:
+    return follow(
+        chat.database,
+        chat.fanout,
+        chat_id=chat_id,
+        resume=resume,
+        heartbeat_seconds=chat.settings.heartbeat_seconds,
+    )
 
 
 @router.get(
@@ -167,12 +179,11 @@ async def chat_stream(
 async def list_chats(
     principal: CurrentPrincipal,
     session: ReadSessionDep,
-    service: ChatServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """A page of the caller's chats."""
-    return await service.list_chats(session, principal=principal, limit=limit, cursor=cursor)
+    return await chats.list_chats(session, principal=principal, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -192,11 +203,9 @@ async def get_chat(chat: OwnedChatToRead) -> ChatRead:
     responses=problem_responses(401, 404, 422),
     summary="Rename a chat",
 )
-async def rename_chat(
-    body: ChatUpdate, chat: OwnedChat, session: SessionDep, service: ChatServiceDep
-) -> dict[str, Any]:
+async def rename_chat(body: ChatUpdate, chat: OwnedChat, session: SessionDep) -> dict[str, Any]:
     """Set the chat's title."""
-    return await service.rename(session, chat=chat, title=body.title)
+    return await chats.rename(session, chat=chat, title=body.title)
 
 
 @router.delete(
@@ -205,9 +214,9 @@ async def rename_chat(
     responses=problem_responses(401, 404),
     summary="Delete a chat and its messages",
 )
-async def delete_chat(chat: OwnedChat, session: SessionDep, service: ChatServiceDep) -> Response:
+async def delete_chat(chat: OwnedChat, session: SessionDep, parts: ChatServiceDep) -> Response:
     """Delete the chat; replies being generated are stopped."""
-    await service.delete_chat(session, chat=chat)
+    await chats.delete_chat(session, chat=chat, fanout=parts.fanout, generator=parts.generator)
     return Response(status_code=204)
 
 
@@ -218,10 +227,10 @@ async def delete_chat(chat: OwnedChat, session: SessionDep, service: ChatService
     summary="Stop a reply being generated (what streamed is kept)",
 )
 async def stop_reply(
-    message_id: uuid.UUID, principal: CurrentPrincipal, service: ChatServiceDep
+    message_id: uuid.UUID, principal: CurrentPrincipal, chat: ChatServiceDep
 ) -> dict[str, Any]:
     """The reply, now `stopped` (or as it was, if it had already finished)."""
-    return await service.stop(principal=principal, message_id=message_id)
+    return await service.stop(chat, principal=principal, message_id=message_id)
 
 
 @router.websocket("/ws/{chat_id}")
@@ -232,7 +241,7 @@ async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
     (the server answers with the `bearer` subprotocol), in an Authorization header, or as the
     first message `{"type": "auth", "token": "...", "last_event_id": "..."}`.
     """
-    service: ChatService = websocket.app.state.chat_service
+    chat: ChatService = websocket.app.state.chat_service
     protocols = [
         item.strip()
         for item in websocket.headers.get("sec-websocket-protocol", "").split(",")
@@ -264,12 +273,12 @@ async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
     try:
         chat_key = uuid.UUID(chat_id)
         await owned_chat_id(
-            service.database, chat_key, tenant_id=principal.tenant_id, user_id=principal.user_id
+            chat.database, chat_key, tenant_id=principal.tenant_id, user_id=principal.user_id
         )
     except (ValueError, ProblemError):
         await websocket.close(code=WS_NOT_FOUND, reason="not found")
         return
-    frames = service.follow(chat_id=chat_key, resume=ResumePoint.parse(last_event_id))
+    frames = _follow(chat, chat_key, ResumePoint.parse(last_event_id))
     try:
         # A send to a client that just left fails: nothing is left to tell it.
         with contextlib.suppress(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from kibitz.kit.settings import ServiceSettings
@@ -20,12 +20,16 @@ class ChatSettings(ServiceSettings):
     # The history window sent to the agent: at most this many messages and characters.
     context_messages: PositiveInt = 20
     context_chars: PositiveInt = 24_000
-    # Chats whose latest messages this process remembers, so a send asks the agent before it
-    # reads them back (see recent_messages.py). 0 turns it off: several chat replicas serving
-    # the same chats (round-robin) would each remember stale messages and ask twice.
-    recent_chats: NonNegativeInt = 1000
-    # 0.5 s: how often partial reply content is written, so a crash keeps what streamed.
+    # 0.5 s: how often partial reply content is written, so a crash keeps what streamed. It is
+    # the bound on how far a follower can be ahead of the database: at most this much streaming.
     persist_interval_seconds: PositiveFloat = 0.5
+    # 5 s: a reply's lease (the `reply_jobs` row); renewed every second while it streams, so a
+    # crashed generator's reply is reclaimed within about this long (plus one sweep).
+    reply_lease_seconds: PositiveFloat = 5.0
+    # 1 s: how often every chat process looks for replies whose lease lapsed (and at start-up).
+    reply_sweep_seconds: PositiveFloat = 1.0
+    # Replies one chat process generates at once (its share of the work queue).
+    reply_concurrency: PositiveInt = 256
     # 15 s: comments on idle streams so proxies do not close them.
     heartbeat_seconds: PositiveFloat = 15.0
     # 24 h: Stripe's window for remembering an Idempotency-Key.

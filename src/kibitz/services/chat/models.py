@@ -1,4 +1,4 @@
-"""Chat's tables: chats, messages, remembered Idempotency-Keys and the outbox."""
+"""Chat's tables: chats, messages, reply jobs, remembered Idempotency-Keys and the outbox."""
 
 from __future__ import annotations
 
@@ -130,4 +130,31 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     # Null while the first request is still being handled.
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class ReplyJob(Base):
+    """A reply still to be generated or being generated: the job's durable half (the work queue
+    carries only its id). The row exists exactly while the reply is in flight, so counting a
+    user's rows is the concurrent-reply cap; `lease_until` says until when its generator holds
+    it (null: nobody yet)."""
+
+    __tablename__ = "reply_jobs"
+    __table_args__ = (
+        Index("ix_reply_jobs_user", "user_id"),
+        Index("ix_reply_jobs_lease", "lease_until"),
+    )
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    # What the generator needs: the chat, agent, context, the user's message id and the
+    # caller's access token (short-lived; the row goes when the reply is finished).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # The lease: who holds it (a random token per claim) and until when.
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -1,4 +1,5 @@
-"""The chat module: builds the app and its background work (outbox relay, stream fan-out)."""
+"""The chat module: builds the app and its background work (outbox relay, stream fan-out,
+reply jobs)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,22 @@ from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.events import Outbox
+from kibitz.kit.jobs import create_job_queue
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.chat.api import router
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.export.api import router as export_router
-from kibitz.services.chat.fanout import create_fanout
 from kibitz.services.chat.models import outbox_table, utcnow
+from kibitz.services.chat.replies.generate import ReplyGenerator
+from kibitz.services.chat.replies.jobs import ReplyJobs
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
 from kibitz.services.chat.search.api import router as search_router
+from kibitz.services.chat.sending.quota import QuotaGate
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.stored_completions import internal as stored_completions
+from kibitz.services.chat.streams.fanout import create_fanout
 
 NAME = "chat"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -70,26 +75,43 @@ async def _sweep(database: Database, settings: ChatSettings) -> None:
         await asyncio.sleep(_SWEEP_SECONDS)
 
 
+def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabase) -> ChatService:
+    """One of each part chat's steps use, wired for this deployment."""
+    outbox = Outbox(outbox_table)
+    fanout = create_fanout(platform.settings.redis_url)
+    agents = platform.client("agents")
+    generator = ReplyGenerator(
+        settings=settings, database=database, fanout=fanout, outbox=outbox, agents=agents
+    )
+    queue = create_job_queue(
+        platform.settings.queue_url, namespace=NAME, lease_seconds=settings.reply_lease_seconds
+    )
+    return ChatService(
+        settings=settings,
+        database=database,
+        fanout=fanout,
+        outbox=outbox,
+        quota=QuotaGate(platform.client("tenants") if platform.has_service("tenants") else None),
+        agents=agents,
+        generator=generator,
+        replies=ReplyJobs(queue=queue, generator=generator, database=database, settings=settings),
+    )
+
+
 def create_app(platform: Platform) -> FastAPI:
     """The chat service's app."""
     settings = ChatSettings()
     database = ChatDatabase(database_url(platform))
-    outbox = Outbox(outbox_table)
-    chat = ChatService(
-        settings=settings,
-        platform=platform,
-        database=database,
-        fanout=create_fanout(platform.settings.redis_url),
-        outbox=outbox,
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if platform.settings.migrate_on_start:
             await migrate(platform)
+        # Wired at start-up: the other services' addresses are known by then.
+        chat = app.state.chat_service = chat_parts(platform, settings, database)
         await chat.start()
         background = [
-            asyncio.create_task(outbox.run_relay(database, platform.bus)),
+            asyncio.create_task(chat.outbox.run_relay(database, platform.bus)),
             asyncio.create_task(_sweep(database, settings)),
         ]
         try:
@@ -113,7 +135,6 @@ def create_app(platform: Platform) -> FastAPI:
         description="Chats with agents: persisted history and live token streams.",
     )
     app.state.database = database
-    app.state.chat_service = chat
     return app
 
 

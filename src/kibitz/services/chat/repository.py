@@ -17,6 +17,7 @@ from kibitz.services.chat.models import (
     IdempotencyKey,
     Message,
     MessageStatus,
+    ReplyJob,
     Sender,
     utcnow,
 )
@@ -143,7 +144,9 @@ class ChatRepository:
         await self.session.execute(_INSERT_MESSAGES, rows)
 
     async def delete_chat(self, chat: Chat) -> None:
-        """Delete a chat and its messages."""
+        """Delete a chat, its messages and their reply jobs."""
+        messages = select(Message.id).where(Message.chat_id == chat.id)
+        await self.session.execute(delete(ReplyJob).where(ReplyJob.message_id.in_(messages)))
         await self.session.execute(delete(Message).where(Message.chat_id == chat.id))
         await self.session.delete(chat)
 

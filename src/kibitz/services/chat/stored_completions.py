@@ -24,7 +24,8 @@ from kibitz.kit.security import ServiceCaller
 from kibitz.services.chat.errors import ChatNotFound
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender
 from kibitz.services.chat.repository import ChatRepository
-from kibitz.services.chat.service import ChatService, default_title
+from kibitz.services.chat.sending.context import default_title
+from kibitz.services.chat.service import ChatService
 
 logger = structlog.get_logger("kibitz.chat.stored_completions")
 
@@ -78,8 +79,6 @@ async def keep(chats: ChatService, body: StoreCompletion) -> StoredCompletion:
         if fresh:
             await repository.insert_messages(_messages(body, fresh, now))
             await repository.touch_chat(chat.id, now)
-    # What this process remembers of the chat no longer ends where the chat does.
-    chats.recent.forget(chat.id)
     logger.info(
         "completion_stored",
         chat_id=str(chat.id),

@@ -460,10 +460,33 @@ class TenantsService:
                 recorded += 1
         return recorded
 
+    async def refund_reservation(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, key: str
+    ) -> None:
+        """Give back what a reservation counted, in the period it was counted in (once: the key
+        stays, with nothing left to give back)."""
+        reservation = await repository.get_reservation(session, tenant_id=tenant_id, key=key)
+        if reservation is None or reservation.amount <= 0:
+            return
+        await repository.add_usage(
+            session,
+            tenant_id=tenant_id,
+            metric=reservation.metric,
+            period=reservation.period,
+            amount=-reservation.amount,
+        )
+        reservation.amount = 0
+        await session.flush()
+
     async def record_message_completed(
         self, session: AsyncSession, *, event: MessageCompleted, occurred_at: datetime
     ) -> None:
-        """Count a finished reply's tokens in the month it happened (the inbox makes it once)."""
+        """Count a finished reply's tokens in the month it happened, and give its message back
+        if it failed before its first token (the inbox makes both once)."""
+        if event.refunded_reservation:
+            await self.refund_reservation(
+                session, tenant_id=event.tenant_id, key=event.refunded_reservation
+            )
         tokens = max(event.input_tokens, 0) + max(event.output_tokens, 0)
         if tokens == 0:
             return

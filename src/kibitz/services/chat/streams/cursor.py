@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from kibitz.kit.http.sse import encode_event
-from kibitz.services.chat.fanout import StreamEvent
+from kibitz.services.chat.streams.fanout import StreamEvent
 
 logger = structlog.get_logger("kibitz.chat.streams")
 

@@ -1,0 +1,50 @@
+"""A reply job's order: everything its generator needs, on any chat process."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+# The work queue's kind for replies.
+REPLY_JOB = "chat.reply"
+_IDS = ("message_id", "user_message_id", "chat_id", "tenant_id", "user_id", "agent_id")
+
+
+@dataclass(frozen=True)
+class ReplyOrder:
+    """One reply to generate: whose, in which chat, by which agent, from which context."""
+
+    message_id: uuid.UUID
+    user_message_id: uuid.UUID
+    chat_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
+    context: list[dict[str, str]]
+    # The sender's access token: the agents service answers for its user (short-lived).
+    access_token: str
+    request_id: str | None
+    # When the reply was stored (its events show it).
+    created_at: datetime
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-ready (the job row's payload and the queued job's)."""
+        data = asdict(self)
+        for name in _IDS:
+            data[name] = str(data[name])
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> ReplyOrder:
+        """Read it back."""
+        values = {name: uuid.UUID(str(payload[name])) for name in _IDS}
+        return cls(
+            **values,
+            context=list(payload.get("context") or []),
+            access_token=str(payload.get("access_token") or ""),
+            request_id=payload.get("request_id"),
+            created_at=datetime.fromisoformat(str(payload["created_at"])),
+        )

@@ -1,0 +1,1 @@
+"""Sending a message: the Idempotency-Key, the checks, the quota gate and the stored send."""

@@ -1,0 +1,211 @@
+"""Storing a send: one write transaction checks the chat and the caller, counts their replies in
+flight, stores the user's message and the pending reply, and enqueues the reply's job."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from kibitz.kit.jwt import Principal
+from kibitz.services.chat.config import ChatSettings
+from kibitz.services.chat.errors import ChatNotFound, TooManyGenerations
+from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender
+from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.repository import ReplyJobRepository
+from kibitz.services.chat.repository import (
+    ChatRepository,
+    IdempotencyRepository,
+    SendReads,
+    SendView,
+)
+from kibitz.services.chat.schemas import ChatSend, MessageRead, SendResult
+from kibitz.services.chat.sending.context import default_title, reply_context
+from kibitz.services.chat.storage import ChatDatabase
+
+
+@dataclass(frozen=True)
+class SendIds:
+    """A send's new ids, time-ordered: the user's message, then the reply (and a new chat's)."""
+
+    user_message: uuid.UUID
+    reply: uuid.UUID
+    chat: uuid.UUID
+
+
+@dataclass(frozen=True)
+class StoredSend:
+    """What a stored send answers, and the reply it enqueued."""
+
+    result: dict[str, Any]
+    order: ReplyOrder
+
+
+def too_many_generations(cap: int) -> TooManyGenerations:
+    """429 `too-many-generations`."""
+    return TooManyGenerations(
+        f"At most {cap} replies can be generated at once; wait for one to finish.",
+        retry_after=2,
+        extra={"limit": "concurrent_generations"},
+    )
+
+
+async def checked_view(
+    reads: SendReads,
+    principal: Principal,
+    body: ChatSend,
+    *,
+    now: datetime,
+    settings: ChatSettings,
+    before: uuid.UUID,
+) -> SendView:
+    """The chat is the caller's (404 otherwise) and the cap allows one more reply (429): its
+    agent, title and recent messages, newest first."""
+    since = now - timedelta(seconds=settings.stale_generation_seconds)
+    if body.chat_id is None:
+        assert body.agent_id is not None
+        in_flight = await reads.in_flight(user_id=principal.user_id, since=since)
+        title = body.title or default_title(body.content)
+        view = SendView(agent_id=body.agent_id, title=title, in_flight=in_flight, history=[])
+    else:
+        found = await reads.existing_chat(
+            body.chat_id,
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            since=since,
+            before=before,
+            limit=settings.context_messages - 1,
+        )
+        if found is None:
+            raise ChatNotFound()
+        view = found
+    if view.in_flight >= settings.max_concurrent_generations:
+        raise too_many_generations(settings.max_concurrent_generations)
+    return view
+
+
+async def store_send(
+    database: ChatDatabase,
+    *,
+    principal: Principal,
+    body: ChatSend,
+    ids: SendIds,
+    now: datetime,
+    settings: ChatSettings,
+    idempotency_key: str | None,
+    access_token: str,
+    request_id: str | None,
+    holder: str,
+    reserve: Callable[[], Awaitable[None]],
+    checked: Callable[[ReplyOrder], None] | None = None,
+) -> StoredSend:
+    """Check, then reserve quota while storing, in one transaction committed only once the
+    reservation is granted (`checked` hears of the reply as soon as the send is checked). The
+    caller's lock on their own replies is held from the count to the commit, so the cap holds
+    under any burst, across replicas."""
+    reservation: asyncio.Future[None] | None = None
+    try:
+        async with database.transaction() as session:
+            await ReplyJobRepository(session).lock_user(principal.user_id)
+            reads = SendReads(await session.connection())
+            view = await checked_view(
+                reads, principal, body, now=now, settings=settings, before=ids.user_message
+            )
+            # Checked: quota is only counted for a send that may go ahead; its round trip runs
+            # while the rows are written.
+            reservation = asyncio.ensure_future(reserve())
+            order = ReplyOrder(
+                message_id=ids.reply,
+                user_message_id=ids.user_message,
+                chat_id=body.chat_id or ids.chat,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                agent_id=view.agent_id,
+                context=reply_context(view.history, body.content, max_chars=settings.context_chars),
+                access_token=access_token,
+                request_id=request_id,
+                created_at=now,
+            )
+            if checked is not None:
+                checked(order)
+            result = await _insert(session, principal, body, view, order, now)
+            await ReplyJobRepository(session).add(
+                message_id=ids.reply,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                payload=order.to_payload(),
+                holder=holder,
+                lease_seconds=settings.reply_lease_seconds,
+            )
+            if idempotency_key is not None:
+                await IdempotencyRepository(session).record(
+                    user_id=principal.user_id, key=idempotency_key, response=result
+                )
+            await reservation  # a refusal rolls everything back
+    except IntegrityError as exc:
+        raise ChatNotFound() from exc  # deleted meanwhile
+    finally:
+        if reservation is not None and not reservation.done():
+            reservation.cancel()
+    return StoredSend(result=result, order=order)
+
+
+async def _insert(
+    session: Any,
+    principal: Principal,
+    body: ChatSend,
+    view: SendView,
+    order: ReplyOrder,
+    now: datetime,
+) -> dict[str, Any]:
+    """The new chat (if any), the user's message and the pending reply; the send's answer."""
+    chats = ChatRepository(session)
+    if body.chat_id is None:
+        chats.add(
+            Chat(
+                id=order.chat_id,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                agent_id=view.agent_id,
+                title=view.title,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await session.flush()  # the new chat first: the messages refer to it
+    else:
+        await chats.touch_chat(order.chat_id, now, title=body.title)
+    common = {
+        "chat_id": order.chat_id,
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    user_message = Message(
+        id=order.user_message_id,
+        sender=Sender.USER.value,
+        content=body.content,
+        status=MessageStatus.COMPLETE.value,
+        **common,
+    )
+    reply = Message(
+        id=order.message_id,
+        sender=Sender.AGENT.value,
+        content="",
+        status=MessageStatus.PENDING.value,
+        **common,
+    )
+    await chats.insert_messages([user_message, reply])
+    return SendResult(
+        chat_id=order.chat_id,
+        user_message=MessageRead.model_validate(user_message),
+        agent_message=MessageRead.model_validate(reply),
+    ).model_dump(mode="json")
