@@ -86,6 +86,17 @@ _FINISH = _REPLY_IN_FLIGHT.values(
 )
 
 
+# How far before a resume point a reply may have started and still be streaming (ids are
+# UUIDv7: their first 48 bits are the creation time in ms), so a reconnect reads a bounded range.
+_STREAMING_WINDOW_MS = 15 * 60 * 1000
+
+
+def _written_before(message_id: uuid.UUID, milliseconds: int) -> uuid.UUID:
+    """The smallest UUIDv7 of `milliseconds` before `message_id` was made."""
+    created_ms = message_id.int >> 80
+    return uuid.UUID(int=max(0, created_ms - milliseconds) << 80)
+
+
 class ChatRepository:
     """Queries on chats and messages."""
 
@@ -174,10 +185,25 @@ class ChatRepository:
     async def messages_from(
         self, chat_id: uuid.UUID, *, first_id: uuid.UUID, limit: int
     ) -> Sequence[Message]:
-        """Messages from `first_id` on, oldest first (replay after a reconnect)."""
+        """Messages from `first_id` on, oldest first (replay after a reconnect), and earlier
+        replies changed since `first_id` was written: with several replies streaming at once the
+        subscriber's last event names the newest, and an older one may have ended (or been ended
+        by a take-over after a crash) while it was away."""
+        resumed_from = (
+            select(Message.created_at)
+            .where(Message.chat_id == chat_id, Message.id == first_id)
+            .scalar_subquery()
+        )
+        changed_since = and_(
+            Message.sender == Sender.AGENT.value, Message.updated_at >= resumed_from
+        )
         statement = (
             select(Message)
-            .where(Message.chat_id == chat_id, Message.id >= first_id)
+            .where(
+                Message.chat_id == chat_id,
+                Message.id >= _written_before(first_id, _STREAMING_WINDOW_MS),
+                or_(Message.id >= first_id, changed_since),
+            )
             .order_by(Message.id)
             .limit(limit)
         )

@@ -43,7 +43,7 @@ async def follow(
                 messages = await chats.messages_from(
                     chat_id, first_id=resume.message_id, limit=_REPLAY_LIMIT
                 )
-                if messages and messages[0].id == resume.message_id:
+                if any(message.id == resume.message_id for message in messages):
                     cursor.resume_at(str(resume.message_id), resume.position)
                 else:
                     messages = []
