@@ -89,7 +89,8 @@ class Chat(Base):
     agent_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     # The participants (1 to 8 agent ids as strings, the default first) and how they answer.
     agent_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False)
-    mode: Mapped[str] = mapped_column(String(16), nullable=False, default="direct")
+    # A server default, not a Python one: inserts that leave it out work on older schemas too.
+    mode: Mapped[str] = mapped_column(String(16), nullable=False, server_default="direct")
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
