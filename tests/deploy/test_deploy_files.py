@@ -225,3 +225,44 @@ def test_production_admits_only_the_calls_the_design_makes() -> None:
     assert _admitted_components(policies["redis"]) == {"gateway", "auth", "chat"}
     assert _admitted_components(policies["knowledge"]) == {"gateway", "agents"}
     assert _admitted_components(policies["qdrant"]) == {"knowledge"}
+
+
+def _auth_and_gateway_environments() -> dict[str, dict[str, str]]:
+    """The environment of auth and the gateway in compose and in each rendered overlay (the
+    ConfigMap and the Secret they load, then their own `env`)."""
+    compose = _compose()["services"]
+    found = {
+        f"compose:{name}": {key: str(value) for key, value in compose[name]["environment"].items()}
+        for name in ("auth", "gateway")
+    }
+    for overlay in OVERLAYS:
+        maps = _of_kind(overlay, "ConfigMap")
+        for name in ("auth", "gateway"):
+            container = _of_kind(overlay, "Deployment")[name]["spec"]["template"]["spec"][
+                "containers"
+            ][0]
+            env: dict[str, str] = {}
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    env.update(maps[source["configMapRef"]["name"]]["data"])
+                if "secretRef" in source:
+                    env["KIBITZ_INTERNAL_TOKEN"] = f"secret:{source['secretRef']['name']}"
+            env.update({item["name"]: item.get("value", "") for item in container.get("env", [])})
+            found[f"{overlay}:{name}"] = env
+    return found
+
+
+def test_auth_believes_forwarded_addresses_from_the_gateway_alone() -> None:
+    # Issue 15 finding 3: with loopback (or the gateway's network) trusted by address, any
+    # process that reaches auth chooses its address per login attempt.
+    environments = _auth_and_gateway_environments()
+    for place, env in environments.items():
+        assert env.get("KIBITZ_AUTH_TRUSTED_PROXIES") == "", place
+        assert env.get("KIBITZ_GATEWAY_TRUST_FORWARDED_FOR") == "false", place
+        # The gateway's forwarding credential is derived from the internal token: both have it.
+        assert env.get("KIBITZ_INTERNAL_TOKEN"), place
+    for deployment in ["compose", *OVERLAYS]:
+        assert (
+            environments[f"{deployment}:auth"]["KIBITZ_INTERNAL_TOKEN"]
+            == environments[f"{deployment}:gateway"]["KIBITZ_INTERNAL_TOKEN"]
+        ), deployment

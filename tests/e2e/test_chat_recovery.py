@@ -384,7 +384,7 @@ async def test_kill_9_of_one_chat_replica_mid_reply_the_other_ends_its_replies(
     prefix = f"chaos{os.getpid()}{int(time.time())}"
     env = {
         "KIBITZ_REDIS_URL": REDIS_URL,
-        "KIBITZ_CHAT_JOBS_URL": f"{REDIS_URL}?prefix={prefix}",
+        "KIBITZ_QUEUE_URL": f"{REDIS_URL}?prefix={prefix}",
     }
     async with (
         chat_world(tmp_path, database="postgres", env=env) as world,

@@ -39,6 +39,8 @@ def test_connection_listed_and_hop_by_hop_headers_are_dropped() -> None:
         (b"te", b"trailers"),
         (b"upgrade", b"h2c"),
         (b"x-kibitz-service-token", b"forged"),
+        # Only the gateway's own forwarding credential may vouch for X-Forwarded-For.
+        (b"x-kibitz-forwarded-by", b"forged"),
         (b"accept", b"*/*"),
     ]
     assert forwardable(headers, frozenset()) == [(b"accept", b"*/*")]

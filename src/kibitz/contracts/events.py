@@ -7,6 +7,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from kibitz.kit.events import Event
+from kibitz.kit.session_revocations import SessionRevoked
+
+# Consumed by the kit itself (every process's JWT check), so defined there.
+__all__ = ["SessionRevoked"]
 
 
 class UserRegistered(Event):

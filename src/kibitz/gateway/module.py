@@ -25,6 +25,7 @@ from kibitz.gateway.tokens import TokenCheck
 from kibitz.gateway.web import WebUI
 from kibitz.kit.app import ReadinessCheck, create_service_app
 from kibitz.kit.errors import NotFound
+from kibitz.kit.http import forwarding_credential
 from kibitz.kit.http.transport import UpstreamClient
 from kibitz.kit.observability import metrics_endpoint
 from kibitz.kit.platform import Module, Platform
@@ -48,7 +49,12 @@ def create_app(platform: Platform) -> FastAPI:
     )
     reference = ApiReference(upstreams, upstream_client)
     pipeline = Pipeline(
-        proxy=Proxy(upstreams, upstream_client, trust_forwarded_for=settings.trust_forwarded_for),
+        proxy=Proxy(
+            upstreams,
+            upstream_client,
+            trust_forwarded_for=settings.trust_forwarded_for,
+            forwarded_by=forwarding_credential(platform.internal_token),
+        ),
         tokens=TokenCheck(platform.token_verifier()),
         plans=PlanLimits(
             tenants,

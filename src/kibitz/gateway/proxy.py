@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from kibitz.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable
+from kibitz.kit.http import FORWARDED_BY_HEADER
 from kibitz.kit.http.event_stream import until_disconnect
 from kibitz.kit.http.replicas import (
     IDEMPOTENT_METHODS,
@@ -125,11 +126,21 @@ class Proxy:
     """Forwards one public request to a replica of its service and streams the answer back."""
 
     def __init__(
-        self, upstreams: Upstreams, client: UpstreamClient, *, trust_forwarded_for: bool
+        self,
+        upstreams: Upstreams,
+        client: UpstreamClient,
+        *,
+        trust_forwarded_for: bool,
+        forwarded_by: str = "",
     ) -> None:
         self.upstreams = upstreams
         self.client = client
         self._trust_forwarded_for = trust_forwarded_for
+        # Sent to auth only (it throttles logins by client address): its word that this
+        # request's X-Forwarded-For was set by the gateway (see kit `forwarding_credential`).
+        self._forwarded_by = (
+            [(FORWARDED_BY_HEADER.encode(), forwarded_by.encode())] if forwarded_by else []
+        )
 
     def upstream_headers(self, scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
         """The client's headers, cleaned, plus X-Request-ID and X-Forwarded-*."""
@@ -166,6 +177,8 @@ class Proxy:
         pool = self.upstreams.pool(service)
         method: str = scope["method"]
         headers = self.upstream_headers(scope, request_id)
+        if service == "auth":
+            headers += self._forwarded_by
         client_headers: list[tuple[bytes, bytes]] = scope["headers"]
         chunked = any(name == b"transfer-encoding" for name, _ in client_headers)
         length = next((value for name, value in client_headers if name == b"content-length"), None)

@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from kibitz.kit.session_revocations import SessionRevocations
+
 ISSUER = "kibitz-auth"
 AUDIENCE = "kibitz"
 ALGORITHM = "EdDSA"
-# 15 min: short enough that revocation needs no lookup on every request.
+# 15 min: how long a revoked session's id stays on every process's revocation list.
 ACCESS_TOKEN_SECONDS = 15 * 60
 # An unknown kid triggers a JWKS refetch at most this often (seconds), so forged kids cannot
 # turn every request into a call to the auth service.
@@ -48,6 +50,8 @@ class Principal:
     # Set when the token was issued for a personal API key (its id): the key's user, acting
     # through a key, may do what they may do except what needs them in person.
     api_key_id: str | None = None
+    # The session (refresh token family) the token belongs to: revoked at logout.
+    session_id: str | None = None
 
 
 class SigningKey:
@@ -90,8 +94,10 @@ class SigningKey:
         role: str,
         now: float | None = None,
         api_key_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
     ) -> str:
-        """A signed access token with the claims of DESIGN.md (plus `akid` for an API key's)."""
+        """A signed access token with the claims of DESIGN.md, plus `sid` (its session, which
+        logout revokes) or `akid` for an API key's."""
         issued_at = int(now if now is not None else time.time())
         claims: dict[str, Any] = {
             "iss": ISSUER,
@@ -106,6 +112,8 @@ class SigningKey:
         }
         if api_key_id is not None:
             claims["akid"] = str(api_key_id)
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
@@ -115,8 +123,11 @@ JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 class TokenVerifier:
     """Verifies access tokens against the auth service's JWKS (cached, refetched on unknown kid)."""
 
-    def __init__(self, fetch_jwks: JwksFetcher) -> None:
+    def __init__(
+        self, fetch_jwks: JwksFetcher, revocations: SessionRevocations | None = None
+    ) -> None:
         self._fetch_jwks = fetch_jwks
+        self._revocations = revocations or SessionRevocations()
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
@@ -155,6 +166,7 @@ class TokenVerifier:
                 await self._refresh(force=False)  # a retired key must stop verifying
             principal, expires_at, kid = known
             if time.time() < expires_at and kid in self._keys:
+                self._refuse_revoked(principal)
                 return principal
             del self._verified[token]
         try:
@@ -180,6 +192,7 @@ class TokenVerifier:
                 role=str(claims["role"]),
                 token_id=str(claims["jti"]),
                 api_key_id=str(claims["akid"]) if claims.get("akid") else None,
+                session_id=str(claims["sid"]) if claims.get("sid") else None,
             )
             expires_at = float(claims["exp"])
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
@@ -187,4 +200,10 @@ class TokenVerifier:
         if len(self._verified) >= _VERIFIED_CACHE_MAX:
             self._verified.clear()
         self._verified[token] = (principal, expires_at, header["kid"])
+        self._refuse_revoked(principal)
         return principal
+
+    def _refuse_revoked(self, principal: Principal) -> None:
+        # A dict lookup per request: the price of a logout that takes effect at once.
+        if principal.session_id is not None and self._revocations.is_revoked(principal.session_id):
+            raise InvalidToken("the session has ended")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,11 @@ from kibitz.kit.errors import ServiceUnavailable
 from kibitz.kit.events import EventBus, InProcessBus
 from kibitz.kit.http import ServiceClient
 from kibitz.kit.jwt import TokenVerifier
+from kibitz.kit.session_revocations import (
+    POLL_SECONDS_WITH_BROKER,
+    POLL_SECONDS_WITHOUT_BROKER,
+    SessionRevocations,
+)
 from kibitz.kit.settings import PlatformSettings
 
 
@@ -27,6 +33,8 @@ class Platform:
     service_urls: dict[str, list[str]] = field(default_factory=dict)
     bus: EventBus = field(default_factory=InProcessBus)
     internal_token: str = ""
+    # The sessions revoked before their tokens expire, shared by every app of this process.
+    revocations: SessionRevocations = field(default_factory=SessionRevocations)
     _clients: list[ServiceClient] = field(default_factory=list, repr=False)
 
     def has_service(self, name: str) -> bool:
@@ -72,7 +80,28 @@ class Platform:
             document: dict[str, Any] = response.json()
             return document
 
-        return TokenVerifier(fetch_jwks)
+        return TokenVerifier(fetch_jwks, self.revocations)
+
+    async def keep_revocations_current(self) -> None:
+        """Keep `revocations` current from the bus and from auth (a task for the process's
+        life; see `kit/session_revocations.py`)."""
+        auth: ServiceClient | None = None
+
+        async def fetch(since: datetime | None) -> dict[str, Any]:
+            nonlocal auth
+            auth = auth or self.client("auth")
+            query = {"since": since.isoformat()} if since is not None else None
+            response = await auth.request("GET", "/auth/internal/session-revocations", params=query)
+            response.raise_for_status()
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        broker = self.settings.bus_url not in ("", "memory")
+        await self.revocations.keep_current(
+            self.bus,
+            fetch if self.has_service("auth") else None,
+            poll_seconds=POLL_SECONDS_WITH_BROKER if broker else POLL_SECONDS_WITHOUT_BROKER,
+        )
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ async def run_all_in_one(
         internal_token=token,
     )
     await platform.bus.start()
+    revocations = asyncio.create_task(platform.keep_revocations_current())
     apps = {
         name: build_app(module, platform) for name, module in selected.items() if name not in apart
     }
@@ -154,6 +155,8 @@ async def run_all_in_one(
         for server, _ in reversed(servers):
             server.should_exit = True
         await asyncio.gather(*(task for _, task in servers), return_exceptions=True)
+        revocations.cancel()
+        await asyncio.gather(revocations, return_exceptions=True)
         await platform.close_clients()
         await platform.bus.close()
         for sock in sockets.values():
@@ -230,6 +233,7 @@ async def serve_one(
     # Bound before anything starts, so a port in use is one line and nothing to undo.
     listening = socket.socket(fileno=fd) if fd is not None else bind_socket(host, port)
     await platform.bus.start()
+    revocations = asyncio.create_task(platform.keep_revocations_current())
     try:
         server = uvicorn.Server(server_config(build_app(module, platform)))
         watch = (
@@ -243,6 +247,8 @@ async def serve_one(
             if watch is not None:
                 watch.cancel()
     finally:
+        revocations.cancel()
+        await asyncio.gather(revocations, return_exceptions=True)
         listening.close()
         await platform.close_clients()
         await platform.bus.close()

@@ -14,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from kibitz.kit.http import INTERNAL_TOKEN_HEADER
+from kibitz.kit.http import FORWARDED_BY_HEADER, INTERNAL_TOKEN_HEADER, forwarding_credential
 from kibitz.kit.jwt import ALGORITHM, AUDIENCE, ISSUER, SigningKey
 from tests.fixtures.stack import DEFAULT_PASSWORD, Stack
 
@@ -663,12 +663,14 @@ async def test_web_clients_get_the_refresh_token_as_a_strict_http_only_cookie(
         assert _cookie_attributes(login)["value"] == login.json()["refresh_token"]
 
 
-async def test_the_refresh_cookie_is_secure_behind_https(auth_url: str) -> None:
+async def test_the_refresh_cookie_is_secure_behind_https(auth: Stack, auth_url: str) -> None:
+    # The gateway's word on the scheme (its forwarding credential; see test_dependencies).
+    gateway = {FORWARDED_BY_HEADER: forwarding_credential(auth.running.platform.internal_token)}
     async with httpx.AsyncClient(base_url=auth_url, trust_env=False) as browser:
         response = await browser.post(
             "/auth/register",
             json={"email": new_email(), "password": DEFAULT_PASSWORD},
-            headers={"X-Kibitz-Client": "web", "X-Forwarded-Proto": "https"},
+            headers={"X-Kibitz-Client": "web", "X-Forwarded-Proto": "https", **gateway},
         )
         assert "secure" in _cookie_attributes(response)
 
@@ -759,6 +761,7 @@ async def test_openapi_documents_every_route_with_errors_and_examples(
         ("/auth/me", "get"),
         ("/auth/jwks", "get"),
         ("/auth/internal/users/{user_id}", "get"),
+        ("/auth/internal/session-revocations", "get"),
         ("/auth/api-keys", "post"),
         ("/auth/api-keys", "get"),
         ("/auth/api-keys/{key_id}", "delete"),

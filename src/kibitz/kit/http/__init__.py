@@ -11,15 +11,18 @@
 from __future__ import annotations
 
 from kibitz.kit.http.client import (
+    FORWARDED_BY_HEADER,
     INTERNAL_TOKEN_HEADER,
     ServiceCallError,
     ServiceClient,
     ServiceResponse,
     StreamedResponse,
+    forwarding_credential,
 )
 from kibitz.kit.http.replicas import IDEMPOTENT_METHODS, UpstreamPool, first_reachable
 
 __all__ = [
+    "FORWARDED_BY_HEADER",
     "IDEMPOTENT_METHODS",
     "INTERNAL_TOKEN_HEADER",
     "ServiceCallError",
@@ -28,4 +31,5 @@ __all__ = [
     "StreamedResponse",
     "UpstreamPool",
     "first_reachable",
+    "forwarding_credential",
 ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json as json_module
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +36,17 @@ from kibitz.kit.http.transport import (
 from kibitz.kit.tracing import ClientSpan, client_span
 
 INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
+# The gateway's word that it set X-Forwarded-For: a services believes the header from a caller
+# presenting this, or from an address it was told to trust, never from any other (a local
+# process could otherwise pick a new address for each guess at a password).
+FORWARDED_BY_HEADER = "x-kibitz-forwarded-by"
+
+
+def forwarding_credential(internal_token: str) -> str:
+    """What the gateway presents in `FORWARDED_BY_HEADER`: derived from the internal token,
+    so it proves the gateway's part without being the service credential itself."""
+    return hmac.new(internal_token.encode(), b"kibitz-forwarded-for", hashlib.sha256).hexdigest()
+
 
 # Seconds: to connect to another service, between two reads of its answer, to send a body.
 _CONNECT_SECONDS, _READ_SECONDS, _WRITE_SECONDS = 2.0, 30.0, 10.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -26,7 +27,10 @@ from kibitz.services.auth.schemas import (
     MeRead,
     RefreshRequest,
     RegisterRequest,
+    SessionRevocationPage,
+    SessionRevocationRead,
     UserRead,
+    as_utc,
 )
 from kibitz.services.auth.service import IssuedSession
 
@@ -117,9 +121,11 @@ async def register(
     response_model=AuthenticatedSession,
     summary="Log in",
     description=(
-        "The same 401 for an unknown email and a wrong password. Failed logins are limited per "
-        "account and per address; past the limit the answer is 429 with `Retry-After`, and the "
-        "wait grows with further failures."
+        "The same 401 for an unknown email and a wrong password. Failed logins are slowed per "
+        "account and client address and per address: after a few free ones each attempt "
+        "waits a delay that doubles with every further failure (429 with `Retry-After`); the "
+        "owner signing in from another address is not held up. An account guessed at from "
+        "very many addresses meets a far higher ceiling."
     ),
     responses=problem_responses(401, 422, 429),
 )
@@ -218,6 +224,33 @@ async def jwks(response: Response, auth: AuthServiceDep) -> dict[str, Any]:
     # 5 min: verifiers refetch on an unknown kid anyway.
     response.headers["Cache-Control"] = "public, max-age=300"
     return await auth.keys.jwks()
+
+
+@router.get(
+    "/internal/session-revocations",
+    response_model=SessionRevocationPage,
+    summary="Revoked sessions whose access tokens may still be live, for other kibitz services",
+    description=(
+        "Every process's JWT check refuses these sessions' tokens; it hears of new ones on the "
+        "bus (`auth.session_revoked`) and asks here at start and for any it missed, with "
+        "`since` the `now` of its previous answer (less a few seconds)."
+    ),
+    dependencies=[ServiceCaller],
+    responses=problem_responses(403, 422),
+)
+async def session_revocations(
+    session: SessionDep, auth: AuthServiceDep, since: datetime | None = None
+) -> SessionRevocationPage:
+    now, revocations = await auth.session_revocations(
+        session, since=as_utc(since) if since is not None else None
+    )
+    return SessionRevocationPage(
+        now=now,
+        items=[
+            SessionRevocationRead(session_id=item.session_id, expires_at=as_utc(item.expires_at))
+            for item in revocations
+        ],
+    )
 
 
 @router.get(

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PositiveInt, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from kibitz.kit.settings import ServiceSettings
@@ -43,15 +52,25 @@ class AuthSettings(ServiceSettings):
 
     # 30 days: a refresh token is rotated on every use, so this bounds an idle session only.
     refresh_token_days: PositiveInt = 30
-    # Failed logins before a 429: per account and per client address, within the window;
-    # further tiers (2x per 4 windows, 4x per day) make the delay grow.
-    login_failures_per_account: PositiveInt = 5
-    login_failures_per_ip: PositiveInt = 20
-    login_failure_window_seconds: PositiveInt = 15 * 60
+    # Failed logins that cost nothing: per account from one client address, and per address
+    # over every account. After them each attempt waits a delay that doubles with every
+    # further failure, from the first to the max (see login_throttle.py): the guesser slows
+    # down, the owner signing in from elsewhere never does.
+    login_free_failures_per_account_and_address: PositiveInt = 5
+    login_free_failures_per_address: PositiveInt = 20
+    login_first_delay_seconds: PositiveFloat = 1.0
+    login_max_delay_seconds: PositiveFloat = 15 * 60
+    # The ceiling per account over every address, per window: far above what the delays let
+    # one address try, it only stops a guesser spread over many addresses.
+    login_failures_per_account: PositiveInt = 200
+    # 1 h: the ceiling's window, and how long counters are kept after the latest failure.
+    login_failure_window_seconds: PositiveInt = 60 * 60
     # Namespace of the failure counters in a shared Redis (deployments, or test runs, sharing one).
     login_throttle_key_prefix: str = "kibitz-auth-login"
-    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the gateway), comma-separated.
-    trusted_proxies: str = "127.0.0.1,::1"
+    # Addresses or networks (comma-separated) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed besides the gateway, which proves itself with a credential derived from the
+    # internal token. Empty: no address is enough, loopback included.
+    trusted_proxies: str = ""
 
     # Single sign-on. JSON list of SsoProviderSetting, e.g.
     # [{"id": "google", "name": "Google", "issuer": "https://accounts.google.com", ...}].
@@ -73,6 +92,18 @@ class AuthSettings(ServiceSettings):
         return self.refresh_token_days * 24 * 60 * 60
 
     @property
-    def trusted_proxy_addresses(self) -> frozenset[str]:
-        """The trusted proxies as a set."""
-        return frozenset(part.strip() for part in self.trusted_proxies.split(",") if part.strip())
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        """The trusted proxies as networks (an address is a network of one)."""
+        return [
+            ip_network(part.strip(), strict=False)
+            for part in self.trusted_proxies.split(",")
+            if part.strip()
+        ]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ip_network(part.strip(), strict=False)  # ValueError names the bad entry
+        return value

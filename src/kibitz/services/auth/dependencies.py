@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from kibitz.kit.http import FORWARDED_BY_HEADER
 from kibitz.services.auth.config import AuthSettings
 from kibitz.services.auth.service import AuthService
 from kibitz.services.auth.sso.service import SsoService
@@ -29,9 +31,19 @@ SsoServiceDep = Annotated[SsoService, Depends(_sso_service)]
 
 
 def _trusted_proxy(request: Request) -> bool:
+    """Whether the caller is the gateway (it presents the forwarding credential) or another
+    proxy the operator named (`KIBITZ_AUTH_TRUSTED_PROXIES`). Being on loopback is not enough:
+    any local process reaches auth's port."""
+    presented = request.headers.get(FORWARDED_BY_HEADER, "")
+    expected: str = getattr(request.app.state, "forwarding_credential", "")
+    if presented and expected and hmac.compare_digest(presented.encode(), expected.encode()):
+        return True
     settings: AuthSettings = request.app.state.auth_settings
-    peer = request.client.host if request.client else ""
-    return peer in settings.trusted_proxy_addresses
+    try:
+        peer = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    return any(peer in network for network in settings.trusted_proxy_networks)
 
 
 async def client_ip(request: Request) -> str:

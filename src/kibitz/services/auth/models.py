@@ -74,4 +74,16 @@ class SigningKeyRecord(Base):
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SessionRevocation(Base):
+    """A session ended before its access tokens expired: every process refuses its tokens
+    until `expires_at` (kit/session_revocations.py asks for the newest by `revoked_at`)."""
+
+    __tablename__ = "session_revocations"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 outbox_table = define_outbox_table(Base.metadata)

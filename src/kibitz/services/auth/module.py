@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
+from kibitz.kit.db.database import delete_in_batches, prune_quietly
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.encryption import SecretCipher
 from kibitz.kit.events import Outbox
+from kibitz.kit.http import forwarding_credential
 from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
@@ -24,8 +27,14 @@ from kibitz.services.auth.api_keys.api import internal as api_keys_internal
 from kibitz.services.auth.api_keys.api import router as api_keys_router
 from kibitz.services.auth.api_keys.service import ApiKeyService
 from kibitz.services.auth.config import AuthSettings
-from kibitz.services.auth.models import outbox_table
-from kibitz.services.auth.service import AuthService, KeyRing, LoginThrottle
+from kibitz.services.auth.login_throttle import (
+    CounterStore,
+    LoginThrottle,
+    MemoryCounters,
+    RedisCounters,
+)
+from kibitz.services.auth.models import SessionRevocation, outbox_table
+from kibitz.services.auth.service import AuthService, KeyRing
 from kibitz.services.auth.sso.api import router as sso_router
 from kibitz.services.auth.sso.service import SsoService
 
@@ -40,10 +49,12 @@ async def migrate(platform: Platform) -> None:
     await SCHEMA.upgrade(SCHEMA.database_url(platform, AuthSettings()))
 
 
-def _throttle_storage_url(platform: Platform) -> str:
+def _login_counters(platform: Platform, settings: AuthSettings) -> CounterStore:
     redis_url = platform.settings.redis_url
     # Shared by every auth replica through Redis; per process otherwise.
-    return f"async+{redis_url}" if redis_url else "async+memory://"
+    if redis_url:
+        return RedisCounters(redis_url, key_prefix=settings.login_throttle_key_prefix)
+    return MemoryCounters()
 
 
 def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
@@ -53,6 +64,21 @@ def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
     return SecretCipher.from_key_file(platform.settings.data_dir / KEY_FILE_NAME)
 
 
+async def _prune_revocations(database: Database) -> None:
+    """Delete session revocations whose tokens have all expired, every 10 minutes."""
+    while True:
+        await asyncio.sleep(600)
+        await prune_quietly(
+            delete_in_batches(
+                database,
+                SessionRevocation.__table__,  # type: ignore[arg-type]
+                SessionRevocation.expires_at < datetime.now(UTC),
+                batch=1000,
+            ),
+            what="session_revocations",
+        )
+
+
 def create_app(platform: Platform) -> FastAPI:
     """The auth service's app."""
     settings = AuthSettings()
@@ -60,16 +86,19 @@ def create_app(platform: Platform) -> FastAPI:
     keys = KeyRing(database)
     outbox = Outbox(outbox_table)
     tenants = platform.client("tenants") if platform.has_service("tenants") else None
+    login_counters = _login_counters(platform, settings)
     auth = AuthService(
         database=database,
         keys=keys,
         outbox=outbox,
         throttle=LoginThrottle(
-            storage_url=_throttle_storage_url(platform),
-            per_account=settings.login_failures_per_account,
-            per_ip=settings.login_failures_per_ip,
+            login_counters,
+            free_per_account_and_address=settings.login_free_failures_per_account_and_address,
+            free_per_address=settings.login_free_failures_per_address,
+            account_ceiling=settings.login_failures_per_account,
+            first_delay_seconds=settings.login_first_delay_seconds,
+            max_delay_seconds=settings.login_max_delay_seconds,
             window_seconds=settings.login_failure_window_seconds,
-            key_prefix=settings.login_throttle_key_prefix,
         ),
         refresh_token_seconds=settings.refresh_token_seconds,
         tenants=tenants,
@@ -88,6 +117,7 @@ def create_app(platform: Platform) -> FastAPI:
         tasks = [
             asyncio.create_task(outbox.run_relay(database, platform.bus)),
             asyncio.create_task(keys.keep_current()),
+            asyncio.create_task(_prune_revocations(database)),
         ]
         removals = await api_key_events.subscribe(
             platform.bus, database=database, api_keys=api_key_service
@@ -103,6 +133,8 @@ def create_app(platform: Platform) -> FastAPI:
                     await task
             if tenants is not None:
                 await tenants.aclose()
+            if isinstance(login_counters, RedisCounters):
+                await login_counters.aclose()
             await database.dispose()
 
     app = create_service_app(
@@ -119,11 +151,14 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.database = database
     app.state.auth_settings = settings
+    app.state.forwarding_credential = (
+        forwarding_credential(platform.internal_token) if platform.internal_token else ""
+    )
     app.state.auth_service = auth
     app.state.api_key_service = api_key_service
     app.state.sso_service = sso
     # Verify against our own keys, without an HTTP call to ourselves.
-    app.state.token_verifier = TokenVerifier(keys.jwks)
+    app.state.token_verifier = TokenVerifier(keys.jwks, platform.revocations)
     return app
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kibitz.services.auth.models import (
     RefreshToken,
     RefreshTokenFamily,
+    SessionRevocation,
     SigningKeyRecord,
     User,
 )
@@ -85,6 +86,23 @@ async def revoke_refresh_token_family(
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
+
+
+async def add_session_revocation(session: AsyncSession, revocation: SessionRevocation) -> None:
+    """Record a revoked session (once: a second revocation of it changes nothing)."""
+    if await session.get(SessionRevocation, revocation.session_id) is None:
+        session.add(revocation)
+        await session.flush()
+
+
+async def list_session_revocations(
+    session: AsyncSession, *, now: datetime, since: datetime | None
+) -> list[SessionRevocation]:
+    """Revocations whose tokens may still be live, revoked after `since` (all when None)."""
+    query = select(SessionRevocation).where(SessionRevocation.expires_at > now)
+    if since is not None:
+        query = query.where(SessionRevocation.revoked_at > since)
+    return list((await session.execute(query.limit(10_000))).scalars())
 
 
 async def list_published_signing_keys(

@@ -214,3 +214,33 @@ class Jwks(BaseModel):
     )
 
     keys: list[dict[str, Any]]
+
+
+class SessionRevocationRead(BaseModel):
+    """A revoked session and when its last access token expires anyway."""
+
+    session_id: uuid.UUID
+    expires_at: datetime
+
+
+class SessionRevocationPage(BaseModel):
+    """Revoked sessions newer than asked, and the time of the answer (the next `since`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "now": "2026-12-07T16:00:00Z",
+                    "items": [
+                        {
+                            "session_id": "01938a7e-5a2b-7c3d-9e4f-1a2b3c4d5e6f",
+                            "expires_at": "2026-12-07T16:14:30Z",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    now: datetime
+    items: list[SessionRevocationRead]

@@ -1,4 +1,4 @@
-"""Business rules of the auth service: accounts, token pairs, signing keys, login throttling.
+"""Business rules of the auth service: accounts, token pairs, signing keys.
 
 Register, login, refresh and logout open their own short transactions instead of one per
 request: argon2 takes tens of milliseconds and the tenants call is a network round trip, and
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import secrets
 import time
 import uuid
@@ -20,9 +19,6 @@ from importlib import resources
 from typing import Any
 
 import structlog
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +30,7 @@ from kibitz.kit.http import ServiceClient
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import ACCESS_TOKEN_SECONDS, SigningKey
 from kibitz.kit.passwords import hash_password, verify_password
+from kibitz.kit.session_revocations import SessionRevoked
 from kibitz.services.auth import repository
 from kibitz.services.auth.errors import (
     EmailTaken,
@@ -48,9 +45,11 @@ from kibitz.services.auth.errors import (
     WeakPassword,
 )
 from kibitz.services.auth.events import user_registered
+from kibitz.services.auth.login_throttle import LoginThrottle
 from kibitz.services.auth.models import (
     RefreshToken,
     RefreshTokenFamily,
+    SessionRevocation,
     SigningKeyRecord,
     User,
 )
@@ -220,84 +219,6 @@ class KeyRing:
         return self._jwks
 
 
-# --- brute force ----------------------------------------------------------------------------
-
-
-class LoginThrottle:
-    """Failed-login counters per account and per client address, in tiers so the delay grows."""
-
-    def __init__(
-        self,
-        *,
-        storage_url: str,
-        per_account: int,
-        per_ip: int,
-        window_seconds: int,
-        key_prefix: str = "kibitz-auth-login",
-    ) -> None:
-        # redis-py is installed (coredis, limits' default async client, is not).
-        options = (
-            {"implementation": "redispy", "key_prefix": key_prefix}
-            if "redis" in storage_url.split("://")[0]
-            else {}
-        )
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
-
-        # n per window, then 2n per 4 windows, then 4n per day: each tier locks out longer.
-        def tiers(amount: int) -> list[RateLimitItem]:
-            return [
-                RateLimitItemPerSecond(amount, window_seconds),
-                RateLimitItemPerSecond(amount * 2, window_seconds * 4),
-                RateLimitItemPerSecond(amount * 4, max(window_seconds * 16, 24 * 60 * 60)),
-            ]
-
-        self._account_tiers = tiers(per_account)
-        self._ip_tiers = tiers(per_ip)
-
-    @staticmethod
-    def _account_key(email: str) -> str:
-        # Hashed: the shared store (Redis) never holds email addresses.
-        return hashlib.sha256(email.encode()).hexdigest()[:32]
-
-    def _limits(self, *, email: str, ip: str) -> list[tuple[RateLimitItem, str, str]]:
-        account = self._account_key(email)
-        return [(item, "auth-login-account", account) for item in self._account_tiers] + [
-            (item, "auth-login-ip", ip) for item in self._ip_tiers
-        ]
-
-    async def check(self, *, email: str, ip: str) -> None:
-        """429 while the account or the address has used up its failures."""
-        retry_after = 0.0
-        try:
-            for item, scope, key in self._limits(email=email, ip=ip):
-                if not await self._limiter.test(item, scope, key):
-                    stats = await self._limiter.get_window_stats(item, scope, key)
-                    retry_after = max(retry_after, stats.reset_time - time.time())
-        except Exception:
-            # Fail open: a broken counter store must not lock every user out.
-            logger.warning("login_throttle_unavailable", exc_info=True)
-            return
-        if retry_after > 0:
-            raise TooManyLoginAttempts(retry_after=math.ceil(retry_after))
-
-    async def record_failure(self, *, email: str, ip: str) -> None:
-        """Count one failed login against the account and the address."""
-        try:
-            for item, scope, key in self._limits(email=email, ip=ip):
-                await self._limiter.hit(item, scope, key)
-        except Exception:
-            logger.warning("login_throttle_unavailable", exc_info=True)
-
-    async def record_success(self, *, email: str) -> None:
-        """A correct password clears the account's failures (not the address's)."""
-        account = self._account_key(email)
-        try:
-            for item in self._account_tiers:
-                await self._limiter.clear(item, "auth-login-account", account)
-        except Exception:
-            logger.warning("login_throttle_unavailable", exc_info=True)
-
-
 # --- accounts and tokens --------------------------------------------------------------------
 
 
@@ -419,14 +340,14 @@ class AuthService:
                     session,
                     user_registered(user, tenant_name=membership.tenant_name or tenant_name),
                 )
-                refresh_token = await self._start_family(session, user_id=user.id)
+                refresh_token, session_id = await self._start_family(session, user_id=user.id)
         except Exception:
             # Another registration took the email meanwhile (or the write failed): the tenant
             # made for this account, or the invite it used, must not stay behind.
             await self._undo_join(user_id)
             raise
         logger.info("user_registered", user_id=str(user.id), tenant_id=str(user.tenant_id))
-        return self._issue(user, refresh_token)
+        return self._issue(user, refresh_token, session_id)
 
     async def _undo_join(self, user_id: uuid.UUID) -> None:
         if self.tenants is None:
@@ -486,9 +407,9 @@ class AuthService:
         )
 
     async def login(self, *, email: str, password: str, client_ip: str) -> IssuedSession:
-        """Check the credentials (throttled per account and address) and open a session."""
+        """Check the credentials (throttled, see `login_throttle.py`) and open a session."""
         try:
-            await self.throttle.check(email=email, ip=client_ip)
+            await self.throttle.admit(email=email, ip=client_ip)
         except TooManyLoginAttempts:
             LOGINS.labels("throttled").inc()
             raise
@@ -498,14 +419,13 @@ class AuthService:
         # Unknown emails are verified against a dummy hash: the same time, the same answer.
         valid = await verify_password(user.password_hash if user else None, password)
         if user is None or not valid:
-            await self.throttle.record_failure(email=email, ip=client_ip)
             LOGINS.labels("failed").inc()
             raise InvalidCredentials()
-        await self.throttle.record_success(email=email)
+        await self.throttle.succeeded(email=email, ip=client_ip)
         LOGINS.labels("succeeded").inc()
         async with self.database.transaction() as session:
-            refresh_token = await self._start_family(session, user_id=user.id)
-        return self._issue(user, refresh_token)
+            refresh_token, session_id = await self._start_family(session, user_id=user.id)
+        return self._issue(user, refresh_token, session_id)
 
     async def _refuse_passwords_where_sso_is_enforced(
         self, session: AsyncSession, *, email: str, user: User | None
@@ -522,9 +442,9 @@ class AuthService:
     async def sign_in(self, user: User) -> IssuedSession:
         """Open a session for a user someone else vouched for (an identity provider)."""
         async with self.database.transaction() as session:
-            refresh_token = await self._start_family(session, user_id=user.id)
+            refresh_token, session_id = await self._start_family(session, user_id=user.id)
         LOGINS.labels("sso").inc()
-        return self._issue(user, refresh_token)
+        return self._issue(user, refresh_token, session_id)
 
     async def refresh(self, *, refresh_token: str) -> IssuedSession:
         """Spend the refresh token for a new pair; reusing a spent one revokes its family."""
@@ -549,16 +469,18 @@ class AuthService:
                     raise InvalidRefreshToken()
                 new_token = await self._add_token(session, family_id=family.id, now=now)
             else:
-                # A spent token came back: it leaked. End the whole session, newest token too.
+                # A spent token came back: it leaked. End the whole session, newest token too,
+                # and its access tokens in every service.
                 await repository.revoke_refresh_token_family(
                     session, family_id=family.id, now=now, reason="reuse"
                 )
+                await self._revoke_session(session, family=family, now=now)
         # Raised after the block so the revocation commits.
         if user is None:
             logger.warning("refresh_token_reused", family_id=str(family.id))
             REFRESH_REUSES.inc()
             raise InvalidRefreshToken()
-        return self._issue(user, new_token)
+        return self._issue(user, new_token, family.id)
 
     async def logout(self, *, refresh_token: str) -> None:
         """Revoke the refresh token's family; unknown tokens are ignored (logout is idempotent)."""
@@ -567,9 +489,36 @@ class AuthService:
                 session, token_hash=hash_refresh_token(refresh_token)
             )
             if found is not None:
+                now = datetime.now(UTC)
                 await repository.revoke_refresh_token_family(
-                    session, family_id=found[1].id, now=datetime.now(UTC), reason="logout"
+                    session, family_id=found[1].id, now=now, reason="logout"
                 )
+                await self._revoke_session(session, family=found[1], now=now)
+
+    async def _revoke_session(
+        self, session: AsyncSession, *, family: RefreshTokenFamily, now: datetime
+    ) -> None:
+        """Refuse the session's access tokens everywhere until they expire: stored (for
+        processes that ask) and published (for those that listen), in this transaction."""
+        # The access tokens of the session were issued by now at the latest; 2 min of skew.
+        expires_at = now + timedelta(seconds=ACCESS_TOKEN_SECONDS + 120)
+        await repository.add_session_revocation(
+            session,
+            SessionRevocation(
+                session_id=family.id, user_id=family.user_id, revoked_at=now, expires_at=expires_at
+            ),
+        )
+        await self.outbox.add(
+            session,
+            SessionRevoked(session_id=family.id, user_id=family.user_id, expires_at=expires_at),
+        )
+
+    async def session_revocations(
+        self, session: AsyncSession, *, since: datetime | None
+    ) -> tuple[datetime, list[SessionRevocation]]:
+        """The revocations whose tokens may still be live, newer than `since`; and now."""
+        now = datetime.now(UTC)
+        return now, await repository.list_session_revocations(session, now=now, since=since)
 
     async def get_user(self, session: AsyncSession, *, user_id: uuid.UUID) -> User:
         """The user an access token names (401 when the account is gone)."""
@@ -585,11 +534,14 @@ class AuthService:
             raise UserNotFound()
         return user
 
-    async def _start_family(self, session: AsyncSession, *, user_id: uuid.UUID) -> str:
+    async def _start_family(
+        self, session: AsyncSession, *, user_id: uuid.UUID
+    ) -> tuple[str, uuid.UUID]:
+        """A new session: its first refresh token and its id (the access tokens' `sid`)."""
         now = datetime.now(UTC)
         family = RefreshTokenFamily(id=new_id(), user_id=user_id, created_at=now)
         await repository.add_refresh_token_family(session, family)
-        return await self._add_token(session, family_id=family.id, now=now)
+        return await self._add_token(session, family_id=family.id, now=now), family.id
 
     async def _add_token(
         self, session: AsyncSession, *, family_id: uuid.UUID, now: datetime
@@ -607,9 +559,9 @@ class AuthService:
         )
         return token
 
-    def _issue(self, user: User, refresh_token: str) -> IssuedSession:
+    def _issue(self, user: User, refresh_token: str, session_id: uuid.UUID) -> IssuedSession:
         access_token = self.keys.signing_key.issue_access_token(
-            user_id=user.id, tenant_id=user.tenant_id, role=user.role
+            user_id=user.id, tenant_id=user.tenant_id, role=user.role, session_id=session_id
         )
         return IssuedSession(user=user, access_token=access_token, refresh_token=refresh_token)
 

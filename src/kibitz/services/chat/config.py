@@ -30,9 +30,6 @@ class ChatSettings(ServiceSettings):
     reply_sweep_seconds: PositiveFloat = 1.0
     # Replies one chat process generates at once (its share of the work queue).
     reply_concurrency: PositiveInt = 256
-    # The work queue replies go through: `memory` (one process), `redis://…` or `nats://…`;
-    # empty: the platform's broker (the bus's), or memory all-in-one.
-    jobs_url: str = ""
     # 15 s: comments on idle streams so proxies do not close them.
     heartbeat_seconds: PositiveFloat = 15.0
     # 24 h: Stripe's window for remembering an Idempotency-Key.

@@ -85,7 +85,7 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
         settings=settings, database=database, fanout=fanout, outbox=outbox, agents=agents
     )
     queue = create_job_queue(
-        settings.jobs_url or "memory", namespace=NAME, lease_seconds=settings.reply_lease_seconds
+        platform.settings.queue_url, namespace=NAME, lease_seconds=settings.reply_lease_seconds
     )
     return ChatService(
         settings=settings,

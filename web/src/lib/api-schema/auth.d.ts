@@ -79,7 +79,7 @@ export interface paths {
         put?: never;
         /**
          * Log in
-         * @description The same 401 for an unknown email and a wrong password. Failed logins are limited per account and per address; past the limit the answer is 429 with `Retry-After`, and the wait grows with further failures.
+         * @description The same 401 for an unknown email and a wrong password. Failed logins are slowed per account and client address and per address: after a few free ones each attempt waits a delay that doubles with every further failure (429 with `Retry-After`); the owner signing in from another address is not held up. An account guessed at from very many addresses meets a far higher ceiling.
          */
         post: operations["login_auth_login_post"];
         delete?: never;
@@ -709,6 +709,44 @@ export interface components {
             password: string;
             /** Tenant Name */
             tenant_name?: string | null;
+        };
+        /**
+         * SessionRevocationPage
+         * @description Revoked sessions newer than asked, and the time of the answer (the next `since`).
+         * @example {
+         *       "items": [
+         *         {
+         *           "expires_at": "2026-12-07T16:14:30Z",
+         *           "session_id": "01938a7e-5a2b-7c3d-9e4f-1a2b3c4d5e6f"
+         *         }
+         *       ],
+         *       "now": "2026-12-07T16:00:00Z"
+         *     }
+         */
+        SessionRevocationPage: {
+            /** Items */
+            items: components["schemas"]["SessionRevocationRead"][];
+            /**
+             * Now
+             * Format: date-time
+             */
+            now: string;
+        };
+        /**
+         * SessionRevocationRead
+         * @description A revoked session and when its last access token expires anyway.
+         */
+        SessionRevocationRead: {
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
         };
         /**
          * TenantProviderRead
