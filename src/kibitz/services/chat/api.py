@@ -19,7 +19,7 @@ from kibitz.kit.http.sse import encode_comment, encode_retry
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 from kibitz.kit.observability import request_id_of
 from kibitz.kit.security import CurrentPrincipal, bearer_token
-from kibitz.services.chat import chats, service
+from kibitz.services.chat import chats, participants, service
 from kibitz.services.chat.dependencies import (
     ChatServiceDep,
     OwnedChat,
@@ -29,6 +29,7 @@ from kibitz.services.chat.dependencies import (
     owned_chat_id,
 )
 from kibitz.services.chat.schemas import (
+    ChatCreate,
     ChatPage,
     ChatRead,
     ChatSend,
@@ -197,15 +198,55 @@ async def get_chat(chat: OwnedChatToRead) -> ChatRead:
     return ChatRead.model_validate(chat)
 
 
+@router.post(
+    "/chats",
+    status_code=201,
+    response_model=ChatRead,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Start a chat with 1 to 8 agents (the first is the default) in a mode",
+)
+async def create_chat(
+    body: ChatCreate,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    parts: ChatServiceDep,
+) -> dict[str, Any]:
+    """The new chat, with no messages yet."""
+    return await participants.create_chat(
+        session,
+        agents=parts.agents,
+        plans=parts.plans,
+        principal=principal,
+        body=body,
+        access_token=bearer_token(request) or "",
+    )
+
+
 @router.patch(
     "/chats/{chat_id}",
     response_model=ChatRead,
-    responses=problem_responses(401, 404, 422),
-    summary="Rename a chat",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Rename a chat, change its participants or its mode",
 )
-async def rename_chat(body: ChatUpdate, chat: OwnedChat, session: SessionDep) -> dict[str, Any]:
-    """Set the chat's title."""
-    return await chats.rename(session, chat=chat, title=body.title)
+async def update_chat(
+    body: ChatUpdate,
+    request: Request,
+    chat: OwnedChat,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    parts: ChatServiceDep,
+) -> dict[str, Any]:
+    """The chat as it now is."""
+    return await participants.update_chat(
+        session,
+        chat=chat,
+        agents=parts.agents,
+        plans=parts.plans,
+        principal=principal,
+        body=body,
+        access_token=bearer_token(request) or "",
+    )
 
 
 @router.delete(

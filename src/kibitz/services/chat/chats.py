@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.kit.errors import Unprocessable
 from kibitz.kit.jwt import Principal
-from kibitz.services.chat.models import Chat, utcnow
+from kibitz.services.chat.models import Chat
 from kibitz.services.chat.replies.generate import ReplyGenerator
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatRead, HistoryPage, MessageRead
@@ -66,14 +66,6 @@ async def history(
         messages=[MessageRead.model_validate(message) for message in page],
         next_cursor=next_cursor,
     )
-
-
-async def rename(session: AsyncSession, *, chat: Chat, title: str) -> dict[str, Any]:
-    """Give the chat a new title."""
-    chat.title = title.strip() or chat.title
-    chat.updated_at = utcnow()
-    await session.flush()
-    return ChatRead.model_validate(chat).model_dump(mode="json")
 
 
 async def delete_chat(

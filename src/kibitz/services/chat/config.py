@@ -40,3 +40,5 @@ class ChatSettings(ServiceSettings):
     stop_wait_seconds: NonNegativeFloat = 3.0
     # Upper bound on one whole reply (s); the agent call is cut off after it.
     reply_timeout_seconds: PositiveFloat = 300.0
+    # 5 s: how long a tenant's plan (the `multi_agent` feature) is reused before asking again.
+    plan_cache_seconds: NonNegativeFloat = 5.0

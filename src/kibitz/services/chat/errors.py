@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kibitz.kit.errors import NotFound, PayloadTooLarge, TooManyRequests, Unprocessable
@@ -31,3 +32,16 @@ class IdempotencyKeyReused(Unprocessable):
 
 class TooManyGenerations(TooManyRequests):
     problem_type, title = "too-many-generations", "Too Many Replies In Progress"
+
+
+class MentionNotResolved(Unprocessable):
+    """An `@Name` that names no participant, or several (422, naming the choices)."""
+
+    problem_type, title = "mention-not-resolved", "Mention Not Resolved"
+
+    def __init__(self, mention: str, *, reason: str, choices: Sequence[str]) -> None:
+        listed = ", ".join(f"@{choice}" for choice in choices)
+        super().__init__(
+            f"@{mention} is {reason} in this chat; choose one of {listed}.",
+            extra={"mention": mention, "reason": reason, "choices": list(choices)},
+        )

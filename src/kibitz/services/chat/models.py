@@ -85,7 +85,12 @@ class Chat(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    # The default agent: the first of `agent_ids`.
     agent_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    # The participants (1 to 8 agent ids as strings, the default first) and how they answer.
+    agent_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    # A server default, not a Python one: inserts that leave it out work on older schemas too.
+    mode: Mapped[str] = mapped_column(String(16), nullable=False, server_default="direct")
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
@@ -107,6 +112,8 @@ class Message(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     sender: Mapped[str] = mapped_column(String(10), nullable=False)
+    # The agent that wrote a reply (null for the user's messages).
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     input_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

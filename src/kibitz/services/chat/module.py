@@ -24,6 +24,7 @@ from kibitz.services.chat.api import router
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.export.api import router as export_router
 from kibitz.services.chat.models import outbox_table, utcnow
+from kibitz.services.chat.participants import plan_reader
 from kibitz.services.chat.replies.generate import ReplyGenerator
 from kibitz.services.chat.replies.jobs import ReplyJobs
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
@@ -95,6 +96,7 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
         agents=agents,
         generator=generator,
         replies=ReplyJobs(queue=queue, generator=generator, database=database, settings=settings),
+        plans=plan_reader(platform, cache_seconds=settings.plan_cache_seconds),
     )
 
 

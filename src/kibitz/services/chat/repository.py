@@ -142,16 +142,15 @@ class ChatRepository:
         self.session.add(row)
 
     async def insert_messages(self, messages: Sequence[Message]) -> None:
-        """Insert new messages at once (plain rows: no unit of work to track them). Unset
-        attributes are left out, so the columns' defaults apply."""
-        rows = [
-            {
-                column.key: value
-                for column in _MESSAGES.columns
-                if (value := getattr(message, column.key)) is not None
-            }
-            for message in messages
+        """Insert new messages at once (plain rows: no unit of work to track them). Attributes
+        no message sets are left out, so the columns' defaults apply; every row has the same keys
+        (an executemany takes its columns from the first row)."""
+        keys = [
+            column.key
+            for column in _MESSAGES.columns
+            if any(getattr(message, column.key) is not None for message in messages)
         ]
+        rows = [{key: getattr(message, key) for key in keys} for message in messages]
         await self.session.execute(_INSERT_MESSAGES, rows)
 
     async def delete_chat(self, chat: Chat) -> None:

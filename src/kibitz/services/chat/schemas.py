@@ -4,39 +4,90 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kibitz.kit.inputs import MultiLineText, SingleLineText
 
 MessageStatusName = Literal["pending", "streaming", "complete", "failed", "stopped"]
+# direct: the default agent (or the @mentioned ones) answers; panel: every participant in turn;
+# orchestrated: the first agent consults the others.
+ChatMode = Literal["direct", "panel", "orchestrated"]
+# 1 to 8 agents take part in a chat.
+MAX_PARTICIPANTS = 8
+AgentIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_PARTICIPANTS)]
+
+
+def _distinct(agent_ids: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+    if agent_ids is not None and len(set(agent_ids)) != len(agent_ids):
+        raise ValueError("an agent takes part in a chat once")
+    return agent_ids
 
 
 class ChatSend(BaseModel):
-    """A user message: to a new chat (`agent_id`) or an existing one (`chat_id`)."""
+    """A user message: to a new chat (`agent_id`, or `agent_ids` and a `mode`) or an existing one
+    (`chat_id`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     # Length is checked in the service (413 beyond the cap, 422 when empty).
     content: MultiLineText
     agent_id: uuid.UUID | None = None
+    agent_ids: AgentIds | None = None
+    mode: ChatMode | None = None
     chat_id: uuid.UUID | None = None
     title: SingleLineText | None = Field(default=None, min_length=1, max_length=200)
 
+    _distinct_agents = field_validator("agent_ids")(_distinct)
+
     @model_validator(mode="after")
     def _one_target(self) -> ChatSend:
-        if (self.agent_id is None) == (self.chat_id is None):
-            raise ValueError("give either agent_id (a new chat) or chat_id (an existing one)")
+        targets = [self.agent_id, self.agent_ids, self.chat_id]
+        if sum(target is not None for target in targets) != 1:
+            raise ValueError(
+                "give one of agent_id or agent_ids (a new chat) or chat_id (an existing one)"
+            )
+        if self.mode is not None and self.chat_id is not None:
+            raise ValueError("mode is set for a new chat (PATCH /chat/chats/{id} changes it)")
         return self
 
+    @property
+    def participants(self) -> list[uuid.UUID]:
+        """A new chat's agents, the default first (empty for an existing chat)."""
+        if self.agent_ids is not None:
+            return list(self.agent_ids)
+        return [self.agent_id] if self.agent_id is not None else []
 
-class ChatUpdate(BaseModel):
-    """A rename."""
+
+class ChatCreate(BaseModel):
+    """A new chat with its participants, before any message."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: SingleLineText = Field(min_length=1, max_length=200)
+    agent_ids: AgentIds
+    mode: ChatMode = "direct"
+    title: SingleLineText | None = Field(default=None, min_length=1, max_length=200)
+
+    _distinct_agents = field_validator("agent_ids")(_distinct)
+
+
+class ChatUpdate(BaseModel):
+    """A rename, new participants or a new mode (any of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: SingleLineText | None = Field(default=None, min_length=1, max_length=200)
+    agent_ids: AgentIds | None = None
+    mode: ChatMode | None = None
+
+    _distinct_agents = field_validator("agent_ids")(_distinct)
+
+    @model_validator(mode="after")
+    def _something(self) -> ChatUpdate:
+        if self.title is None and self.agent_ids is None and self.mode is None:
+            raise ValueError("give title, agent_ids or mode")
+        return self
 
 
 class Citation(BaseModel):
@@ -56,6 +107,8 @@ class MessageRead(BaseModel):
     id: uuid.UUID
     chat_id: uuid.UUID
     sender: Literal["user", "agent"]
+    # The agent that wrote a reply; null for the user's messages.
+    agent_id: uuid.UUID | None = None
     content: str
     status: MessageStatusName
     input_tokens: int
@@ -80,7 +133,10 @@ class ChatRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+    # The default agent (the first of `agent_ids`).
     agent_id: uuid.UUID
+    agent_ids: list[uuid.UUID]
+    mode: ChatMode
     title: str
     created_at: datetime
     updated_at: datetime
@@ -92,6 +148,8 @@ class SendResult(BaseModel):
     chat_id: uuid.UUID
     user_message: MessageRead
     agent_message: MessageRead
+    # Every reply this send starts, in order (`agent_message` is the first).
+    agent_messages: list[MessageRead]
 
 
 class HistoryPage(BaseModel):

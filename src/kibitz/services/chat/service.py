@@ -23,15 +23,17 @@ from kibitz.kit.events import Outbox
 from kibitz.kit.http import ServiceClient
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
+from kibitz.kit.plans import PlanReader
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.errors import MessageNotFound
 from kibitz.services.chat.models import MessageStatus, Sender, utcnow
+from kibitz.services.chat.participants import check_participants
 from kibitz.services.chat.replies.generate import EarlyStart, ReplyGenerator, new_holder
 from kibitz.services.chat.replies.jobs import ReplyJobs
 from kibitz.services.chat.replies.orders import ReplyOrder
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatSend
-from kibitz.services.chat.sending.checks import check_agent, check_content
+from kibitz.services.chat.sending.checks import check_content
 from kibitz.services.chat.sending.idempotency import checked_key, claim_key, released_on_failure
 from kibitz.services.chat.sending.quota import QuotaGate
 from kibitz.services.chat.sending.store import SendIds, StoredSend, store_send
@@ -57,6 +59,8 @@ class ChatService:
     agents: ServiceClient
     generator: ReplyGenerator
     replies: ReplyJobs
+    # The tenant's plan: several agents in a chat need `multi_agent`.
+    plans: PlanReader
 
     async def start(self) -> None:
         """Connect the fan-out (it relays stop requests) and take reply jobs."""
@@ -69,6 +73,7 @@ class ChatService:
         await self.replies.close()
         await self.fanout.close()
         await self.quota.close()
+        await self.plans.aclose()
         await self.agents.aclose()
 
 
@@ -111,8 +116,15 @@ async def send(
         replay = replay_send(chat.database, chat.fanout, earlier, heartbeat_seconds=heartbeat)
         return SendOutcome(result=earlier, replayed=True, frames=replay if stream else None)
     async with released_on_failure(chat.database, user_id=principal.user_id, key=key):
-        if body.agent_id is not None and body.chat_id is None:
-            await check_agent(chat.agents, body.agent_id, access_token)
+        if body.chat_id is None:
+            await check_participants(
+                agents=chat.agents,
+                plans=chat.plans,
+                principal=principal,
+                agent_ids=body.participants,
+                mode=body.mode or "direct",
+                access_token=access_token,
+            )
         ids = SendIds(user_message=new_id(), reply=new_id(), chat=new_id())
         holder = new_holder()
 

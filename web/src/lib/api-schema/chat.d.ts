@@ -17,7 +17,11 @@ export interface paths {
          */
         get: operations["list_chats_chat_chats_get"];
         put?: never;
-        post?: never;
+        /**
+         * Start a chat with 1 to 8 agents (the first is the default) in a mode
+         * @description The new chat, with no messages yet.
+         */
+        post: operations["create_chat_chat_chats_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -46,10 +50,10 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Rename a chat
-         * @description Set the chat's title.
+         * Rename a chat, change its participants or its mode
+         * @description The chat as it now is.
          */
-        patch: operations["rename_chat_chat_chats__chat_id__patch"];
+        patch: operations["update_chat_chat_chats__chat_id__patch"];
         trace?: never;
     };
     "/chat/chats/{chat_id}/export": {
@@ -178,6 +182,22 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * ChatCreate
+         * @description A new chat with its participants, before any message.
+         */
+        ChatCreate: {
+            /** Agent Ids */
+            agent_ids: string[];
+            /**
+             * Mode
+             * @default direct
+             * @enum {string}
+             */
+            mode?: "direct" | "panel" | "orchestrated";
+            /** Title */
+            title?: string | null;
+        };
+        /**
          * ChatPage
          * @description My chats, newest first.
          */
@@ -197,6 +217,8 @@ export interface components {
              * Format: uuid
              */
             agent_id: string;
+            /** Agent Ids */
+            agent_ids: string[];
             /**
              * Created At
              * Format: date-time
@@ -207,6 +229,11 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "direct" | "panel" | "orchestrated";
             /** Title */
             title: string;
             /**
@@ -217,25 +244,34 @@ export interface components {
         };
         /**
          * ChatSend
-         * @description A user message: to a new chat (`agent_id`) or an existing one (`chat_id`).
+         * @description A user message: to a new chat (`agent_id`, or `agent_ids` and a `mode`) or an existing one
+         *     (`chat_id`).
          */
         ChatSend: {
             /** Agent Id */
             agent_id?: string | null;
+            /** Agent Ids */
+            agent_ids?: string[] | null;
             /** Chat Id */
             chat_id?: string | null;
             /** Content */
             content: string;
+            /** Mode */
+            mode?: ("direct" | "panel" | "orchestrated") | null;
             /** Title */
             title?: string | null;
         };
         /**
          * ChatUpdate
-         * @description A rename.
+         * @description A rename, new participants or a new mode (any of them).
          */
         ChatUpdate: {
+            /** Agent Ids */
+            agent_ids?: string[] | null;
+            /** Mode */
+            mode?: ("direct" | "panel" | "orchestrated") | null;
             /** Title */
-            title: string;
+            title?: string | null;
         };
         /**
          * Citation
@@ -285,6 +321,8 @@ export interface components {
          * @description One message of a chat.
          */
         MessageRead: {
+            /** Agent Id */
+            agent_id?: string | null;
             /**
              * Chat Id
              * Format: uuid
@@ -378,6 +416,8 @@ export interface components {
          */
         SendResult: {
             agent_message: components["schemas"]["MessageRead"];
+            /** Agent Messages */
+            agent_messages: components["schemas"]["MessageRead"][];
             /**
              * Chat Id
              * Format: uuid
@@ -520,6 +560,273 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 401,
                      *       "title": "Missing or invalid access token",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Validation error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 422,
+                     *       "title": "Validation error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Limit reached (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 429,
+                     *       "title": "Limit reached (see Retry-After)",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 500,
+                     *       "title": "Unexpected error",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+        };
+    };
+    create_chat_chat_chats_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 401,
+                     *       "title": "Missing or invalid access token",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 403,
+                     *       "title": "Authenticated but not allowed",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Not found, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 404,
+                     *       "title": "Not found, or not yours",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 413,
+                     *       "title": "Payload too large",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Body must be application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 415,
+                     *       "title": "Body must be application/json",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */
@@ -931,7 +1238,7 @@ export interface operations {
             };
         };
     };
-    rename_chat_chat_chats__chat_id__patch: {
+    update_chat_chat_chats__chat_id__patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -993,6 +1300,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 401,
                      *       "title": "Missing or invalid access token",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 403,
+                     *       "title": "Authenticated but not allowed",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */

@@ -81,6 +81,7 @@ async def finish_reply(
                 "id": order.message_id,
                 "chat_id": order.chat_id,
                 "sender": Sender.AGENT.value,
+                "agent_id": order.agent_id,
                 "created_at": order.created_at,
                 "updated_at": utcnow(),
             }

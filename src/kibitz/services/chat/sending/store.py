@@ -68,10 +68,9 @@ async def checked_view(
     agent, title and recent messages, newest first."""
     since = now - timedelta(seconds=settings.stale_generation_seconds)
     if body.chat_id is None:
-        assert body.agent_id is not None
         in_flight = await reads.in_flight(user_id=principal.user_id, since=since)
         title = body.title or default_title(body.content)
-        view = SendView(agent_id=body.agent_id, title=title, in_flight=in_flight, history=[])
+        view = SendView(agent_id=body.participants[0], title=title, in_flight=in_flight, history=[])
     else:
         found = await reads.existing_chat(
             body.chat_id,
@@ -172,6 +171,8 @@ async def _insert(
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
                 agent_id=view.agent_id,
+                agent_ids=[str(agent_id) for agent_id in body.participants],
+                mode=body.mode or "direct",
                 title=view.title,
                 created_at=now,
                 updated_at=now,
@@ -199,6 +200,7 @@ async def _insert(
     reply = Message(
         id=order.message_id,
         sender=Sender.AGENT.value,
+        agent_id=order.agent_id,
         content="",
         status=MessageStatus.PENDING.value,
         **common,
@@ -208,4 +210,5 @@ async def _insert(
         chat_id=order.chat_id,
         user_message=MessageRead.model_validate(user_message),
         agent_message=MessageRead.model_validate(reply),
+        agent_messages=[MessageRead.model_validate(reply)],
     ).model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Who answers a send, in what order: a chat's mode and the `@Name` mentions of the message."""
