@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.fixtures.jetstream_cleanup import delete_streams_made_since, streams_now
 from tests.fixtures.stack import Stack, start_stack
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -20,6 +21,14 @@ structlog.configure(
         structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
     ]
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jetstream_streams_deleted_after_the_run() -> object:
+    """Streams this run made go when it ends (see tests/fixtures/jetstream_cleanup.py)."""
+    before = streams_now()
+    yield
+    delete_streams_made_since(before)
 
 
 @pytest.fixture(params=DATABASES)

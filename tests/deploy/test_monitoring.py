@@ -93,6 +93,7 @@ def test_the_dashboard_shows_the_bookkeeping_an_operator_watches() -> None:
         "kibitz_db_pool_connections_in_use",
         "kibitz_jobs_depth",
         "kibitz_jobs_reclaimed_total",
+        "kibitz_event_lag_seconds_bucket",
     } <= used
 
 

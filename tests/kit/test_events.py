@@ -459,3 +459,27 @@ async def test_a_consumer_continues_the_trace_of_the_request_that_wrote_the_even
     assert consumer.context.trace_id == request.get_span_context().trace_id
     assert consumer.name == "process tests.pinged"
     assert (consumer.attributes or {})["messaging.consumer.group.name"] == "traced"
+
+
+async def test_bus_lag_is_measured_from_when_the_event_happened(buses: BusFactory) -> None:
+    from prometheus_client import REGISTRY
+
+    bus = await buses.replica()
+    handled = asyncio.Event()
+
+    async def handler(_: EventEnvelope) -> None:
+        handled.set()
+
+    def lag_sum() -> float:
+        labels = {"group": "lagging", "event": Pinged.name}
+        return REGISTRY.get_sample_value("kibitz_event_lag_seconds_sum", labels) or 0.0
+
+    before = lag_sum()
+    await bus.subscribe([Pinged.name], group="lagging", handler=handler)
+    # An event that happened 2 s ago (written to an outbox, then relayed late, say).
+    late = EventEnvelope.wrap(Pinged(number=1)).model_copy(
+        update={"occurred_at": datetime.now(UTC) - timedelta(seconds=2)}
+    )
+    await bus.publish(late)
+    await asyncio.wait_for(handled.wait(), 10)
+    assert 2.0 <= lag_sum() - before < 10.0

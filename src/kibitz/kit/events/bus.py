@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
 from kibitz.kit.ids import new_id
@@ -45,6 +45,15 @@ EVENTS_HANDLED = Counter(
 )
 EVENTS_DEAD_LETTERED = Counter(
     "kibitz_events_dead_lettered_total", "Events parked after their last try", ["group", "event"]
+)
+# Bus lag: from the moment an event happened (its envelope's time, set in the producer's
+# transaction) to a consumer group starting on it: the outbox relay, the broker and the queue
+# of events ahead of it, together.
+EVENTS_LAG = Histogram(
+    "kibitz_event_lag_seconds",
+    "Time from an event's occurrence to a consumer group starting to handle it",
+    ["group", "event"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
 # Tries before an event is parked, and the backoff between them (s, doubling, capped).
@@ -173,6 +182,11 @@ async def deliver_with_retry(
     Returns normally in both cases, so the caller acknowledges the event; it raises only if
     parking itself failed (then the broker redelivers later).
     """
+    occurred = envelope.occurred_at
+    if occurred.tzinfo is None:  # a producer that wrote it without its zone wrote UTC
+        occurred = occurred.replace(tzinfo=UTC)
+    lag = (datetime.now(UTC) - occurred).total_seconds()
+    EVENTS_LAG.labels(group, envelope.name).observe(max(0.0, lag))
     error = ""
     for attempt in range(1, policy.max_attempts + 1):
         try:

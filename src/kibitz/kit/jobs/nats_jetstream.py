@@ -60,7 +60,8 @@ DEFAULT_PREFIX = "kibitz"
 # lease or redelivery horizon (seconds); past them the oldest jobs go.
 MAX_AGE_SECONDS = 24 * 3600.0
 MAX_MESSAGES = 100_000
-MAX_BYTES = 1024**3
+# 256 MiB: 100 000 jobs of a couple of KiB; JetStream reserves a stream's size limit on disk.
+MAX_BYTES = 256 * 1024**2
 # 2 min: an enqueue repeated within this (an outbox relay's retry) is dropped by the server.
 DUPLICATE_WINDOW_SECONDS = 120.0
 # 1 s: how long one pull waits for a job.
