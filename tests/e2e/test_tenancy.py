@@ -173,7 +173,7 @@ async def test_users_registered_while_the_broker_is_down_all_get_one_profile_onc
 
 async def test_a_plan_change_raises_the_gateway_rate_limit(tmp_path: Path) -> None:
     async with start_stack(
-        ["auth", "tenants", "users", "chat", "gateway"], data_dir=tmp_path / "gw"
+        ["auth", "tenants", "users", "agents", "chat", "gateway"], data_dir=tmp_path / "gw"
     ) as stack:
         owner = await stack.register()  # through the gateway
         plan_url = f"{stack.entry}/tenants/plan"

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from kibitz.kit.jobs import Job, JobQueue, Lease, Subscription
+from kibitz.kit.tracing import continued_span, trace_headers
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.models import utcnow
 from kibitz.services.chat.replies.generate import ReplyGenerator, new_holder
@@ -69,11 +70,15 @@ class ReplyJobs:
             "holder": holder,
             "leased_until": time.time() + self.settings.reply_lease_seconds,
             "order": order.to_payload(),
+            # The send's trace, so the reply's work (the agent's call) joins it.
+            "trace": trace_headers(),
         }
         await self.queue.enqueue(Job(id=str(order.message_id), kind=REPLY_JOB, payload=payload))
 
     async def _handle(self, lease: Lease) -> None:
-        await self.generator.handle(lease.job.payload, redelivered=lease.attempt > 1)
+        payload = lease.job.payload
+        with continued_span(f"job {REPLY_JOB}", payload.get("trace")):
+            await self.generator.handle(payload, redelivered=lease.attempt > 1)
 
     async def sweep(self) -> int:
         """Queue again every reply job nobody holds; how many."""
