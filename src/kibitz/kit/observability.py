@@ -178,10 +178,13 @@ class RequestContextMiddleware:
         HTTP_LATENCY.labels(self.service, method, route).observe(seconds)
         if status >= 500:
             HTTP_ERRORS.labels(self.service, route).inc()
-        self.log.info(
+        path = str(scope.get("path", ""))
+        # Service-to-service calls (polls among them) are machine chatter: debug, not info.
+        write = self.log.debug if "/internal/" in path else self.log.info
+        write(
             "request",
             method=method,
-            path=scope.get("path"),
+            path=path,
             status=status,
             duration_ms=round(seconds * 1000, 2),
         )

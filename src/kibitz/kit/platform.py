@@ -62,6 +62,15 @@ class Platform:
         self._clients.append(client)
         return client
 
+    def client_or_absent(self, name: str) -> ServiceClient:
+        """A client for the named service; where the deployment lacks it (a partial test stack),
+        one whose every call answers 503, so the caller can start and say so when asked."""
+        if self.has_service(name):
+            return self.client(name)
+        client = ServiceClient(name, [], internal_token=self.internal_token or None)
+        self._clients.append(client)
+        return client
+
     async def close_clients(self) -> None:
         """Close every client handed out (the runtime calls this at shutdown)."""
         for client in self._clients:

@@ -26,8 +26,7 @@ class UpstreamPool:
     def __init__(
         self, base_urls: Sequence[str], *, cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
     ) -> None:
-        if not base_urls:
-            raise ValueError("an upstream pool needs at least one base URL")
+        # No URL: a service this deployment lacks; every call finds no replica (503).
         self.base_urls = [url.rstrip("/") for url in base_urls]
         self.cooldown_seconds = cooldown_seconds
         self._cycle = itertools.cycle(range(len(self.base_urls)))
@@ -35,6 +34,8 @@ class UpstreamPool:
 
     def candidates(self) -> list[str]:
         """Replicas to try, in order: the next healthy ones first, cooling-down ones last."""
+        if not self.base_urls:
+            return []
         start = next(self._cycle)
         ordered = self.base_urls[start:] + self.base_urls[:start]
         now = time.monotonic()

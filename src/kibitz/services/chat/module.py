@@ -80,7 +80,7 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
     """One of each part chat's steps use, wired for this deployment."""
     outbox = Outbox(outbox_table)
     fanout = create_fanout(platform.settings.redis_url)
-    agents = platform.client("agents")
+    agents = platform.client_or_absent("agents")
     generator = ReplyGenerator(
         settings=settings, database=database, fanout=fanout, outbox=outbox, agents=agents
     )
