@@ -179,8 +179,10 @@ class RequestContextMiddleware:
         if status >= 500:
             HTTP_ERRORS.labels(self.service, route).inc()
         path = str(scope.get("path", ""))
-        # Service-to-service calls (polls among them) are machine chatter: debug, not info.
-        write = self.log.debug if "/internal/" in path else self.log.info
+        # Service-to-service calls and health probes (polls, most of them) are machine
+        # chatter: debug, not info.
+        chatter = "/internal/" in path or path in ("/healthz", "/readyz")
+        write = self.log.debug if chatter else self.log.info
         write(
             "request",
             method=method,
