@@ -203,7 +203,8 @@ async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(validation_problem(exc.errors()))
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """The bare 500 for an error nobody expected (its trace is logged, never answered)."""
     # The trace goes to the log only: a client sees a bare 500.
     logger.error("unhandled_exception", path=request.url.path, exc_info=exc)
     error = ProblemError("An unexpected error occurred.")
@@ -219,7 +220,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
-    app.add_exception_handler(Exception, _handle_unexpected)
+    app.add_exception_handler(Exception, handle_unexpected)
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

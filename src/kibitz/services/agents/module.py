@@ -44,7 +44,7 @@ def _cipher(platform: Platform, settings: AgentsSettings) -> ApiKeyCipher:
 def create_app(platform: Platform) -> FastAPI:
     """The agents app."""
     settings = AgentsSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     runtime = AgentsRuntime(
         settings=settings,
         database=database,
