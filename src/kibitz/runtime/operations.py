@@ -50,6 +50,32 @@ async def rotate_signing_key(settings: PlatformSettings) -> Any:
         await database.dispose()
 
 
+# --- the agents service's encryption key ------------------------------------------------------
+
+
+async def rotate_agents_key(settings: PlatformSettings) -> Any:
+    """Re-encrypt every provider key stored by agents under the first key of
+    `KIBITZ_AGENTS_ENCRYPTION_KEY` (see `services/agents/key_rotation.py`); its report.
+    ValueError when the setting is missing (the generated key file stays as it is)."""
+    from kibitz.services.agents.api_key_cipher import KEY_FILE_NAME, ApiKeyCipher
+    from kibitz.services.agents.config import AgentsSettings
+    from kibitz.services.agents.key_rotation import rotate_stored_keys
+
+    agents = AgentsSettings()
+    if agents.encryption_key is None:
+        raise ValueError(
+            "KIBITZ_AGENTS_ENCRYPTION_KEY is not set: set it to the new key followed by the old "
+            f"ones, comma-separated (all-in-one, the old key is in {KEY_FILE_NAME} under "
+            "KIBITZ_DATA_DIR), on every agents replica too, then run this again"
+        )
+    cipher = ApiKeyCipher.from_setting(agents.encryption_key.get_secret_value())
+    database = Database(database_url_of("agents", settings))
+    try:
+        return await rotate_stored_keys(database, cipher), cipher.key_count
+    finally:
+        await database.dispose()
+
+
 # --- dead letters ---------------------------------------------------------------------------
 
 
