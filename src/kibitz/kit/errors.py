@@ -279,8 +279,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Answers the kit or the gateway can give on any route before the route's own code runs:
-# validation (422), the gateway's rate limits (429), an unexpected error (500).
-EVERY_ROUTE_STATUSES = (422, 429, 500)
+# validation (422), the gateway's rate limits (429), an unexpected error (500), and a service
+# or its database that cannot answer now (503, Retry-After: kit/db/availability.py, the
+# gateway's proxy).
+EVERY_ROUTE_STATUSES = (422, 429, 500, 503)
 # And on a route that takes a body: unreadable (400), over its limit (413), not JSON (415).
 BODY_ROUTE_STATUSES = (400, 413, 415)
 _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
