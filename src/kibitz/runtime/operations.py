@@ -22,8 +22,10 @@ from kibitz.kit.events import EventEnvelope, create_bus
 from kibitz.kit.events.bus import split_bus_url
 from kibitz.kit.events.inbox import KEEP_HANDLED
 from kibitz.kit.settings import PlatformSettings, invalid_settings, service_urls_from_env
+from kibitz.runtime.children import StartupError
 from kibitz.runtime.databases import database_url_of
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
+from kibitz.runtime.server import check_shared_settings
 
 # 5 s: a dependency that takes longer to answer a health check is as good as down.
 _CHECK_TIMEOUT_SECONDS = 5.0
@@ -194,7 +196,8 @@ def settings_problems() -> list[str]:
 
 async def dependency_problems(settings: PlatformSettings) -> list[str]:
     """One line per database, broker, Redis, Qdrant, Stripe or service address that does not
-    answer (or billing's Stripe settings half set)."""
+    answer (or billing's Stripe settings half set, or a setting every replica of a service run
+    apart must share missing)."""
     checks: list[Awaitable[str | None]] = [
         _check_database(name, database_url_of(name, settings))
         for name in available_modules(SERVICE_NAMES)
@@ -213,6 +216,11 @@ async def dependency_problems(settings: PlatformSettings) -> list[str]:
         checks.append(_said("KIBITZ_INTERNAL_TOKEN is not set: services cannot call each other"))
     for name, replicas in urls.items():
         checks += [_check_service(name, url) for url in replicas]
+    for name in urls.keys() & modules.keys():  # run apart here: what every replica must share
+        try:
+            check_shared_settings(modules[name])
+        except StartupError as error:
+            checks.append(_said(str(error)))
     results = await asyncio.gather(*checks)
     return [line for line in results if line]
 
