@@ -103,7 +103,7 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
 def create_app(platform: Platform) -> FastAPI:
     """The chat service's app."""
     settings = ChatSettings()
-    database = ChatDatabase(database_url(platform))
+    database = ChatDatabase(database_url(platform), pool=settings.database_pool())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
