@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
+
+import pytest
 
 from kibitz.contracts.events import AccountDeleted, MemberRemoved
 from kibitz.kit.events import EventEnvelope
-from tests.fixtures.stack import DEFAULT_PASSWORD, Account, Stack
+from tests.fixtures.stack import DEFAULT_PASSWORD, Account, Stack, start_stack
 from tests.services.tenants.conftest import Tenants
 from tests.services.tenants.test_api import assert_problem, team
 
@@ -137,3 +140,42 @@ async def _invite(tenants: Tenants, owner: Account) -> str:
     response = await tenants.post("/tenants/invites", owner, json={"role": "member"})
     assert response.status_code == 201, response.text
     return str(response.json()["code"])
+
+
+@pytest.mark.parametrize("bus", ["memory", pytest.param("nats", marks=pytest.mark.nats)])
+async def test_leaving_travels_on_the_bus_to_every_consumer(tmp_path: Path, bus: str) -> None:
+    """tenants.member_removed -> auth ends the account -> auth.account_deleted -> tenants and
+    users erase the person, on the in-process bus and on NATS JetStream."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    bus_url = f"nats://127.0.0.1:4222?prefix={prefix}" if bus == "nats" else "memory"
+    env = {"KIBITZ_BUS_URL": bus_url}
+    async with start_stack(["auth", "tenants", "users"], data_dir=tmp_path, env=env) as stack:
+        tenants = Tenants(stack)
+        owner, admin, member = await team(stack, tenants)
+        users = stack.url("users")
+        assert (
+            await stack.http.get(f"{users}/users/me", headers=member.headers)
+        ).status_code == 200
+        assert await remove(tenants, owner, str(member.user["id"])) == 204
+        deleted = await stack.http.request(
+            "DELETE",
+            f"{stack.url('auth')}/auth/account",
+            headers=admin.headers,
+            json={"password": DEFAULT_PASSWORD},
+        )
+        assert deleted.status_code == 204, deleted.text
+
+        async def gone() -> bool:
+            statuses = [
+                (await stack.http.get(f"{users}/users/me", headers=a.headers)).status_code
+                for a in (member, admin)
+            ]
+            return statuses == [401, 401] and await members_of(tenants, owner) == {
+                str(owner.user["id"])
+            }
+
+        for _ in range(200):
+            if await gone():
+                break
+            await asyncio.sleep(0.05)
+        assert await gone()
