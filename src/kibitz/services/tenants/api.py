@@ -118,7 +118,7 @@ async def remove_member(
 ) -> Response:
     """Remove someone from the caller's tenant (owner/admin; only an owner removes an owner,
     never the last one, never yourself): their account ends, at once on every replica."""
-    await tenants.remove_member(session, principal=principal, user_id=user_id)
+    await tenants.departures.remove(session, principal=principal, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -190,7 +190,7 @@ async def check_departure(
 ) -> Response:
     """For auth's account deletion: 204 when the user may leave their tenant, 409 `last-owner`
     when they are the only owner of a tenant with other members."""
-    await tenants.check_departure(session, user_id=user_id)
+    await tenants.departures.check(session, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -39,7 +39,7 @@ def account_deleted_handler(tenants: TenantsService) -> TransactionalHandler:
 
     async def on_account_deleted(session: AsyncSession, envelope: EventEnvelope) -> None:
         event = AccountDeleted.model_validate(envelope.payload)
-        await tenants.forget_member(session, user_id=event.user_id)
+        await tenants.departures.forget(session, user_id=event.user_id)
 
     return on_account_deleted
 

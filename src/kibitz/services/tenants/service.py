@@ -13,7 +13,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.contracts.events import (
-    MemberRemoved,
     MessageCompleted,
     PlanChanged,
     SubscriptionChanged,
@@ -26,15 +25,13 @@ from kibitz.services.tenants import repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.billing_status import BillingStatus
 from kibitz.services.tenants.catalogue import Catalogue, Plan
+from kibitz.services.tenants.departures import Departures
 from kibitz.services.tenants.errors import (
     BillingRequired,
-    CannotRemoveYourself,
     DowngradeRefused,
     InviteExpiredError,
     InviteNotFound,
     InviteUsed,
-    LastOwner,
-    MemberNotFound,
     QuotaExceeded,
     RoleRequired,
     TenantNotFound,
@@ -93,6 +90,8 @@ class TenantsService:
     ) -> None:
         self.catalogue = catalogue
         self.outbox = outbox
+        # Members leaving: removed by an owner or admin, or gone with their account.
+        self.departures = Departures(outbox=outbox, roles=self)
         self.invite_ttl = timedelta(hours=invite_ttl_hours)
         self.agent_counts = agent_counts
         self.billing = billing
@@ -249,67 +248,6 @@ class TenantsService:
         )
         next_cursor = str(rows[limit - 1].user_id) if len(rows) > limit else None
         return rows[:limit], next_cursor
-
-    async def remove_member(
-        self, session: AsyncSession, *, principal: Principal, user_id: uuid.UUID
-    ) -> None:
-        """An owner or admin removes someone from their tenant (admins: not an owner); 404 for
-        anyone not in it. `tenants.member_removed` goes out in this transaction: auth then
-        ends the person's account (sessions, API keys, data) on every replica."""
-        await self.require_manager(session, principal=principal)
-        membership = await repository.get_membership(session, user_id=user_id)
-        if membership is None or membership.tenant_id != principal.tenant_id:
-            raise MemberNotFound()
-        if user_id == principal.user_id:
-            raise CannotRemoveYourself()
-        # Only an owner removes an owner; never themselves, so an owner always remains.
-        if membership.role == ROLE_OWNER and (
-            await self.role_of(session, principal=principal) != ROLE_OWNER
-        ):
-            raise RoleRequired(ROLE_OWNER)
-        await repository.remove_membership(session, user_id=user_id)
-        await self.outbox.add(
-            session, MemberRemoved(tenant_id=membership.tenant_id, user_id=user_id)
-        )
-        logger.info(
-            "member_removed",
-            tenant_id=str(membership.tenant_id),
-            user_id=str(user_id),
-            by_user_id=str(principal.user_id),
-        )
-
-    async def check_departure(self, session: AsyncSession, *, user_id: uuid.UUID) -> None:
-        """409 when the user is the only owner of a tenant others still belong to (they would
-        leave it without anyone who may manage it)."""
-        membership = await repository.get_membership(session, user_id=user_id)
-        if membership is None or membership.role != ROLE_OWNER:
-            return
-        tenant_id = membership.tenant_id
-        if await repository.count_owners(session, tenant_id=tenant_id) <= 1 and (
-            await repository.count_members(session, tenant_id=tenant_id) > 1
-        ):
-            raise LastOwner()
-
-    async def forget_member(self, session: AsyncSession, *, user_id: uuid.UUID) -> None:
-        """The user's account is gone: so is their membership (idempotent). Should they have
-        been the last owner after all (someone joined after auth checked), the longest-standing
-        admin, else member, becomes owner, so the tenant is never left unmanaged."""
-        membership = await repository.get_membership(session, user_id=user_id)
-        if membership is None:
-            return
-        await repository.remove_membership(session, user_id=user_id)
-        tenant_id = membership.tenant_id
-        if membership.role == ROLE_OWNER and not await repository.count_owners(
-            session, tenant_id=tenant_id
-        ):
-            heir = await repository.longest_standing_member(session, tenant_id=tenant_id)
-            if heir is not None:
-                heir.role = ROLE_OWNER
-                await session.flush()
-                logger.warning(
-                    "owner_succeeded", tenant_id=str(tenant_id), user_id=str(heir.user_id)
-                )
-        logger.info("member_forgotten", tenant_id=str(tenant_id), user_id=str(user_id))
 
     async def create_invite(
         self, session: AsyncSession, *, principal: Principal, role: str
