@@ -120,8 +120,12 @@ async def test_a_deleted_accounts_data_is_gone(world: World) -> None:
         json={"password": DEFAULT_PASSWORD},
     )
     assert deleted.status_code == 204, deleted.text
-    me = await world.http.get(world.url("/users/me"), headers=member.headers)
-    assert me.status_code == 401
+
+    async def signed_out() -> bool:
+        me = await world.http.get(world.url("/users/me"), headers=member.headers)
+        return me.status_code == 401
+
+    await _eventually(signed_out)
 
     chats = "SELECT count(*) FROM chats WHERE user_id = :user_id"
     messages = "SELECT count(*) FROM messages WHERE user_id = :user_id"
