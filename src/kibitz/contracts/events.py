@@ -95,3 +95,19 @@ class MemberRemoved(Event):
 
     tenant_id: uuid.UUID
     user_id: uuid.UUID
+
+
+class AccountDeleted(Event):
+    """A person's account is gone (they deleted it, or were removed from their tenant, which
+    ends the account since a user belongs to one tenant). Their sessions and API keys were
+    revoked in the same transaction; every service erases what it holds of them: tenants their
+    membership, users the profile, chat their chats and messages, agents their agents,
+    knowledge their private collections with documents and vectors."""
+
+    name: ClassVar[str] = "auth.account_deleted"
+    version: ClassVar[int] = 1
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    # "deleted" (by the person) or "removed" (from the tenant by an owner or admin).
+    reason: str

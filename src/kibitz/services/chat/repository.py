@@ -160,6 +160,17 @@ class ChatRepository:
         await self.session.execute(delete(Message).where(Message.chat_id == chat.id))
         await self.session.delete(chat)
 
+    async def delete_all_of_user(self, user_id: uuid.UUID) -> int:
+        """Delete every chat of the user with its messages and reply jobs, and their
+        idempotency keys (the account is gone); how many chats went."""
+        chats = select(Chat.id).where(Chat.user_id == user_id)
+        messages = select(Message.id).where(Message.chat_id.in_(chats))
+        await self.session.execute(delete(ReplyJob).where(ReplyJob.message_id.in_(messages)))
+        await self.session.execute(delete(Message).where(Message.chat_id.in_(chats)))
+        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id))
+        result = await self.session.execute(delete(Chat).where(Chat.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def touch_chat(
         self, chat_id: uuid.UUID, at: datetime, *, title: str | None = None
     ) -> None:

@@ -12,7 +12,11 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.contracts.events import MessageCompleted, PlanChanged, SubscriptionChanged
+from kibitz.contracts.events import (
+    MessageCompleted,
+    PlanChanged,
+    SubscriptionChanged,
+)
 from kibitz.kit.errors import ProblemError
 from kibitz.kit.events import Outbox
 from kibitz.kit.ids import new_id
@@ -21,6 +25,7 @@ from kibitz.services.tenants import repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.billing_status import BillingStatus
 from kibitz.services.tenants.catalogue import Catalogue, Plan
+from kibitz.services.tenants.departures import Departures
 from kibitz.services.tenants.errors import (
     BillingRequired,
     DowngradeRefused,
@@ -85,6 +90,8 @@ class TenantsService:
     ) -> None:
         self.catalogue = catalogue
         self.outbox = outbox
+        # Members leaving: removed by an owner or admin, or gone with their account.
+        self.departures = Departures(outbox=outbox, roles=self)
         self.invite_ttl = timedelta(hours=invite_ttl_hours)
         self.agent_counts = agent_counts
         self.billing = billing
