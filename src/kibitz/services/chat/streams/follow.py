@@ -65,18 +65,24 @@ async def follow(
 def follow_send(
     fanout: Fanout, result: dict[str, Any], *, heartbeat_seconds: float
 ) -> AsyncIterator[Batch | None]:
-    """The stream of a send being answered: subscribed before its messages are announced."""
-    user_dict, agent_dict = result["user_message"], result["agent_message"]
+    """The stream of a send being answered: subscribed before its messages are announced; it
+    ends once the send's last reply is whole (each reply of a turn of several agents)."""
+    messages = [result["user_message"], *_replies(result)]
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(result["chat_id"])))
     return stream_frames(
         subscription,
         exits,
-        cursor=StreamCursor(only={user_dict["id"], agent_dict["id"]}),
-        replay=[(user_dict, ""), (agent_dict, "")],
-        until=agent_dict["id"],
+        cursor=StreamCursor(only={message["id"] for message in messages}),
+        replay=[(message, "") for message in messages],
+        until=messages[-1]["id"],
         heartbeat_seconds=heartbeat_seconds,
     )
+
+
+def _replies(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replies a send started, in order (an answer stored before turns has only one)."""
+    return list(result.get("agent_messages") or [result["agent_message"]])
 
 
 async def replay_send(
@@ -86,9 +92,9 @@ async def replay_send(
     *,
     heartbeat_seconds: float,
 ) -> AsyncIterator[Batch | None]:
-    """The stream of an earlier send (same Idempotency-Key): its two messages, from the top."""
+    """The stream of an earlier send (same Idempotency-Key): its messages, from the top."""
     chat_id = uuid.UUID(result["chat_id"])
-    ids = [result["user_message"]["id"], result["agent_message"]["id"]]
+    ids = [result["user_message"]["id"], *(reply["id"] for reply in _replies(result))]
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(chat_id)))
     try:
@@ -106,7 +112,7 @@ async def replay_send(
         exits,
         cursor=StreamCursor(only=set(ids)),
         replay=replay,
-        until=ids[1],
+        until=ids[-1],
         heartbeat_seconds=heartbeat_seconds,
     )
     async for batch in frames:
