@@ -11,8 +11,8 @@ from __future__ import annotations
 
 def answer_block(name: str, content: str) -> str:
     """One earlier answer of the turn, as a later agent reads it."""
-    who = name.strip() or "Another agent"
-    return f"\n\n---\n{who} (another agent in this chat) answered:\n\n{content.strip()}"
+    who = f"{name.strip()} (another agent in this chat)" if name.strip() else "Another agent"
+    return f"\n\n---\n{who} answered:\n\n{content.strip()}"
 
 
 def with_answer(context: list[dict[str, str]], name: str, content: str) -> list[dict[str, str]]:
