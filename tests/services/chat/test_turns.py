@@ -75,8 +75,9 @@ async def finished_all(world: World, member: Member, chat_id: str, body: dict[st
 
 
 async def test_a_panel_is_answered_by_every_agent_in_order_each_seeing_the_answers_before_it(
-    world: World,
+    world_on: World,
 ) -> None:
+    world = world_on
     alice, chat_id, agents = await panel(world)
     asked_before = len(world.simulator.requests)
     async with world.stream(alice, chat_id) as stream:
@@ -191,7 +192,8 @@ async def test_a_streamed_send_to_a_panel_streams_every_reply_until_the_last_end
     assert created == [None, *agents]
 
 
-async def test_stopping_a_panel_mid_way_stops_the_turn(world: World) -> None:
+async def test_stopping_a_panel_mid_way_stops_the_turn(world_on: World) -> None:
+    world = world_on
     alice, chat_id, _ = await panel(world)
     async with world.stream(alice, chat_id) as stream:
         body = (await world.send(alice, f"go {SLOW}", chat_id=chat_id)).json()
@@ -219,8 +221,9 @@ async def test_stopping_a_panel_mid_way_stops_the_turn(world: World) -> None:
 
 
 async def test_stopping_a_reply_that_waits_its_turn_stops_it_and_the_one_streaming(
-    world: World,
+    world_on: World,
 ) -> None:
+    world = world_on
     alice, chat_id, _ = await panel(world)
     body = (await world.send(alice, f"go {SLOW}", chat_id=chat_id)).json()
     first, second, third = body["agent_messages"]
