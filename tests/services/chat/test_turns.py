@@ -220,6 +220,30 @@ async def test_stopping_a_panel_mid_way_stops_the_turn(world_on: World) -> None:
     assert (await world.wait_finished(alice, chat_id, first["id"]))["status"] == "complete"
 
 
+async def test_a_streamed_send_stopped_mid_panel_ends_after_every_reply_of_the_turn(
+    world: World,
+) -> None:
+    alice, chat_id, _ = await panel(world)
+    headers = {**alice.headers, "Accept": "text/event-stream"}
+    body = {"content": f"go {SLOW}", "chat_id": chat_id}
+    async with world.http.stream(
+        "POST", f"{world.base}/chat/send", json=body, headers=headers
+    ) as response:
+        assert response.status_code == 201
+        seen = await read_sse(response, until=lambda e: e.event == "message.delta")
+        first = seen[-1].data["message_id"]
+        stopped = await world.http.post(
+            world.url(f"/chat/messages/{first}/stop"), headers=alice.headers
+        )
+        assert stopped.json()["status"] == "stopped"
+        events = seen + await read_sse(response)  # the body ends once all three ended
+    ends = [e.data for e in events if e.event == "message.completed"]
+    assert sorted(m["id"] for m in ends) == sorted(
+        e.data["id"] for e in events if e.event == "message.created" and e.data["sender"] == "agent"
+    )
+    assert [m["status"] for m in ends] == ["stopped"] * 3
+
+
 async def test_stopping_a_reply_that_waits_its_turn_stops_it_and_the_one_streaming(
     world_on: World,
 ) -> None:

@@ -75,7 +75,7 @@ def follow_send(
         exits,
         cursor=StreamCursor(only={message["id"] for message in messages}),
         replay=[(message, "") for message in messages],
-        until=messages[-1]["id"],
+        until=tuple(message["id"] for message in messages[1:]),
         heartbeat_seconds=heartbeat_seconds,
     )
 
@@ -112,7 +112,7 @@ async def replay_send(
         exits,
         cursor=StreamCursor(only=set(ids)),
         replay=replay,
-        until=ids[-1],
+        until=tuple(ids[1:]),
         heartbeat_seconds=heartbeat_seconds,
     )
     async for batch in frames:
@@ -128,12 +128,14 @@ async def content_now(fanout: Fanout, message: dict[str, Any]) -> str:
     return str(message["content"])
 
 
-def _ends_stream(event: dict[str, Any], cursor: StreamCursor, until: str | None) -> bool:
-    """Whether a stream is over after this event: its chat was deleted, or the message it
-    waited for is whole."""
+def _ends_stream(
+    event: dict[str, Any], cursor: StreamCursor, until: tuple[str, ...] | None
+) -> bool:
+    """Whether a stream is over after this event: its chat was deleted, or the messages it
+    waited for are whole."""
     if event.get("type") == DELETED:
         return True
-    return until is not None and cursor.is_finished(until)
+    return until is not None and all(cursor.is_finished(message) for message in until)
 
 
 async def stream_frames(
@@ -143,9 +145,10 @@ async def stream_frames(
     cursor: StreamCursor,
     replay: list[tuple[dict[str, Any], str]],
     heartbeat_seconds: float,
-    until: str | None = None,
+    until: tuple[str, ...] | None = None,
 ) -> AsyncIterator[Batch | None]:
-    """Replay, then live events; ends after `until` is whole (or when cut off).
+    """Replay, then live events; ends once every message of `until` is whole (or when cut off:
+    a stopped turn may end its later replies before the one that was streaming).
 
     Events already queued when the subscriber gets to them go out in one batch: a subscriber
     that fell behind catches up with one write instead of one per event."""
@@ -153,7 +156,7 @@ async def stream_frames(
         batch = [frame for message, content in replay for frame in cursor.replay(message, content)]
         if batch:
             yield batch
-        if until is not None and cursor.is_finished(until):
+        if until is not None and all(cursor.is_finished(message) for message in until):
             return
         while True:
             try:
