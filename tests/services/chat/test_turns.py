@@ -141,6 +141,33 @@ async def test_direct_is_answered_by_the_default_agent_unless_others_are_named(
     assert [m["agent_id"] for m in mail["agent_messages"]] == [sim]
 
 
+async def test_a_send_follows_participants_and_names_changed_since_the_last_one(
+    world: World,
+) -> None:
+    alice, chat_id, (sim, critic, poet) = await panel(world)
+    first = (await world.send(alice, "all [sim:tokens=2]", chat_id=chat_id)).json()
+    await finished_all(world, alice, chat_id, first)
+    changed = await world.http.patch(
+        world.url(f"/chat/chats/{chat_id}"),
+        headers=alice.headers,
+        json={"agent_ids": [sim, poet], "mode": "direct"},
+    )
+    assert changed.status_code == 200, changed.text
+    one = (await world.send(alice, "@poet hi [sim:tokens=2]", chat_id=chat_id)).json()
+    assert [m["agent_id"] for m in one["agent_messages"]] == [poet]
+    await finished_all(world, alice, chat_id, one)
+    gone = await world.send(alice, "@critic hi", chat_id=chat_id)
+    assert gone.status_code == 422, gone.text
+    renamed = await world.http.patch(
+        world.url(f"/agents/{poet}"), headers=alice.headers, json={"name": "Bard"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    bard = (await world.send(alice, "@bard hi [sim:tokens=2]", chat_id=chat_id)).json()
+    assert [m["agent_id"] for m in bard["agent_messages"]] == [poet]
+    await finished_all(world, alice, chat_id, bard)
+    assert critic not in [m["agent_id"] for m in bard["agent_messages"]]
+
+
 async def test_an_unknown_or_ambiguous_mention_is_422_naming_the_choices(world: World) -> None:
     alice, chat_id, _ = await panel(world, names=("Critic", "critic"), mode="direct")
     unknown = await world.send(alice, "@nobody there?", chat_id=chat_id)

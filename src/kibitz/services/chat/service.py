@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -65,6 +65,8 @@ class ChatService:
     replies: ReplyJobs
     # The tenant's plan: several agents in a chat need `multi_agent`.
     plans: PlanReader
+    # Who answers a send to a chat of several agents (`turns/turn.py`).
+    planner: turns.TurnPlanner = field(default_factory=turns.TurnPlanner)
 
     async def start(self) -> None:
         """Connect the fan-out (it relays stop requests) and take reply jobs."""
@@ -90,7 +92,7 @@ class ChatService:
         access_token: str,
     ) -> turns.PlannedTurn:
         """Who answers a message in a chat of several agents (`turns/turn.py`)."""
-        return await turns.plan(
+        return await self.planner.plan(
             agents=self.agents,
             plans=self.plans,
             principal=principal,
@@ -159,6 +161,15 @@ async def send(
                 content=body.content,
                 access_token=access_token,
             )
+        elif body.chat_id is not None:  # a chat of several agents this process has seen
+            turn = await chat.planner.ahead(
+                body.chat_id,
+                agents=chat.agents,
+                plans=chat.plans,
+                principal=principal,
+                content=body.content,
+                access_token=access_token,
+            )
         holder = new_holder()
         # A tenant far from its quota has its reply asked here as soon as the send is checked,
         # while the reservation and the commit finish; its deltas wait for the commit. Others
@@ -198,6 +209,8 @@ async def send(
                 )
                 break
             except turns.TurnToPlan as seen:  # nothing was written: plan, then store again
+                if body.chat_id is not None:
+                    chat.planner.remember(body.chat_id, seen)
                 if planning == _PLANNINGS:
                     raise Conflict("The chat's participants keep changing; send again.") from None
                 turn = await chat.plan_turn(
