@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from kibitz.kit.events import Event
 from kibitz.kit.session_revocations import SessionRevoked
 
@@ -56,6 +58,9 @@ class MessageCompleted(Event):
     # The message-quota reservation to give back: set for a reply that failed before its
     # first token (a stopped reply, or one cut off mid-way, keeps its message counted).
     refunded_reservation: str | None = None
+    # How much of that reservation to give back (None: all of it). A turn of several agents
+    # reserves one message per reply under one key, and each reply gives back its own.
+    refunded_amount: int | None = Field(default=None, ge=1)
 
 
 class SubscriptionChanged(Event):

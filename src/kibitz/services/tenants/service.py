@@ -468,21 +468,22 @@ class TenantsService:
         return recorded
 
     async def refund_reservation(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, key: str
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, key: str, amount: int | None = None
     ) -> None:
-        """Give back what a reservation counted, in the period it was counted in (once: the key
-        stays, with nothing left to give back)."""
+        """Give back what a reservation counted (or `amount` of it), in the period it was
+        counted in, never more than it counted: the key stays with what is left to give back."""
         reservation = await repository.get_reservation(session, tenant_id=tenant_id, key=key)
         if reservation is None or reservation.amount <= 0:
             return
+        given_back = reservation.amount if amount is None else min(amount, reservation.amount)
         await repository.add_usage(
             session,
             tenant_id=tenant_id,
             metric=reservation.metric,
             period=reservation.period,
-            amount=-reservation.amount,
+            amount=-given_back,
         )
-        reservation.amount = 0
+        reservation.amount -= given_back
         await session.flush()
 
     async def record_message_completed(
@@ -492,7 +493,10 @@ class TenantsService:
         if it failed before its first token (the inbox makes both once)."""
         if event.refunded_reservation:
             await self.refund_reservation(
-                session, tenant_id=event.tenant_id, key=event.refunded_reservation
+                session,
+                tenant_id=event.tenant_id,
+                key=event.refunded_reservation,
+                amount=event.refunded_amount,
             )
         tokens = max(event.input_tokens, 0) + max(event.output_tokens, 0)
         if tokens == 0:
