@@ -56,6 +56,9 @@ class MessageCompleted(Event):
     # The message-quota reservation to give back: set for a reply that failed before its
     # first token (a stopped reply, or one cut off mid-way, keeps its message counted).
     refunded_reservation: str | None = None
+    # What the agent was asked for: a reply, or (`title`) a proposed chat title, whose
+    # `message_id` names the proposal, not a message. Both are metered alike.
+    kind: str = "reply"
 
 
 class SubscriptionChanged(Event):

@@ -41,6 +41,7 @@ from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.cursor import CREATED, Batch
 from kibitz.services.chat.streams.fanout import Fanout
 from kibitz.services.chat.streams.follow import follow_send, message_dict, replay_send
+from kibitz.services.chat.titles.propose import TitleProposer
 
 logger = structlog.get_logger("kibitz.chat")
 # 50 ms between looks at a reply another replica was asked to stop.
@@ -61,6 +62,8 @@ class ChatService:
     replies: ReplyJobs
     # The tenant's plan: several agents in a chat need `multi_agent`.
     plans: PlanReader
+    # Agent-proposed titles for the users who opted in (None: never).
+    titles: TitleProposer | None = None
 
     async def start(self) -> None:
         """Connect the fan-out (it relays stop requests) and take reply jobs."""
@@ -71,6 +74,8 @@ class ChatService:
         """Stop taking jobs (replies in flight end as failed, keeping what streamed), then
         disconnect."""
         await self.replies.close()
+        if self.titles is not None:
+            await self.titles.close()
         await self.fanout.close()
         await self.quota.close()
         await self.plans.aclose()

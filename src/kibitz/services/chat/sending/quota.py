@@ -87,6 +87,16 @@ class QuotaGate:
         if len(outcomes) == 2:
             _remember(self._tokens_fine_until, tenant_id, outcomes[1], 0)
 
+    async def check_tokens(self, tenant_id: uuid.UUID, *, key: str) -> bool:
+        """Whether the tenant's monthly tokens are not spent yet, for work that sends no
+        message (a proposed title); False when the tenants service cannot say."""
+        if self._tenants is None:
+            return False
+        outcome = await self._batcher.call(
+            {"tenant_id": str(tenant_id), "metric": "tokens", "amount": 1, "key": key}
+        )
+        return bool(outcome["status"] == 200)
+
     def comfortable(self, tenant_id: uuid.UUID) -> bool:
         """Whether the tenant's last reservation (under 10 s ago) left plenty of messages: a
         refusal is then too unlikely to hold its reply back for the answer."""
