@@ -86,6 +86,7 @@ async def test_on_the_basic_default_70_page_reads_pass_and_the_61st_send_is_refu
         assert 0 < int(refused.headers["retry-after"]) <= 60
         assert refused.headers["ratelimit-remaining"] == "0"
         assert "60 requests per minute" in refused.json()["detail"]
+        assert refused.json()["limit_name"] == "plan"
         # Browsing goes on while the plan's sends are used up.
         assert (await running.http.get("/chat/echo", headers=headers)).status_code == 200
 
@@ -112,6 +113,7 @@ async def test_reads_count_per_user_against_the_read_limit_and_never_against_the
         assert refused.headers["content-type"] == "application/problem+json"
         assert 0 < int(refused.headers["retry-after"]) <= 60
         assert refused.headers["ratelimit-limit"] == "3"
+        assert refused.json()["limit_name"] == "reads"
         assert _rejections("user") - before == 2
         # Another user of the same tenant has a counter of their own.
         assert (await running.http.get("/chat/echo", headers=bob)).status_code == 200
@@ -134,6 +136,7 @@ async def test_credential_routes_are_limited_per_client_ip(tmp_path: Path) -> No
         )
         # The echo upstream has no /auth/login: 404 means "let through".
         assert sorted(r.status_code for r in responses) == [404] * 3 + [429] * 3
+        assert {r.json()["limit_name"] for r in responses if r.status_code == 429} == {"address"}
         assert _rejections("ip") - before == 3
         # The JWKS and authenticated auth routes are not counted against the address.
         assert (await running.http.get("/auth/jwks")).status_code == 200
@@ -262,7 +265,9 @@ async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
 
 @pytest.mark.redis
 @pytest.mark.slow
-async def test_two_gateway_processes_share_the_limit_through_redis(tmp_path: Path) -> None:
+async def test_two_gateway_processes_share_the_plan_and_read_limits_through_redis(
+    tmp_path: Path,
+) -> None:
     prefix = f"kibitz-test-{uuid.uuid4().hex[:8]}"
     async with start_harness(
         services=("auth", "chat"), env={"KIBITZ_WEB_DIST": str(tmp_path)}
@@ -273,6 +278,7 @@ async def test_two_gateway_processes_share_the_limit_through_redis(tmp_path: Pat
             "KIBITZ_AUTH_URL": running.platform.service_urls["auth"][0],
             "KIBITZ_CHAT_URL": running.platform.service_urls["chat"][0],
             "KIBITZ_GATEWAY_DEFAULT_REQUESTS_PER_MINUTE": "6",
+            "KIBITZ_GATEWAY_READ_REQUESTS_PER_MINUTE": "4",
             "KIBITZ_GATEWAY_RATE_LIMIT_KEY_PREFIX": prefix,
             "KIBITZ_WEB_DIST": str(tmp_path),
         }
@@ -301,6 +307,17 @@ async def test_two_gateway_processes_share_the_limit_through_redis(tmp_path: Pat
                         for gateway in gateways
                     }
                     assert sum(per_gateway.values()) == 6
+                    # Reads have their own per-user counter, shared the same way.
+                    reads = await asyncio.gather(
+                        *(
+                            http.get(f"{gateways[i % 2]}/chat/echo", headers=headers)
+                            for i in range(8)
+                        )
+                    )
+                    assert sorted(r.status_code for r in reads) == [200] * 4 + [429] * 4
+                    assert {r.json()["limit_name"] for r in reads if r.status_code == 429} == {
+                        "reads"
+                    }
                 finally:
                     await RateLimits(storage_for(REDIS_URL, key_prefix=prefix)).reset()
 

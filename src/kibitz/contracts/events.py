@@ -61,6 +61,9 @@ class MessageCompleted(Event):
     # How much of that reservation to give back (None: all of it). A turn of several agents
     # reserves one message per reply under one key, and each reply gives back its own.
     refunded_amount: int | None = Field(default=None, ge=1)
+    # What the agent was asked for: a reply, or (`title`) a proposed chat title, whose
+    # `message_id` names the proposal, not a message. Both are metered alike.
+    kind: str = "reply"
 
 
 class SubscriptionChanged(Event):

@@ -84,7 +84,9 @@ class Pipeline:
                     "ip", client_ip, per_minute=self.auth_ip_requests_per_minute
                 )
                 if allowance is not None and not allowance.allowed:
-                    raise allowance.rejection("Too many requests from this address; slow down.")
+                    raise allowance.rejection(
+                        "Too many requests from this address; slow down.", limit_name="address"
+                    )
         else:
             principal = await self._principal(_bearer_token(request), request)
             if route.cost == "work":
@@ -171,7 +173,8 @@ class Pipeline:
         )
         if allowance is not None and not allowance.allowed:
             raise allowance.rejection(
-                f"Your plan allows {per_minute} requests per minute; try again shortly."
+                f"Your plan allows {per_minute} requests per minute; try again shortly.",
+                limit_name="plan",
             )
         return allowance
 
@@ -180,7 +183,8 @@ class Pipeline:
         allowance = await self.limits.hit("user", str(principal.user_id), per_minute=per_minute)
         if allowance is not None and not allowance.allowed:
             raise allowance.rejection(
-                f"You can make {per_minute} requests per minute; try again shortly."
+                f"You can make {per_minute} requests per minute; try again shortly.",
+                limit_name="reads",
             )
         return allowance
 

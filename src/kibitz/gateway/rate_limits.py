@@ -11,6 +11,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 import structlog
 from limits.aio.storage import MovingWindowSupport, RedisStorage, Storage
@@ -25,6 +26,11 @@ RATE_LIMIT_REJECTIONS = Counter(
     "Requests the gateway refused with 429, by limit and the tenant's plan (`none` per IP)",
     ["scope", "plan"],
 )
+
+
+# Which limit a 429 names (its problem's `limit_name`): the plan's requests/min for work, the
+# per-user limit for reads, the per-address one on credential routes.
+LimitName = Literal["plan", "reads", "address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +50,13 @@ class Allowance:
             (b"ratelimit-reset", str(self.reset_seconds).encode()),
         ]
 
-    def rejection(self, detail: str) -> TooManyRequests:
-        """The 429 problem for a refused hit."""
+    def rejection(self, detail: str, *, limit_name: LimitName) -> TooManyRequests:
+        """The 429 problem for a refused hit; `limit_name` says which limit it hit."""
         return TooManyRequests(
             detail,
             retry_after=self.reset_seconds,
             headers={key.decode(): value.decode() for key, value in self.headers()},
-            extra={"limit": self.limit},
+            extra={"limit": self.limit, "limit_name": limit_name},
         )
 
 

@@ -36,6 +36,7 @@ from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.stored_completions import internal as stored_completions
 from kibitz.services.chat.streams.fanout import create_fanout
+from kibitz.services.chat.titles.propose import TitleProposer
 
 NAME = "chat"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -93,19 +94,35 @@ def chat_parts(
     outbox = Outbox(outbox_table)
     fanout = create_fanout(platform.settings.redis_url)
     agents = platform.client_or_absent("agents")
+    quota = QuotaGate(platform.client("tenants") if platform.has_service("tenants") else None)
+    titles = TitleProposer(
+        database=database,
+        outbox=outbox,
+        fanout=fanout,
+        agents=agents,
+        # Without the users service nobody can have opted in: no titles are proposed.
+        users=platform.client("users") if platform.has_service("users") else None,
+        quota=quota,
+    )
     generator = ReplyGenerator(
-        settings=settings, database=database, fanout=fanout, outbox=outbox, agents=agents
+        settings=settings,
+        database=database,
+        fanout=fanout,
+        outbox=outbox,
+        agents=agents,
+        on_completed=titles.after_reply,
     )
     return ChatService(
         settings=settings,
         database=database,
         fanout=fanout,
         outbox=outbox,
-        quota=QuotaGate(platform.client("tenants") if platform.has_service("tenants") else None),
+        quota=quota,
         agents=agents,
         generator=generator,
         replies=ReplyJobs(queue=queue, generator=generator, database=database, settings=settings),
         plans=plan_reader(platform, cache_seconds=settings.plan_cache_seconds),
+        titles=titles,
     )
 
 

@@ -41,6 +41,7 @@ from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.cursor import CREATED, Batch
 from kibitz.services.chat.streams.fanout import Fanout
 from kibitz.services.chat.streams.follow import follow_send, message_dict, replay_send
+from kibitz.services.chat.titles.propose import TitleProposer
 from kibitz.services.chat.turns import turn as turns
 from kibitz.services.chat.turns.stopping import stop_turn
 
@@ -67,6 +68,8 @@ class ChatService:
     plans: PlanReader
     # Who answers a send to a chat of several agents (`turns/turn.py`).
     planner: turns.TurnPlanner = field(default_factory=turns.TurnPlanner)
+    # Agent-proposed titles for the users who opted in (None: never).
+    titles: TitleProposer | None = None
 
     async def start(self) -> None:
         """Connect the fan-out (it relays stop requests) and take reply jobs."""
@@ -77,6 +80,8 @@ class ChatService:
         """Stop taking jobs (replies in flight end as failed, keeping what streamed), then
         disconnect."""
         await self.replies.close()
+        if self.titles is not None:
+            await self.titles.close()
         await self.fanout.close()
         await self.quota.close()
         await self.plans.aclose()

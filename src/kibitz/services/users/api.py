@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
-from kibitz.kit.security import CurrentPrincipal, bearer_token
+from kibitz.kit.security import ActingPrincipal, CurrentPrincipal, bearer_token
 from kibitz.services.users.dependencies import UsersServiceDep
 from kibitz.services.users.models import Profile
 from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
@@ -34,6 +34,21 @@ async def read_me(
     principal: CurrentPrincipal, session: SessionDep, users: UsersServiceDep
 ) -> dict[str, Any]:
     """The caller's profile, preferences and subscription."""
+    return await _read(users, await users.profile(session, principal=principal))
+
+
+@router.get(
+    "/internal/me",
+    response_model=ProfileRead,
+    responses=problem_responses(403, 404, 503),
+    summary="A user's profile, for a kibitz service acting for them",
+    tags=["users (internal)"],
+)
+async def read_for_user(
+    principal: ActingPrincipal, session: SessionDep, users: UsersServiceDep
+) -> dict[str, Any]:
+    """`GET /users/me` for the user a service names beside its credential (403 without it):
+    chat reads the preferences of a reply's sender after the send's request ended."""
     return await _read(users, await users.profile(session, principal=principal))
 
 

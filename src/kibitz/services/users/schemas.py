@@ -62,6 +62,8 @@ class PreferencesPatch(BaseModel):
         | None
     ) = None
     language: Language | None = None
+    # Opt-in: after a new chat's first reply its agent proposes the chat's title (metered).
+    propose_titles: bool | None = None
 
 
 class ProfileUpdate(BaseModel):

@@ -14,5 +14,12 @@ export function ChatRoute() {
     document.title = chatId ? "Chat · kibitz" : "New chat · kibitz";
   }, [chatId]);
   if (chatId) return <ChatView key={chatId} chatId={chatId} agents={options} />;
-  return <NewChat agents={options} loading={agents.isPending} defaultAgentId={me.data?.preferences.default_agent_id} />;
+  return (
+    <NewChat
+      agents={options}
+      loading={agents.isPending}
+      defaultAgentId={me.data?.preferences.default_agent_id}
+      awaitTitle={me.data?.preferences.propose_titles === true}
+    />
+  );
 }

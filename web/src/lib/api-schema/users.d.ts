@@ -41,6 +41,8 @@ export interface components {
             default_agent_id?: string | null;
             /** Language */
             language?: string | null;
+            /** Propose Titles */
+            propose_titles?: boolean | null;
             /** Selected Agent Ids */
             selected_agent_ids?: string[] | null;
             /** Theme */

@@ -10,6 +10,7 @@ import contextlib
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +87,11 @@ class ReplyGenerator:
         fanout: Fanout,
         outbox: Outbox,
         agents: ServiceClient,
+        on_completed: Callable[[ReplyOrder, ReplyProgress], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Told of every reply that completed (a new chat's title is proposed from its first).
+        self.on_completed = on_completed
         self.database = database
         self.fanout = fanout
         self.outbox = outbox
@@ -271,7 +275,7 @@ class ReplyGenerator:
     async def _finish(
         self, order: ReplyOrder, progress: ReplyProgress, status: MessageStatus, error: str | None
     ) -> None:
-        await finish_reply(
+        finished = await finish_reply(
             database=self.database,
             outbox=self.outbox,
             fanout=self.fanout,
@@ -281,6 +285,8 @@ class ReplyGenerator:
             error=error,
             turns=self.turns,
         )
+        if finished and status is MessageStatus.COMPLETE and self.on_completed is not None:
+            self.on_completed(order, progress)
 
     # -- stopping -----------------------------------------------------------------------------
 

@@ -85,6 +85,16 @@ class QuotaGate:
             minimum = _MESSAGES_PLENTY_MIN if metric == "messages" else 0
             self._hints.learn(tenant_id, metric, outcome["reservation"], minimum=minimum)
 
+    async def check_tokens(self, tenant_id: uuid.UUID, *, key: str) -> bool:
+        """Whether the tenant's monthly tokens are not spent yet, for work that sends no
+        message (a proposed title); False when the tenants service cannot say."""
+        if self._tenants is None:
+            return False
+        outcome = await self._batcher.call(
+            {"tenant_id": str(tenant_id), "metric": "tokens", "amount": 1, "key": key}
+        )
+        return bool(outcome["status"] == 200)
+
     def comfortable(self, tenant_id: uuid.UUID) -> bool:
         """Whether the tenant's last reservation (under 10 s ago) left plenty of messages: a
         refusal is then too unlikely to hold its reply back for the answer."""

@@ -26,6 +26,9 @@ COMPLETED = "message.completed"
 FAILED = "message.failed"
 # Fan-out only (never sent to a client): the chat is gone, so its streams end.
 DELETED = "chat.deleted"
+# The chat itself changed (a proposed title): `{"chat": ChatRead}`, sent without an event id
+# (it names no position in a message, so a client's Last-Event-ID stays where it was).
+CHAT_UPDATED = "chat.updated"
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Frame:
     """One event as a client receives it."""
 
     event: str
-    id: str
+    id: str | None
     data: dict[str, Any]
 
     def sse(self) -> bytes:
@@ -162,6 +165,8 @@ class StreamCursor:
             return self.delta(str(event["message_id"]), int(event["offset"]), str(event["content"]))
         if kind in (COMPLETED, FAILED):
             return self.finished(event["message"])
+        if kind == CHAT_UPDATED:
+            return [Frame(CHAT_UPDATED, None, event["chat"])]
         return []
 
     def replay(self, message: dict[str, Any], content_now: str) -> list[Frame]:

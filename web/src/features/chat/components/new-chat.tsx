@@ -13,7 +13,18 @@ import { MessageList } from "./message-list";
 const SUGGESTIONS = ["Summarise the key points of a long email", "Draft a friendly reply to a customer", "Explain a concept like I'm new to it"];
 
 /** A new chat: pick an agent, write the first message; the page moves to the chat once it exists. */
-export function NewChat({ agents, loading, defaultAgentId }: { agents: ChatAgent[]; loading: boolean; defaultAgentId?: string | null }) {
+export function NewChat({
+  agents,
+  loading,
+  defaultAgentId,
+  awaitTitle = false,
+}: {
+  agents: ChatAgent[];
+  loading: boolean;
+  defaultAgentId?: string | null;
+  /** The agent proposes the chat's title after the first reply (a user preference). */
+  awaitTitle?: boolean;
+}) {
   const navigate = useNavigate();
   const [params] = useSearchParams();
   const [key] = useState(() => `new-${randomId()}`);
@@ -36,7 +47,7 @@ export function NewChat({ agents, loading, defaultAgentId }: { agents: ChatAgent
   }
 
   const send = (content: string) =>
-    sendLiveMessage({ key, agentId, content, onChatId: (chatId) => navigate(`/chat/${chatId}`, { replace: true }) });
+    sendLiveMessage({ key, agentId, content, awaitTitle, onChatId: (chatId) => navigate(`/chat/${chatId}`, { replace: true }) });
 
   return (
     <div className="chat">

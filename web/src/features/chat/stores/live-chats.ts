@@ -12,6 +12,7 @@ import { chatsQueryKey } from "../api/get-chats";
 import { historyQueryKey } from "../api/get-history";
 import { sendMessage } from "../api/send-message";
 import { type Message, type MessageDelta, type SendResult, isInFlight } from "../api/types";
+import { CHAT_UPDATED, awaitProposedTitle, onChatUpdated } from "./proposed-title";
 
 export type Connection = "idle" | "sending" | "streaming" | "reconnecting" | "offline";
 
@@ -106,6 +107,8 @@ async function consume(body: ReadableStream<Uint8Array>, key: string, onChatId: 
         return { messages: upsert(messages, message) };
       });
       if (event.event !== "message.created" && message.sender === "agent") onReplyFinished(currentKey);
+    } else if (event.event === CHAT_UPDATED) {
+      onChatUpdated(currentKey);
     } else if (event.event === "message.delta" && data && typeof data === "object") {
       const delta = data as MessageDelta;
       if (!delta.message_id || typeof delta.content !== "string") continue;
@@ -222,12 +225,15 @@ export async function sendLiveMessage({
   agentId,
   content,
   onChatId,
+  awaitTitle = false,
 }: {
   key: string;
   chatId?: string;
   agentId?: string;
   content: string;
   onChatId: (chatId: string) => void;
+  /** A new chat whose agent will propose its title: wait for it after the first reply. */
+  awaitTitle?: boolean;
 }): Promise<boolean> {
   localCounter += 1;
   const now = new Date().toISOString();
@@ -279,6 +285,7 @@ export async function sendLiveMessage({
     followLiveChat(currentKey);
   } else {
     update(currentKey, () => ({ connection: "idle" }));
+    if (awaitTitle && !chatId && !currentKey.startsWith("new-")) void awaitProposedTitle(currentKey, get(currentKey).lastEventId);
   }
   return true;
 }

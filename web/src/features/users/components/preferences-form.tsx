@@ -21,6 +21,9 @@ export function PreferencesForm({ profile, agents }: { profile: Profile; agents:
   const update = useUpdateMe();
   const theme = profile.preferences.theme ?? "system";
   const defaultAgentId = profile.preferences.default_agent_id ?? "";
+  // The box shows the choice at once, while it is being saved (and the stored one if that fails).
+  const savingTitles = update.isPending ? update.variables.preferences?.propose_titles : undefined;
+  const proposeTitles = savingTitles ?? profile.preferences.propose_titles === true;
 
   const setTheme = (value: ThemePreference) => {
     applyTheme(value);
@@ -61,6 +64,18 @@ export function PreferencesForm({ profile, agents }: { profile: Profile; agents:
             </option>
           ))}
         </SelectField>
+        <label className="checkbox checkbox--described">
+          <input
+            type="checkbox"
+            name="propose_titles"
+            checked={proposeTitles}
+            onChange={(e) => update.mutate({ preferences: { propose_titles: e.target.checked } })}
+          />
+          <span>
+            <span className="field__label">Let the agent title new chats</span>
+            <span className="field__hint">After its first reply the agent names the chat in a few words. This uses a few tokens of your plan.</span>
+          </span>
+        </label>
         {update.isSuccess ? <Alert tone="success">Preferences saved.</Alert> : null}
       </div>
     </Card>
