@@ -169,7 +169,8 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
       {history.data ? (
         <MessageList
           messages={messages}
-          agents={participants}
+          // Replies of agents since removed from the chat keep their names too.
+          agents={[...participants, ...agents.filter((a) => !participants.includes(a))]}
           hasOlder={Boolean(history.hasNextPage)}
           loadingOlder={history.isFetchingNextPage}
           onLoadOlder={() => void history.fetchNextPage()}

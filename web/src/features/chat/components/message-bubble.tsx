@@ -42,7 +42,7 @@ function UserText({ content }: { content: string }) {
 }
 
 /** One message: the user's as plain text, the agent's as safe markdown with its status, labelled with its agent. */
-export const MessageBubble = memo(function MessageBubble({ message, agent }: { message: Message; agent: Pick<ChatAgent, "id" | "name"> }) {
+export const MessageBubble = memo(function MessageBubble({ message, agent, queued = false }: { message: Message; agent: Pick<ChatAgent, "id" | "name">; queued?: boolean }) {
   const isUser = message.sender === "user";
   return (
     <article
@@ -63,7 +63,11 @@ export const MessageBubble = memo(function MessageBubble({ message, agent }: { m
         {isUser ? (
           <UserText content={message.content} />
         ) : message.status === "pending" && !message.content ? (
-          <TypingDots />
+          queued ? (
+            <p className="message__note muted">Waiting for its turn…</p>
+          ) : (
+            <TypingDots />
+          )
         ) : (
           <div className="message__content">
             <MarkdownView source={message.content} />

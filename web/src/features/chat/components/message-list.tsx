@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef } from "react";
 import { Button } from "@/components/ui/button";
-import type { Message } from "../api/types";
+import { type Message, isInFlight } from "../api/types";
 import { splitDelegated } from "../delegation";
 import type { ChatAgent } from "../participants";
 import { DelegatedAnswers } from "./delegated-answers";
@@ -22,7 +22,7 @@ export function MessageList({
   onLoadOlder,
 }: {
   messages: Message[];
-  /** The chat's participants, the default first. */
+  /** The agents replies may come from, the chat's default agent first. */
   agents: ChatAgent[];
   hasOlder: boolean;
   loadingOlder: boolean;
@@ -34,6 +34,8 @@ export function MessageList({
   const anchor = useRef<{ height: number; top: number } | null>(null);
   const firstId = messages[0]?.id;
   const { conversation, delegated } = useMemo(() => splitDelegated(messages), [messages]);
+  // A panel's later replies wait for the ones before them (they run one after another).
+  const answering = conversation.find((message) => message.sender === "agent" && isInFlight(message))?.id;
   const agentFor = useCallback(
     (message: Message): Pick<ChatAgent, "id" | "name"> => {
       const id = message.agent_id ?? agents[0]?.id;
@@ -108,11 +110,11 @@ export function MessageList({
           const answers = delegated.get(message.id);
           return answers ? (
             <div key={message.id} className="message-group">
-              <MessageBubble message={message} agent={agentFor(message)} />
+              <MessageBubble message={message} agent={agentFor(message)} queued={isInFlight(message) && message.id !== answering} />
               <DelegatedAnswers messages={answers} agentFor={agentFor} />
             </div>
           ) : (
-            <MessageBubble key={message.id} message={message} agent={agentFor(message)} />
+            <MessageBubble key={message.id} message={message} agent={agentFor(message)} queued={message.sender === "agent" && isInFlight(message) && message.id !== answering} />
           );
         })}
       </div>
