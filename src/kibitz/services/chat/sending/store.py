@@ -97,7 +97,6 @@ async def store_send(
     now: datetime,
     settings: ChatSettings,
     idempotency_key: str | None,
-    access_token: str,
     request_id: str | None,
     holder: str,
     reserve: Callable[[], Awaitable[None]],
@@ -126,7 +125,6 @@ async def store_send(
                 user_id=principal.user_id,
                 agent_id=view.agent_id,
                 context=reply_context(view.history, body.content, max_chars=settings.context_chars),
-                access_token=access_token,
                 request_id=request_id,
                 created_at=now,
             )
