@@ -104,9 +104,6 @@ def test_participants_are_edited_from_the_chat_header(
     assert _participant_names(page) == ["Carol", "Alice", "Bob"]
     dialog.get_by_role("button", name="Move Bob up").click()
     assert _participant_names(page) == ["Carol", "Bob", "Alice"]
-    print("DEBUG", page.evaluate("""() => [...document.querySelectorAll('.mode-picker input, .mode-picker label')].map(e => [e.tagName, e.value, JSON.stringify(e.getBoundingClientRect())])"""))
-    r = dialog.get_by_role("radio", name=re.compile("^Panel")).bounding_box()
-    print("DEBUG", r, page.evaluate("([x, y]) => document.elementsFromPoint(x, y).map(e => e.tagName + '.' + e.className)", [r["x"] + r["width"] / 2, r["y"] + r["height"] / 2]))
     dialog.get_by_role("radio", name=re.compile("^Panel")).check()
     dialog.get_by_role("button", name="Save participants").click()
     expect(dialog).to_be_hidden()
