@@ -5,6 +5,9 @@ export interface SendInput {
   content: string;
   chatId?: string;
   agentId?: string;
+  /** A new chat with several agents (the first is the default) answering in `mode`. */
+  agentIds?: string[];
+  mode?: SendRequest["mode"];
   /** The same key twice stores one message (a retried send after a network error). */
   idempotencyKey: string;
   signal?: AbortSignal;
@@ -14,7 +17,11 @@ export interface SendInput {
  * POST /chat/send with `Accept: text/event-stream`: the reply streams in the same response
  * (message.created, message.delta, message.completed | message.failed).
  */
-export function sendMessage({ content, chatId, agentId, idempotencyKey, signal }: SendInput): Promise<Response> {
-  const body: SendRequest = chatId ? { content, chat_id: chatId } : { content, agent_id: agentId };
+export function sendMessage({ content, chatId, agentId, agentIds, mode, idempotencyKey, signal }: SendInput): Promise<Response> {
+  const body: SendRequest = chatId
+    ? { content, chat_id: chatId }
+    : agentIds && (agentIds.length > 1 || (mode && mode !== "direct"))
+      ? { content, agent_ids: agentIds, mode: mode ?? "direct" }
+      : { content, agent_id: agentId ?? agentIds?.[0] };
   return apiResponse("/chat/send", { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey }, signal }, "text/event-stream");
 }

@@ -13,17 +13,14 @@ import { useStopMessage } from "../api/stop-message";
 import { type Message, isInFlight } from "../api/types";
 import { useRenameChat } from "../api/update-chat";
 import { clearLiveError, resumeFromHistory, sendLiveMessage, unfollowLiveChat, useLiveChat } from "../stores/live-chats";
+import { type ChatAgent, type ChatMode, participantsOf } from "../participants";
 import { ChatExportMenu } from "./chat-export-menu";
 import { Composer } from "./composer";
 import { ConnectionBanner } from "./connection-banner";
-import { SendError } from "./send-error";
+import { MentionError } from "./mention-error";
 import { MessageList } from "./message-list";
-
-export interface ChatAgent {
-  id: string;
-  name: string;
-  model: string;
-}
+import { ParticipantsEditor } from "./participants-editor";
+import { SendError } from "./send-error";
 
 /** History pages (oldest first) overlaid with what is streaming live. */
 function mergeMessages(history: Message[], live: Message[]): Message[] {
@@ -38,6 +35,13 @@ function mergeMessages(history: Message[], live: Message[]): Message[] {
   });
   for (const message of live) if (!seen.has(message.id)) merged.push(message);
   return merged;
+}
+
+function composerPlaceholder(mode: ChatMode | undefined, agent: ChatAgent | undefined, mentions: boolean): string | undefined {
+  if (mode === "panel") return "Message the panel…";
+  if (!agent) return undefined;
+  if (mentions) return `Message ${agent.name}, or @mention another agent…`;
+  return `Message ${agent.name}…`;
 }
 
 function ChatTitle({ chatId, title }: { chatId: string; title: string }) {
@@ -126,6 +130,10 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
   const chat = newestPage?.chat;
   useScrollToTarget(useLocation().hash, messages, history);
   const agent = agents.find((a) => a.id === chat?.agent_id);
+  const participantIds = chat?.agent_ids;
+  const participants = useMemo(() => (participantIds ? participantsOf(participantIds, agents) : agent ? [agent] : []), [participantIds, agents, agent]);
+  // Only a direct chat routes @mentions: a panel answers everyone, an orchestrator decides itself.
+  const mentionables = chat?.mode === "direct" && participants.length > 1 ? participants.filter((p) => agents.some((a) => a.id === p.id)) : [];
 
   if (history.isPending) return <LoadingState label="Loading conversation…" />;
   if (history.error instanceof ApiError && (history.error.status === 404 || history.error.status === 422)) {
@@ -143,9 +151,7 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
       <header className="chat-header">
         <div className="chat-header__main">
           <ChatTitle key={chat?.title} chatId={chatId} title={chat?.title ?? ""} />
-          <p className="chat-header__meta muted small">
-            {agent ? `${agent.name} · ${agent.model}` : chat ? "Agent no longer available" : ""}
-          </p>
+          {chat ? <ParticipantsEditor chat={chat} agents={agents} /> : null}
         </div>
         <ChatExportMenu chatId={chatId} />
         <Button variant="ghost" size="sm" onClick={() => setConfirmDelete(true)} aria-label="Delete chat">
@@ -163,7 +169,8 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
       {history.data ? (
         <MessageList
           messages={messages}
-          agentName={agent?.name ?? "Agent"}
+          // Replies of agents since removed from the chat keep their names too.
+          agents={[...participants, ...agents.filter((a) => !participants.includes(a))]}
           hasOlder={Boolean(history.hasNextPage)}
           loadingOlder={history.isFetchingNextPage}
           onLoadOlder={() => void history.fetchNextPage()}
@@ -177,10 +184,12 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
           streaming={Boolean(inFlight) || live.connection === "sending"}
           disabled={!agent && Boolean(chat)}
           // The same words as before the first message: the agent is named, not "your agent".
-          placeholder={agent ? `Message ${agent.name}…` : undefined}
+          placeholder={composerPlaceholder(chat?.mode, agent, mentionables.length > 0)}
+          mentionables={mentionables}
           onStop={() => inFlight && stop.mutate(inFlight.id)}
           onSend={(content) => sendLiveMessage({ key: chatId, chatId, content, onChatId: () => undefined })}
         />
+        <MentionError error={live.error} />
         <p className="chat__disclaimer muted small">Agents can make mistakes. Check important information.</p>
       </div>
       <Dialog open={confirmDelete} title="Delete chat" onClose={() => setConfirmDelete(false)}>

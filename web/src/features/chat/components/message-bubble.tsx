@@ -2,6 +2,8 @@ import { memo, useState } from "react";
 import { MarkdownView } from "@/components/markdown";
 import { CopyButton } from "@/components/ui/copy-button";
 import type { Message } from "../api/types";
+import type { ChatAgent } from "../participants";
+import { AgentAvatar } from "./agent-label";
 import { Citations } from "./citations";
 
 function TypingDots() {
@@ -39,8 +41,8 @@ function UserText({ content }: { content: string }) {
   );
 }
 
-/** One message: the user's as plain text, the agent's as safe markdown with its status. */
-export const MessageBubble = memo(function MessageBubble({ message, agentName }: { message: Message; agentName: string }) {
+/** One message: the user's as plain text, the agent's as safe markdown with its status, labelled with its agent. */
+export const MessageBubble = memo(function MessageBubble({ message, agent, queued = false }: { message: Message; agent: Pick<ChatAgent, "id" | "name">; queued?: boolean }) {
   const isUser = message.sender === "user";
   return (
     <article
@@ -48,19 +50,24 @@ export const MessageBubble = memo(function MessageBubble({ message, agentName }:
       data-testid={isUser ? "user-message" : "agent-message"}
       data-status={message.status}
       data-message-id={message.id}
+      data-agent-id={isUser ? undefined : agent.id}
       aria-busy={message.status === "streaming" || message.status === "pending" || undefined}
     >
-      {!isUser ? (
-        <span className="message__avatar" aria-hidden="true">
-          {agentName.charAt(0).toUpperCase()}
-        </span>
-      ) : null}
+      {!isUser ? <AgentAvatar agent={agent} className="message__avatar" /> : null}
       <div className="message__bubble">
-        {!isUser ? <p className="message__author">{agentName}</p> : null}
+        {!isUser ? (
+          <p className="message__author" data-testid="message-author">
+            {agent.name}
+          </p>
+        ) : null}
         {isUser ? (
           <UserText content={message.content} />
         ) : message.status === "pending" && !message.content ? (
-          <TypingDots />
+          queued ? (
+            <p className="message__note muted">Waiting for its turn…</p>
+          ) : (
+            <TypingDots />
+          )
         ) : (
           <div className="message__content">
             <MarkdownView source={message.content} />

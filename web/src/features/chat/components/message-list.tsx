@@ -1,21 +1,29 @@
-import { useEffect, useLayoutEffect, useRef } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef } from "react";
 import { Button } from "@/components/ui/button";
-import type { Message } from "../api/types";
+import { type Message, isInFlight } from "../api/types";
+import { splitDelegated } from "../delegation";
+import type { ChatAgent } from "../participants";
+import { DelegatedAnswers } from "./delegated-answers";
 import { MessageBubble } from "./message-bubble";
 
 // Within this many pixels of the bottom, new text keeps the view pinned to the end.
 const STICK_THRESHOLD_PX = 120;
 
-/** The scrolling conversation: pinned to the newest text, loading older pages at the top. */
+/**
+ * The scrolling conversation: pinned to the newest text, loading older pages at the top. Each
+ * reply is labelled with its agent (`agents`; a reply without one is the default agent's), and
+ * an orchestrator's delegated answers are nested under its reply.
+ */
 export function MessageList({
   messages,
-  agentName,
+  agents,
   hasOlder,
   loadingOlder,
   onLoadOlder,
 }: {
   messages: Message[];
-  agentName: string;
+  /** The agents replies may come from, the chat's default agent first. */
+  agents: ChatAgent[];
   hasOlder: boolean;
   loadingOlder: boolean;
   onLoadOlder: () => void;
@@ -25,6 +33,16 @@ export function MessageList({
   const stick = useRef(true);
   const anchor = useRef<{ height: number; top: number } | null>(null);
   const firstId = messages[0]?.id;
+  const { conversation, delegated } = useMemo(() => splitDelegated(messages), [messages]);
+  // A panel's later replies wait for the ones before them (they run one after another).
+  const answering = conversation.find((message) => message.sender === "agent" && isInFlight(message))?.id;
+  const agentFor = useCallback(
+    (message: Message): Pick<ChatAgent, "id" | "name"> => {
+      const id = message.agent_id ?? agents[0]?.id;
+      return agents.find((agent) => agent.id === id) ?? { id: id ?? "agent", name: "Agent" };
+    },
+    [agents],
+  );
 
   const loadOlder = () => {
     const el = scrollRef.current;
@@ -88,9 +106,17 @@ export function MessageList({
         ) : null}
       </div>
       <div className="messages__inner">
-        {messages.map((message) => (
-          <MessageBubble key={message.id} message={message} agentName={agentName} />
-        ))}
+        {conversation.map((message) => {
+          const answers = delegated.get(message.id);
+          return answers ? (
+            <div key={message.id} className="message-group">
+              <MessageBubble message={message} agent={agentFor(message)} queued={isInFlight(message) && message.id !== answering} />
+              <DelegatedAnswers messages={answers} agentFor={agentFor} />
+            </div>
+          ) : (
+            <MessageBubble key={message.id} message={message} agent={agentFor(message)} queued={message.sender === "agent" && isInFlight(message) && message.id !== answering} />
+          );
+        })}
       </div>
     </div>
   );

@@ -4,15 +4,20 @@ import { Link, useNavigate, useSearchParams } from "react-router";
 import { EmptyState } from "@/components/ui/empty-state";
 import { AgentIcon } from "@/components/ui/icons";
 import { LoadingState } from "@/components/ui/spinner";
+import { type ChatAgent, participantsOf } from "../participants";
 import { clearLiveError, sendLiveMessage, useLiveChat } from "../stores/live-chats";
-import type { ChatAgent } from "./chat-view";
 import { Composer } from "./composer";
-import { SendError } from "./send-error";
+import { MentionError } from "./mention-error";
 import { MessageList } from "./message-list";
+import { type Participants, ParticipantsPicker } from "./participants-picker";
+import { SendError } from "./send-error";
 
 const SUGGESTIONS = ["Summarise the key points of a long email", "Draft a friendly reply to a customer", "Explain a concept like I'm new to it"];
 
-/** A new chat: pick an agent, write the first message; the page moves to the chat once it exists. */
+/**
+ * A new chat: pick the agent (or several, and how they answer), write the first message; the page
+ * moves to the chat once it exists.
+ */
 export function NewChat({
   agents,
   loading,
@@ -31,9 +36,13 @@ export function NewChat({
   const live = useLiveChat(key);
   const requested = params.get("agent");
   const initial = agents.find((a) => a.id === requested)?.id ?? agents.find((a) => a.id === defaultAgentId)?.id ?? agents[0]?.id ?? "";
-  const [picked, setPicked] = useState<string>("");
-  const agentId = picked || initial;
-  const agent = agents.find((a) => a.id === agentId);
+  const [picked, setPicked] = useState<Participants | null>(null);
+  // Until the person picks, the requested or preferred agent alone; agents deleted meanwhile drop out.
+  const chosen: Participants = picked
+    ? { ...picked, agentIds: picked.agentIds.filter((id) => agents.some((a) => a.id === id)) }
+    : { agentIds: initial ? [initial] : [], mode: "direct" };
+  const participants = participantsOf(chosen.agentIds, agents);
+  const agent = participants[0];
 
   if (loading) return <LoadingState label="Loading agents…" />;
   if (agents.length === 0) {
@@ -47,35 +56,31 @@ export function NewChat({
   }
 
   const send = (content: string) =>
-    sendLiveMessage({ key, agentId, content, awaitTitle, onChatId: (chatId) => navigate(`/chat/${chatId}`, { replace: true }) });
+    sendLiveMessage({
+      key,
+      agentIds: chosen.agentIds,
+      mode: chosen.mode,
+      content,
+      awaitTitle,
+      onChatId: (chatId) => navigate(`/chat/${chatId}`, { replace: true }),
+    });
+  const several = participants.length > 1;
+  const placeholder = !agent ? "Pick an agent" : chosen.mode === "panel" && several ? "Message the panel…" : several && chosen.mode === "direct" ? `Message ${agent.name}, or @mention another agent…` : `Message ${agent.name}…`;
 
   return (
     <div className="chat">
       <header className="chat-header">
         <div className="chat-header__main">
           <h1 className="chat-header__heading">New chat</h1>
-          <p className="chat-header__meta muted small">{agent ? `${agent.name} · ${agent.model}` : ""}</p>
+          <p className="chat-header__meta muted small">{several ? participants.map((p) => p.name).join(", ") : agent ? `${agent.name} · ${agent.model}` : ""}</p>
         </div>
       </header>
       {live.messages.length > 0 ? (
-        <MessageList messages={live.messages} agentName={agent?.name ?? "Agent"} hasOlder={false} loadingOlder={false} onLoadOlder={() => undefined} />
+        <MessageList messages={live.messages} agents={participants} hasOlder={false} loadingOlder={false} onLoadOlder={() => undefined} />
       ) : (
         <div className="new-chat">
           <h2 className="new-chat__title">Who do you want to talk to?</h2>
-          <div className="agent-picker" role="radiogroup" aria-label="Agent">
-            {agents.map((option) => (
-              <label key={option.id} className={`agent-picker__option ${option.id === agentId ? "is-selected" : ""}`}>
-                <input type="radio" name="agent" value={option.id} checked={option.id === agentId} onChange={() => setPicked(option.id)} />
-                <span className="agent-card__icon" aria-hidden="true">
-                  {option.name.charAt(0).toUpperCase()}
-                </span>
-                <span className="agent-picker__text">
-                  <span className="agent-picker__name">{option.name}</span>
-                  <span className="muted small">{option.model}</span>
-                </span>
-              </label>
-            ))}
-          </div>
+          <ParticipantsPicker name="new-chat" agents={agents} value={chosen} onChange={setPicked} />
           <ul className="suggestions">
             {SUGGESTIONS.map((suggestion) => (
               <li key={suggestion}>
@@ -89,7 +94,14 @@ export function NewChat({
       )}
       <div className="chat__footer">
         <SendError error={live.error} onDismiss={() => clearLiveError(key)} />
-        <Composer streaming={live.connection === "sending" || live.connection === "streaming"} disabled={!agent} onSend={send} placeholder={agent ? `Message ${agent.name}…` : "Pick an agent"} />
+        <Composer
+          streaming={live.connection === "sending" || live.connection === "streaming"}
+          disabled={!agent}
+          onSend={send}
+          placeholder={placeholder}
+          mentionables={several && chosen.mode === "direct" ? participants : []}
+        />
+        <MentionError error={live.error} />
       </div>
     </div>
   );

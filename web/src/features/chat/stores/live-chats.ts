@@ -10,7 +10,7 @@ import { parseEventData, readSseEvents } from "@/lib/sse";
 import { followChat } from "../api/follow-chat";
 import { chatsQueryKey } from "../api/get-chats";
 import { historyQueryKey } from "../api/get-history";
-import { sendMessage } from "../api/send-message";
+import { type SendInput, sendMessage } from "../api/send-message";
 import { type Message, type MessageDelta, type SendResult, isInFlight } from "../api/types";
 import { CHAT_UPDATED, awaitProposedTitle, onChatUpdated } from "./proposed-title";
 
@@ -223,6 +223,8 @@ export async function sendLiveMessage({
   key,
   chatId,
   agentId,
+  agentIds,
+  mode,
   content,
   onChatId,
   awaitTitle = false,
@@ -230,6 +232,9 @@ export async function sendLiveMessage({
   key: string;
   chatId?: string;
   agentId?: string;
+  /** A new chat with several agents (the first is the default), answering in `mode`. */
+  agentIds?: string[];
+  mode?: SendInput["mode"];
   content: string;
   onChatId: (chatId: string) => void;
   /** A new chat whose agent will propose its title: wait for it after the first reply. */
@@ -255,7 +260,7 @@ export async function sendLiveMessage({
   const idempotencyKey = randomId();
   let currentKey = key;
   try {
-    const response = await sendMessage({ content, chatId, agentId, idempotencyKey });
+    const response = await sendMessage({ content, chatId, agentId, agentIds, mode, idempotencyKey });
     const type = response.headers.get("Content-Type") ?? "";
     if (type.includes("text/event-stream") && response.body) {
       currentKey = await consume(response.body, key, onChatId, false);
@@ -267,7 +272,11 @@ export async function sendLiveMessage({
       currentKey = answer.chat_id;
       if (answer.chat_id !== chatId) onChatId(answer.chat_id);
       update(currentKey, (chat) => ({
-        messages: upsert(upsert(chat.messages.filter((m) => m.id !== optimistic.id), answer.user_message), answer.agent_message),
+        // Every reply this send starts (a panel's, or each @named agent's), in order.
+        messages: (answer.agent_messages.length ? answer.agent_messages : [answer.agent_message]).reduce(
+          upsert,
+          upsert(chat.messages.filter((m) => m.id !== optimistic.id), answer.user_message),
+        ),
       }));
     }
   } catch (error) {
