@@ -37,7 +37,8 @@ def test_an_opted_in_users_new_chat_takes_the_title_its_agent_proposes(
     page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
     expect(agent_messages(page).last).to_have_attribute("data-status", "complete", timeout=30_000)
 
-    chats = page.get_by_role("list", name="Chats").get_by_role("link")
+    # The title itself, not the link's whole text (it ends with when the chat was last used).
+    chats = page.get_by_role("list", name="Chats").locator(".chat-list__title")
     expect(chats).to_have_count(1)
     expect(chats.first).to_have_text(PROPOSED, timeout=20_000)
     expect(page.locator(".chat-header__title")).to_have_text(PROPOSED)
@@ -56,5 +57,6 @@ def test_without_the_preference_a_new_chat_keeps_its_first_words(
     send_message(page, "what is a good rye ratio")
     page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
     expect(agent_messages(page).last).to_have_attribute("data-status", "complete", timeout=30_000)
-    chats = page.get_by_role("list", name="Chats").get_by_role("link")
+    # The title itself, not the link's whole text (it ends with when the chat was last used).
+    chats = page.get_by_role("list", name="Chats").locator(".chat-list__title")
     expect(chats.first).to_have_text("what is a good rye ratio")
