@@ -85,6 +85,7 @@ async def test_a_panel_through_the_gateway_streams_each_agent_in_turn(tmp_path: 
 
 @pytest.mark.redis
 @pytest.mark.postgres
+@pytest.mark.alone
 async def test_kill_9_of_a_chat_replica_mid_panel_still_ends_the_turn(tmp_path: Path) -> None:
     prefix = f"turns{os.getpid()}{int(time.time())}"
     env = {"KIBITZ_REDIS_URL": REDIS_URL, "KIBITZ_QUEUE_URL": f"{REDIS_URL}?prefix={prefix}"}
