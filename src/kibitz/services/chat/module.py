@@ -111,7 +111,7 @@ def chat_parts(
 def create_app(platform: Platform) -> FastAPI:
     """The chat service's app."""
     settings = ChatSettings()
-    database = ChatDatabase(database_url(platform))
+    database = ChatDatabase(database_url(platform), pool=settings.database_pool())
     queue = reply_queue(platform, settings)
 
     @asynccontextmanager
