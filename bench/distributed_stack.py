@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography.fernet import Fernet
 
 KIBITZ = str(Path(sys.executable).parent / "kibitz")
 SERVICES = ("auth", "tenants", "users", "agents", "chat")
@@ -106,6 +107,8 @@ def distributed_stack(env: dict[str, str], *, chat_replicas: int = 2) -> Iterato
         **os.environ,
         **env,
         "KIBITZ_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+        # Every agents replica must share it (kibitz serve agents refuses to start without).
+        "KIBITZ_AGENTS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "KIBITZ_BUS_URL": f"{redis_url}?prefix={prefix}",
         "KIBITZ_QUEUE_URL": f"{redis_url}?prefix={prefix}",
         "KIBITZ_REDIS_URL": redis_url,
