@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -35,11 +36,14 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from distributed_stack import distributed_stack
 
 PASSWORD = "correct horse battery staple"
 LEVELS = (1, 16, 64)
@@ -125,7 +129,7 @@ async def run_level(
 
 
 async def bench(
-    args: argparse.Namespace, sim_url: str, urls: dict[str, str], stack_pid: int
+    args: argparse.Namespace, sim_url: str, urls: dict[str, str], stack_pids: list[int]
 ) -> None:
     gateway = urls["gateway"]
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
@@ -261,11 +265,11 @@ async def bench(
             ERRORS.clear()
             rounds = max(args.rounds, 30) if level == 1 else args.rounds
             d_samples, d_wall = await run_level([direct] * level, rounds)
-            cpu_before = cpu_seconds(stack_pid)
+            cpu_before = sum(map(cpu_seconds, stack_pids))
             c_samples, c_wall = await run_level(
                 [through_chat(user) for user in users[:level]], rounds
             )
-            stack_cpu = cpu_seconds(stack_pid) - cpu_before
+            stack_cpu = sum(map(cpu_seconds, stack_pids)) - cpu_before
             d_ok = [s for s in d_samples if s[2]]
             c_ok = [s for s in c_samples if s[2]]
             errors = len(c_samples) - len(c_ok)
@@ -307,6 +311,11 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="kibitz serve per service, 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out",
+    )
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -342,36 +351,53 @@ def main() -> None:
             "KIBITZ_LOG_LEVEL": "WARNING",
         }
         env.pop("KIBITZ_REDIS_URL", None)
-        stack = subprocess.Popen(
-            [sys.executable, __file__, "--serve", data_dir],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
         try:
-            assert stack.stdout is not None
-            urls = json.loads(stack.stdout.readline())
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{sim_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the simulator did not start")
-                time.sleep(0.1)
-            asyncio.run(bench(args, sim_url, urls, stack.pid))
+            wait_for_simulator(sim_url)
+            if args.distributed:
+                with distributed_stack(env) as running:
+                    print("distributed: 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out")
+                    asyncio.run(bench(args, sim_url, running.urls, running.pids))
+            else:
+                with all_in_one_stack(data_dir, env) as (urls, pid):
+                    asyncio.run(bench(args, sim_url, urls, [pid]))
         finally:
-            if stack.stdin is not None:
-                stack.stdin.close()
-            try:
-                stack.wait(15)
-            except subprocess.TimeoutExpired:
-                stack.kill()
             simulator.terminate()
             simulator.wait(10)
+
+
+def wait_for_simulator(sim_url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{sim_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("the simulator did not start")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def all_in_one_stack(data_dir: str, env: dict[str, str]) -> Iterator[tuple[dict[str, str], int]]:
+    """The stack as `kibitz up` runs it, in a child process: its URLs and process id."""
+    stack = subprocess.Popen(
+        [sys.executable, __file__, "--serve", data_dir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert stack.stdout is not None
+        yield json.loads(stack.stdout.readline()), stack.pid
+    finally:
+        if stack.stdin is not None:
+            stack.stdin.close()
+        try:
+            stack.wait(15)
+        except subprocess.TimeoutExpired:
+            stack.kill()
 
 
 if __name__ == "__main__":
