@@ -41,6 +41,7 @@ from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.cursor import CREATED, Batch
 from kibitz.services.chat.streams.fanout import Fanout
 from kibitz.services.chat.streams.follow import follow_send, message_dict, replay_send
+from kibitz.services.chat.tree.placement import Placement
 
 logger = structlog.get_logger("kibitz.chat")
 # 50 ms between looks at a reply another replica was asked to stop.
@@ -96,10 +97,16 @@ async def send(
     idempotency_key: str | None,
     request_id: str | None = None,
     stream: bool = False,
+    placement: Placement | None = None,
+    request_kind: str = "send",
 ) -> SendOutcome:
-    """Store the user's message, enqueue its reply and answer at once (or stream the reply)."""
+    """Store the user's message, enqueue its reply and answer at once (or stream the reply).
+    The message goes after `body.parent_message_id`, or where `placement` says (an edit), or
+    after the chat's newest leaf."""
     settings, heartbeat = chat.settings, chat.settings.heartbeat_seconds
     check_content(body.content, max_chars=settings.max_content_chars)
+    if placement is None:
+        placement = Placement(parent_id=body.parent_message_id)
     key = checked_key(idempotency_key)
     earlier = (
         await claim_key(
@@ -108,6 +115,7 @@ async def send(
             key=key,
             body=body,
             ttl_seconds=settings.idempotency_ttl_seconds,
+            kind=request_kind,
         )
         if key is not None
         else None
@@ -153,6 +161,7 @@ async def send(
                 holder=holder,
                 reserve=reserve,
                 checked=ask_early if chat.quota.comfortable(principal.tenant_id) else None,
+                placement=placement,
             )
         except BaseException:
             for started in early:
@@ -173,8 +182,10 @@ async def announce(
     queues the job again once its lease lapses."""
     chat_key = str(stored.order.chat_id)
     try:
-        for name in ("user_message", "agent_message"):
-            await chat.fanout.publish(chat_key, {"type": CREATED, "message": stored.result[name]})
+        for name in ("user_message", "agent_message"):  # a regeneration stores no user message
+            if name in stored.result:
+                message = stored.result[name]
+                await chat.fanout.publish(chat_key, {"type": CREATED, "message": message})
     finally:
         if early is not None:
             early.commit()

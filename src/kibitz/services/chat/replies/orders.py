@@ -28,6 +28,8 @@ class ReplyOrder:
     request_id: str | None
     # When the reply was stored (its events show it).
     created_at: datetime
+    # The message the reply answers (its place in the chat's tree; its events show it).
+    parent_id: uuid.UUID | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready (the job row's payload and the queued job's)."""
@@ -35,6 +37,7 @@ class ReplyOrder:
         for name in _IDS:
             data[name] = str(data[name])
         data["created_at"] = self.created_at.isoformat()
+        data["parent_id"] = str(self.parent_id) if self.parent_id is not None else None
         return data
 
     @classmethod
@@ -47,4 +50,5 @@ class ReplyOrder:
             access_token=str(payload.get("access_token") or ""),
             request_id=payload.get("request_id"),
             created_at=datetime.fromisoformat(str(payload["created_at"])),
+            parent_id=uuid.UUID(str(payload["parent_id"])) if payload.get("parent_id") else None,
         )

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kibitz.kit.jwt import Principal
 from kibitz.services.chat.config import ChatSettings
-from kibitz.services.chat.errors import ChatNotFound, TooManyGenerations
+from kibitz.services.chat.errors import ChatNotFound, MessageNotFound, TooManyGenerations
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender
 from kibitz.services.chat.replies.orders import ReplyOrder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
@@ -27,6 +27,7 @@ from kibitz.services.chat.repository import (
 from kibitz.services.chat.schemas import ChatSend, MessageRead, SendResult
 from kibitz.services.chat.sending.context import default_title, reply_context
 from kibitz.services.chat.storage import ChatDatabase
+from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,11 @@ async def checked_view(
     *,
     now: datetime,
     settings: ChatSettings,
-    before: uuid.UUID,
+    placement: Placement,
 ) -> SendView:
-    """The chat is the caller's (404 otherwise) and the cap allows one more reply (429): its
-    agent, title and recent messages, newest first."""
+    """The chat is the caller's (404 otherwise), so is the message it goes after (404), and the
+    cap allows one more reply (429): its agent, title and the branch it continues, newest
+    first."""
     since = now - timedelta(seconds=settings.stale_generation_seconds)
     if body.chat_id is None:
         in_flight = await reads.in_flight(user_id=principal.user_id, since=since)
@@ -77,11 +79,13 @@ async def checked_view(
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             since=since,
-            before=before,
+            placement=placement,
             limit=settings.context_messages - 1,
         )
         if found is None:
             raise ChatNotFound()
+        if placement.parent_id is not None and found.parent_id != placement.parent_id:
+            raise MessageNotFound()
         view = found
     if view.in_flight >= settings.max_concurrent_generations:
         raise too_many_generations(settings.max_concurrent_generations)
@@ -102,6 +106,7 @@ async def store_send(
     holder: str,
     reserve: Callable[[], Awaitable[None]],
     checked: Callable[[ReplyOrder], None] | None = None,
+    placement: Placement = NEWEST_LEAF,
 ) -> StoredSend:
     """Check, then reserve quota while storing, in one transaction committed only once the
     reservation is granted (`checked` hears of the reply as soon as the send is checked). The
@@ -113,7 +118,7 @@ async def store_send(
             await ReplyJobRepository(session).lock_user(principal.user_id)
             reads = SendReads(await session.connection())
             view = await checked_view(
-                reads, principal, body, now=now, settings=settings, before=ids.user_message
+                reads, principal, body, now=now, settings=settings, placement=placement
             )
             # Checked: quota is only counted for a send that may go ahead; its round trip runs
             # while the rows are written.
@@ -125,6 +130,7 @@ async def store_send(
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
                 agent_id=view.agent_id,
+                parent_id=ids.user_message,
                 context=reply_context(view.history, body.content, max_chars=settings.context_chars),
                 access_token=access_token,
                 request_id=request_id,
@@ -192,6 +198,7 @@ async def _insert(
     }
     user_message = Message(
         id=order.user_message_id,
+        parent_id=view.parent_id,
         sender=Sender.USER.value,
         content=body.content,
         status=MessageStatus.COMPLETE.value,
@@ -199,6 +206,7 @@ async def _insert(
     )
     reply = Message(
         id=order.message_id,
+        parent_id=order.user_message_id,
         sender=Sender.AGENT.value,
         agent_id=order.agent_id,
         content="",

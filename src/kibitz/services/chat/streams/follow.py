@@ -66,15 +66,15 @@ def follow_send(
     fanout: Fanout, result: dict[str, Any], *, heartbeat_seconds: float
 ) -> AsyncIterator[Batch | None]:
     """The stream of a send being answered: subscribed before its messages are announced."""
-    user_dict, agent_dict = result["user_message"], result["agent_message"]
+    stored = _stored_messages(result)
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(result["chat_id"])))
     return stream_frames(
         subscription,
         exits,
-        cursor=StreamCursor(only={user_dict["id"], agent_dict["id"]}),
-        replay=[(user_dict, ""), (agent_dict, "")],
-        until=agent_dict["id"],
+        cursor=StreamCursor(only={message["id"] for message in stored}),
+        replay=[(message, "") for message in stored],
+        until=stored[-1]["id"],
         heartbeat_seconds=heartbeat_seconds,
     )
 
@@ -88,7 +88,7 @@ async def replay_send(
 ) -> AsyncIterator[Batch | None]:
     """The stream of an earlier send (same Idempotency-Key): its two messages, from the top."""
     chat_id = uuid.UUID(result["chat_id"])
-    ids = [result["user_message"]["id"], result["agent_message"]["id"]]
+    ids = [message["id"] for message in _stored_messages(result)]
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(chat_id)))
     try:
@@ -106,11 +106,17 @@ async def replay_send(
         exits,
         cursor=StreamCursor(only=set(ids)),
         replay=replay,
-        until=ids[1],
+        until=ids[-1],
         heartbeat_seconds=heartbeat_seconds,
     )
     async for batch in frames:
         yield batch
+
+
+def _stored_messages(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a send stored, in order: the user's (a regeneration has none), the reply."""
+    user = [result["user_message"]] if "user_message" in result else []
+    return [*user, result["agent_message"]]
 
 
 async def content_now(fanout: Fanout, message: dict[str, Any]) -> str:
