@@ -119,10 +119,9 @@ class Message(Base):
     # user sees is one branch of it (`tree/`).
     parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     # An answer an orchestrator asked another agent for: a child of the orchestrator's reply,
-    # never a step of a branch (not a leaf, not a sibling).
-    delegated: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, default=False, server_default=false()
-    )
+    # never a step of a branch (not a leaf, not a sibling). A server default, not a Python one:
+    # inserts written for older schemas (the migration tests') still work.
+    delegated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     sender: Mapped[str] = mapped_column(String(10), nullable=False)
     # The agent that wrote a reply (null for the user's messages).
     agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)

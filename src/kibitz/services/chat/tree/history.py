@@ -48,6 +48,28 @@ async def branch_page(
     )
 
 
+async def branch_ids(
+    session: AsyncSession, *, chat_id: uuid.UUID, leaf: uuid.UUID | None, batch: int
+) -> list[uuid.UUID]:
+    """Every message id of a branch (through `leaf`, else the newest leaf's), root first: walked
+    up `batch` steps a statement (404 when `leaf` is not the chat's)."""
+    tree = TreeRepository(session)
+    start: uuid.UUID | None
+    if leaf is not None:
+        if await tree.get(chat_id, leaf) is None:
+            raise MessageNotFound()
+        start = await tree.end_below(chat_id, leaf)
+    else:
+        start = await tree.newest_leaf(chat_id)
+    ids: list[uuid.UUID] = []
+    while start is not None:
+        steps = await tree.steps(chat_id, start=start, steps=batch)
+        ids += [message_id for message_id, _ in steps]
+        start = steps[-1][1] if len(steps) == batch else None
+    ids.reverse()
+    return ids
+
+
 async def with_siblings(
     tree: TreeRepository, chat_id: uuid.UUID, page: list[Message]
 ) -> list[BranchMessage]:

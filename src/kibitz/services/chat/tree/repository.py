@@ -131,6 +131,14 @@ class TreeRepository:
         statement = select(row).join(walk, walk.c.id == row.id).order_by(walk.c.step).limit(steps)
         return list((await self.session.execute(statement)).scalars().all())
 
+    async def steps(
+        self, chat_id: uuid.UUID, *, start: uuid.UUID, steps: int
+    ) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+        """`(id, parent_id)` of `start` and up to `steps - 1` of its ancestors, newest first."""
+        walk = branch_up(chat_id, start, steps)
+        statement = select(walk.c.id, walk.c.parent_id).order_by(walk.c.step).limit(steps)
+        return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
+
     async def children_of(
         self, chat_id: uuid.UUID, parent_ids: Sequence[uuid.UUID | None]
     ) -> list[tuple[uuid.UUID | None, uuid.UUID]]:

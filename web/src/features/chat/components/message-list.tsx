@@ -1,7 +1,6 @@
 import { useEffect, useLayoutEffect, useRef } from "react";
 import { Button } from "@/components/ui/button";
-import type { Message } from "../api/types";
-import { MessageBubble } from "./message-bubble";
+import { type MessageActions, MessageBubble, type ShownMessage } from "./message-bubble";
 
 // Within this many pixels of the bottom, new text keeps the view pinned to the end.
 const STICK_THRESHOLD_PX = 120;
@@ -13,12 +12,14 @@ export function MessageList({
   hasOlder,
   loadingOlder,
   onLoadOlder,
+  actions,
 }: {
-  messages: Message[];
+  messages: ShownMessage[];
   agentName: string;
   hasOlder: boolean;
   loadingOlder: boolean;
   onLoadOlder: () => void;
+  actions?: MessageActions;
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const topRef = useRef<HTMLDivElement>(null);
@@ -89,7 +90,7 @@ export function MessageList({
       </div>
       <div className="messages__inner">
         {messages.map((message) => (
-          <MessageBubble key={message.id} message={message} agentName={agentName} />
+          <MessageBubble key={message.id} message={message} agentName={agentName} actions={actions} />
         ))}
       </div>
     </div>
