@@ -101,7 +101,6 @@ async def store_send(
     now: datetime,
     settings: ChatSettings,
     idempotency_key: str | None,
-    access_token: str,
     request_id: str | None,
     holder: str,
     reserve: Callable[[], Awaitable[None]],
@@ -132,7 +131,6 @@ async def store_send(
                 agent_id=view.agent_id,
                 parent_id=ids.user_message,
                 context=reply_context(view.history, body.content, max_chars=settings.context_chars),
-                access_token=access_token,
                 request_id=request_id,
                 created_at=now,
             )
