@@ -55,7 +55,6 @@ async def regenerate_reply(
         principal=principal,
         message_id=message_id,
         body=body or Regeneration(),
-        access_token=bearer_token(request) or "",
         idempotency_key=idempotency_key,
         request_id=request_id_of(request),
         stream=wants_event_stream(request),
