@@ -26,6 +26,7 @@ from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.fanout import Fanout
+from kibitz.services.chat.turns.chain import TurnChain
 
 logger = structlog.get_logger("kibitz.chat")
 
@@ -92,6 +93,8 @@ class ReplyGenerator:
         self.outbox = outbox
         self.agents = agents
         self.running: dict[uuid.UUID, _Running] = {}
+        # Starts the next reply of a turn of several agents (its queue is wired by ReplyJobs).
+        self.turns = TurnChain(lease_seconds=settings.reply_lease_seconds, new_holder=new_holder)
         self._early: set[asyncio.Task[None]] = set()
 
     # -- the queue's handler ------------------------------------------------------------------
@@ -276,6 +279,7 @@ class ReplyGenerator:
             progress=progress,
             status=status,
             error=error,
+            turns=self.turns,
         )
 
     # -- stopping -----------------------------------------------------------------------------

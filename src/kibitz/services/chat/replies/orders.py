@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 # The work queue's kind for replies.
 REPLY_JOB = "chat.reply"
 _IDS = ("message_id", "user_message_id", "chat_id", "tenant_id", "user_id", "agent_id")
+
+
+@dataclass(frozen=True)
+class TurnStep:
+    """A later reply of the same turn: stored `pending` with the send, started when the reply
+    before it ends (`turns/chain.py`)."""
+
+    message_id: uuid.UUID
+    agent_id: uuid.UUID
+    # The agent's name: it labels its answer in the context of the agents after it.
+    name: str
+
+    def to_payload(self) -> dict[str, str]:
+        """JSON-ready."""
+        return {
+            "message_id": str(self.message_id),
+            "agent_id": str(self.agent_id),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TurnStep:
+        """Read it back."""
+        return cls(
+            message_id=uuid.UUID(str(payload["message_id"])),
+            agent_id=uuid.UUID(str(payload["agent_id"])),
+            name=str(payload.get("name") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -31,6 +59,9 @@ class ReplyOrder:
     created_at: datetime
     # The message the reply answers (its place in the chat's tree; its events show it).
     parent_id: uuid.UUID | None = None
+    # A turn of several agents: this agent's name and the replies after it, in order.
+    name: str = ""
+    rest: tuple[TurnStep, ...] = field(default=())
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready (the job row's payload and the queued job's)."""
@@ -39,6 +70,7 @@ class ReplyOrder:
             data[name] = str(data[name])
         data["created_at"] = self.created_at.isoformat()
         data["parent_id"] = str(self.parent_id) if self.parent_id is not None else None
+        data["rest"] = [step.to_payload() for step in self.rest]
         return data
 
     @classmethod
@@ -51,4 +83,6 @@ class ReplyOrder:
             request_id=payload.get("request_id"),
             created_at=datetime.fromisoformat(str(payload["created_at"])),
             parent_id=uuid.UUID(str(payload["parent_id"])) if payload.get("parent_id") else None,
+            name=str(payload.get("name") or ""),
+            rest=tuple(TurnStep.from_payload(step) for step in payload.get("rest") or ()),
         )

@@ -65,18 +65,24 @@ async def follow(
 def follow_send(
     fanout: Fanout, result: dict[str, Any], *, heartbeat_seconds: float
 ) -> AsyncIterator[Batch | None]:
-    """The stream of a send being answered: subscribed before its messages are announced."""
-    stored = _stored_messages(result)
+    """The stream of a send being answered: subscribed before its messages are announced; it
+    ends once the send's last reply is whole (each reply of a turn of several agents)."""
+    messages = _stored_messages(result)
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(result["chat_id"])))
     return stream_frames(
         subscription,
         exits,
-        cursor=StreamCursor(only={message["id"] for message in stored}),
-        replay=[(message, "") for message in stored],
-        until=stored[-1]["id"],
+        cursor=StreamCursor(only={message["id"] for message in messages}),
+        replay=[(message, "") for message in messages],
+        until=tuple(reply["id"] for reply in _replies(result)),
         heartbeat_seconds=heartbeat_seconds,
     )
+
+
+def _replies(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replies a send started, in order (an answer stored before turns has only one)."""
+    return list(result.get("agent_messages") or [result["agent_message"]])
 
 
 async def replay_send(
@@ -86,7 +92,7 @@ async def replay_send(
     *,
     heartbeat_seconds: float,
 ) -> AsyncIterator[Batch | None]:
-    """The stream of an earlier send (same Idempotency-Key): its two messages, from the top."""
+    """The stream of an earlier send (same Idempotency-Key): its messages, from the top."""
     chat_id = uuid.UUID(result["chat_id"])
     ids = [message["id"] for message in _stored_messages(result)]
     exits = contextlib.ExitStack()
@@ -106,7 +112,7 @@ async def replay_send(
         exits,
         cursor=StreamCursor(only=set(ids)),
         replay=replay,
-        until=ids[-1],
+        until=tuple(reply["id"] for reply in _replies(result)),
         heartbeat_seconds=heartbeat_seconds,
     )
     async for batch in frames:
@@ -114,9 +120,10 @@ async def replay_send(
 
 
 def _stored_messages(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages a send stored, in order: the user's (a regeneration has none), the reply."""
+    """The messages a send stored, in order: the user's (a regeneration has none), the
+    replies."""
     user = [result["user_message"]] if "user_message" in result else []
-    return [*user, result["agent_message"]]
+    return [*user, *_replies(result)]
 
 
 async def content_now(fanout: Fanout, message: dict[str, Any]) -> str:
@@ -128,12 +135,14 @@ async def content_now(fanout: Fanout, message: dict[str, Any]) -> str:
     return str(message["content"])
 
 
-def _ends_stream(event: dict[str, Any], cursor: StreamCursor, until: str | None) -> bool:
-    """Whether a stream is over after this event: its chat was deleted, or the message it
-    waited for is whole."""
+def _ends_stream(
+    event: dict[str, Any], cursor: StreamCursor, until: tuple[str, ...] | None
+) -> bool:
+    """Whether a stream is over after this event: its chat was deleted, or the messages it
+    waited for are whole."""
     if event.get("type") == DELETED:
         return True
-    return until is not None and cursor.is_finished(until)
+    return until is not None and all(cursor.is_finished(message) for message in until)
 
 
 async def stream_frames(
@@ -143,9 +152,10 @@ async def stream_frames(
     cursor: StreamCursor,
     replay: list[tuple[dict[str, Any], str]],
     heartbeat_seconds: float,
-    until: str | None = None,
+    until: tuple[str, ...] | None = None,
 ) -> AsyncIterator[Batch | None]:
-    """Replay, then live events; ends after `until` is whole (or when cut off).
+    """Replay, then live events; ends once every message of `until` is whole (or when cut off:
+    a stopped turn may end its later replies before the one that was streaming).
 
     Events already queued when the subscriber gets to them go out in one batch: a subscriber
     that fell behind catches up with one write instead of one per event."""
@@ -153,7 +163,7 @@ async def stream_frames(
         batch = [frame for message, content in replay for frame in cursor.replay(message, content)]
         if batch:
             yield batch
-        if until is not None and cursor.is_finished(until):
+        if until is not None and all(cursor.is_finished(message) for message in until):
             return
         while True:
             try:

@@ -43,6 +43,7 @@ from kibitz.services.chat.service import ChatService, SendOutcome, announce, sen
 from kibitz.services.chat.streams.cursor import Batch
 from kibitz.services.chat.streams.follow import follow_send, replay_send
 from kibitz.services.chat.tree.placement import Placement
+from kibitz.services.chat.turns.context import with_answer
 
 
 @dataclass(frozen=True)
@@ -155,14 +156,19 @@ async def regenerate(
 
 
 def branch_context(history: list[RecentMessage], *, max_chars: int) -> list[dict[str, str]]:
-    """What a reply to the branch's last message (`history[0]`, newest first) is asked from."""
-    parent = history[0]
-    if parent.sender == Sender.USER.value:
-        return reply_context(history[1:], parent.content, max_chars=max_chars)
-    # A reply after a reply (several agents in turn): the branch as it stands.
-    window = reply_context(history[1:], "", max_chars=max_chars)[:-1]
-    window.append({"role": "assistant", "content": parent.content})
-    return window
+    """What a reply to the branch's last message (`history[0]`, newest first) is asked from: a
+    reply after replies of the same turn sees them folded into the user's message, as the turn
+    asked it (`turns/context.py`)."""
+    answers: list[RecentMessage] = []
+    rest = list(history)
+    while rest and rest[0].sender != Sender.USER.value:
+        answers.append(rest.pop(0))
+    if not rest:  # no user message on the branch within reach: the answers as they stand
+        return [{"role": "user", "content": answer.content} for answer in reversed(answers)]
+    context = reply_context(rest[1:], rest[0].content, max_chars=max_chars)
+    for answer in reversed(answers):
+        context = with_answer(context, "", answer.content)
+    return context
 
 
 async def _store_reply(
