@@ -349,3 +349,40 @@ async def test_export_shows_the_visible_branch_and_json_may_carry_the_whole_tree
     stranger = await world.member()
     refused = await world.http.get(url, params={"leaf": old_reply}, headers=stranger.headers)
     assert refused.status_code == 404
+
+
+async def test_a_turns_replies_follow_one_another_and_a_later_one_can_be_regenerated(
+    world: World,
+) -> None:
+    alice = await world.member()
+    critic = await world.add_agent(alice, "Critic")
+    await world.subscribe(alice, "gold")
+    created = await post(
+        world, alice, "/chat/chats", {"agent_ids": [alice.agent_id, critic], "mode": "panel"}
+    )
+    chat_id = created.json()["id"]
+    sent = await world.send(alice, "Both of you? [sim:tokens=3]", chat_id=chat_id)
+    assert sent.status_code == 201, sent.text
+    body = sent.json()
+    first, second = body["agent_messages"]
+    assert first["parent_id"] == body["user_message"]["id"]
+    assert second["parent_id"] == first["id"]
+    for reply in (first, second):
+        await world.wait_finished(alice, chat_id, reply["id"])
+    page = await history(world, alice, chat_id)
+    assert [m["id"] for m in page["messages"]] == [
+        body["user_message"]["id"],
+        first["id"],
+        second["id"],
+    ]
+    # The second agent again: beside its first answer, asked with the first agent's folded in.
+    again = await regenerated(world, alice, second["id"])
+    assert again["agent_message"]["parent_id"] == first["id"]
+    assert again["agent_message"]["agent_id"] == critic
+    asked = world.simulator.requests[-1]["body"]["messages"]
+    last = [m for m in asked if m["role"] != "system"][-1]
+    assert last["role"] == "user" and last["content"].startswith("Both of you?")
+    first_text = (await history(world, alice, chat_id))["messages"][1]["content"].strip()
+    assert first_text in last["content"]
+    page = await history(world, alice, chat_id)
+    assert page["messages"][-1]["sibling_ids"] == [second["id"], again["agent_message"]["id"]]
