@@ -3,13 +3,17 @@
     .venv/bin/python bench/history.py [--messages 100000] [--requests 300] [--postgres]
 
 Starts auth and chat all-in-one in this process (SQLite in a temp dir, or fresh PostgreSQL
-databases with --postgres), registers a user, writes a chat of 10 messages and one of
-`--messages` messages straight into chat's database, then times `GET /chat/history/{id}?limit=50`
-over loopback HTTP: the newest page, and (for the big chat) a page from its middle through the
-`before` cursor. It prints p50/p99 latency and the ratio big/small. Target (issue 5): ratio ≤ 1.5
-(keyset pagination on (chat_id, id): the page costs the same whatever the chat's length).
+databases with --postgres), registers a user, writes straight into chat's database a chat of 10
+messages, a chat of `--messages` messages in one branch (each the parent of the next: a branch
+100 000 deep), and a branched chat of as many (every message of its main line has a sibling, a
+leaf beside it), then times `GET /chat/history/{id}?limit=50` over loopback HTTP: the newest page
+(the branch of the newest leaf), and a page from the middle through the `before` cursor. It prints
+p50/p99 latency and the ratio big/small. Target (issues 5 and 22): ratio ≤ 1.5 (a branch is
+walked up from the page's newest message, one primary-key lookup a step, for the page only).
 
-The small chat's page holds its 10 messages; "page of 10" rows compare equal page sizes too.
+The small chat's page holds its 10 messages; "page of 10" rows compare equal page sizes too. The
+last row, outside the ratios, switches to the branch of the deep chat's first message
+(`?leaf=`): the walk down to where its conversation went last is as long as the branch.
 """
 
 from __future__ import annotations
@@ -41,9 +45,16 @@ _BATCH = 5_000
 
 
 async def fill_chat(
-    database: Database, *, tenant_id: uuid.UUID, user_id: uuid.UUID, messages: int
-) -> tuple[uuid.UUID, uuid.UUID]:
-    """A chat with `messages` alternating user/agent messages; its id and its middle message id."""
+    database: Database,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    messages: int,
+    branched: bool = False,
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A chat of `messages` alternating user/agent messages, each the parent of the next (or,
+    `branched`, half of them so and each of those with a leaf sibling written just before it);
+    its id, its middle message's id and its first message's id."""
     now = datetime.now(UTC)
     chat_id = new_id()
     async with database.transaction() as session:
@@ -53,23 +64,29 @@ async def fill_chat(
                 tenant_id=tenant_id,
                 user_id=user_id,
                 agent_id=uuid.uuid4(),
+                agent_ids=[],
                 title="bench",
                 created_at=now,
                 updated_at=now,
             )
         )
-    middle = chat_id
+    middle = first = chat_id
+    parent: uuid.UUID | None = None
     written = 0
     while written < messages:
         rows: list[dict[str, Any]] = []
         for index in range(written, min(messages, written + _BATCH)):
             message_id = new_id()
-            if index == messages // 2:
+            side = branched and index % 2 == 0
+            if index == messages // 2 + (1 if branched else 0):
                 middle = message_id
+            if index == 0:
+                first = message_id
             rows.append(
                 {
                     "id": message_id,
                     "chat_id": chat_id,
+                    "parent_id": parent,
                     "tenant_id": tenant_id,
                     "user_id": user_id,
                     "sender": "user" if index % 2 == 0 else "agent",
@@ -81,10 +98,12 @@ async def fill_chat(
                     "updated_at": now,
                 }
             )
+            if not side:
+                parent = message_id
         async with database.transaction() as session:
             await session.execute(insert(Message), rows)
         written += len(rows)
-    return chat_id, middle
+    return chat_id, middle, first
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -130,9 +149,12 @@ async def bench(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -
         )
         owner = {"tenant_id": uuid.UUID(user["tenant_id"]), "user_id": uuid.UUID(user["id"])}
         started = time.perf_counter()
-        small, _ = await fill_chat(chat_db, messages=10, **owner)
-        big, middle = await fill_chat(chat_db, messages=args.messages, **owner)
-        print(f"wrote {args.messages + 10} messages in {time.perf_counter() - started:.1f} s")
+        small, _, _ = await fill_chat(chat_db, messages=10, **owner)
+        big, middle, first = await fill_chat(chat_db, messages=args.messages, **owner)
+        tree, tree_middle, _ = await fill_chat(
+            chat_db, messages=args.messages, branched=True, **owner
+        )
+        print(f"wrote {2 * args.messages + 10} messages in {time.perf_counter() - started:.1f} s")
         await chat_db.dispose()
 
         base = stack.urls["chat"]
@@ -142,9 +164,15 @@ async def bench(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -
             (f"chat of {args.messages}, middle page of 50", big, {"limit": 50, "before": middle}),
             ("chat of 10, page of 10", small, {"limit": 10}),
             (f"chat of {args.messages}, newest page of 10", big, {"limit": 10}),
+            (f"branched chat of {args.messages}, newest page of 50", tree, {"limit": 50}),
+            (
+                f"branched chat of {args.messages}, middle page of 50",
+                tree,
+                {"limit": 50, "before": tree_middle},
+            ),
         ]
         for _, chat_id, params in cases:  # warm
-            await timed(http, f"{base}/chat/history/{chat_id}", headers, params, 20)
+            await timed(http, f"{base}/chat/history/{chat_id}", headers, params, 5)
         # Interleaved, one request per case in turn, so background noise hits every case alike.
         results: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         for _ in range(args.requests):
@@ -158,11 +186,18 @@ async def bench(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -
             )
         names = list(results)
         small50 = statistics.median(results[names[0]])
-        for name in names[1:3]:
+        for name in [*names[1:3], *names[5:7]]:
             print(f"ratio {name} / chat of 10: {statistics.median(results[name]) / small50:.2f}")
         print(
             "ratio page of 10 (big/small): "
             f"{statistics.median(results[names[4]]) / statistics.median(results[names[3]]):.2f}"
+        )
+        switch = await timed(
+            http, f"{base}/chat/history/{big}", headers, {"limit": 50, "leaf": first}, 20
+        )
+        print(
+            f"switch to the first message's branch (walk down {args.messages}): "
+            f"p50 {statistics.median(switch):.2f} ms"
         )
 
 

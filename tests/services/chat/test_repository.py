@@ -17,6 +17,7 @@ from kibitz.services.chat.models import Chat, Message, ReplyJob
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads
 from kibitz.services.chat.storage import ChatDatabase
+from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 
 TENANT, USER = uuid.uuid4(), uuid.uuid4()
 
@@ -64,10 +65,13 @@ async def new_chat(
             )
         )
         await session.flush()
+        parent = None
         for index in range(messages):
+            message_id = new_id()
             session.add(
                 Message(
-                    id=(message_id := new_id()),
+                    id=message_id,
+                    parent_id=parent,
                     chat_id=chat_id,
                     tenant_id=TENANT,
                     user_id=USER,
@@ -93,6 +97,7 @@ async def new_chat(
                         created_at=now,
                     )
                 )
+            parent = message_id
     return chat_id
 
 
@@ -165,11 +170,24 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
     owner = {"tenant_id": TENANT, "user_id": USER, "since": since}
     async with chat_db.read_connection() as connection:
         reads = SendReads(connection)
-        view = await reads.existing_chat(chat_id, **owner, before=new_id(), limit=4)
-        empty = await reads.existing_chat(empty_chat, **owner, before=new_id(), limit=4)
+        view = await reads.existing_chat(chat_id, **owner, placement=NEWEST_LEAF, limit=4)
+        empty = await reads.existing_chat(empty_chat, **owner, placement=NEWEST_LEAF, limit=4)
+        earlier = (
+            await reads.existing_chat(
+                chat_id, **owner, placement=Placement(parent_id=view.history[2].id), limit=4
+            )
+            if view
+            else None
+        )
+        root = await reads.existing_chat(chat_id, **owner, placement=Placement(root=True), limit=4)
         strangers = [
             await reads.existing_chat(
-                chat_id, tenant_id=tenant, user_id=user, since=since, before=new_id(), limit=4
+                chat_id,
+                tenant_id=tenant,
+                user_id=user,
+                since=since,
+                placement=NEWEST_LEAF,
+                limit=4,
             )
             for tenant, user in ((uuid.uuid4(), USER), (TENANT, uuid.uuid4()))
         ]
@@ -189,6 +207,10 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
     ids = [message.id for message in view.history]
     assert ids == sorted(ids, reverse=True)
     assert (empty.history, empty.in_flight) == ([], 1)
+    # From an earlier message: the branch up from it; a new root continues nothing.
+    assert earlier is not None and root is not None
+    assert [message.content for message in earlier.history] == ["4", "3", "2", "1"]
+    assert (root.history, root.parent_id) == ([], None)
     assert strangers == [None, None]
     assert (in_flight, none_recent) == (1, 0)
 

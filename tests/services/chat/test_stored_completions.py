@@ -59,6 +59,15 @@ async def test_a_completion_is_kept_once_and_only_in_its_users_chat(tmp_path: Pa
             ("user", "Hello there", "complete"),
             ("agent", "Hi!", "complete"),
         ]
+        # A later completion in the same chat continues its branch.
+        later = completion(alice, chat_id, new_chat=False)
+        assert (await keep(stack, later)).status_code == 200
+        found = await stack.http.get(
+            f"{stack.url('chat')}/chat/history/{chat_id}", headers=alice.headers
+        )
+        chained = found.json()["messages"]
+        assert len(chained) == 4
+        assert [m["parent_id"] for m in chained] == [None, *(m["id"] for m in chained[:-1])]
         # Someone else's chat, as an existing chat or as a "new" one with its id: 404.
         for new_chat in (False, True):
             refused = await keep(stack, completion(bob, chat_id, new_chat=new_chat))

@@ -41,6 +41,7 @@ from kibitz.services.chat.schemas import (
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.streams import Batch, ResumePoint
 from kibitz.services.chat.streams.follow import follow
+from kibitz.services.chat.tree.history import branch_page
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -138,16 +139,23 @@ async def send_message(
     "/history/{chat_id}",
     response_model=HistoryPage,
     responses=problem_responses(401, 404, 422),
-    summary="A page of a chat's messages, oldest first; `next_cursor` pages back",
+    summary="A page of one branch of a chat (root → leaf), oldest first; `next_cursor` pages back",
 )
 async def chat_history(
     chat: OwnedChatToRead,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[uuid.UUID | None, Query(description="next_cursor of the page after")] = None,
+    leaf: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="A message of the chat: its branch, continued down to where its "
+            "conversation went last (default: the newest leaf)"
+        ),
+    ] = None,
 ) -> Response:
-    """Messages older than `before`, at most `limit`."""
-    page = await chats.history(session, chat=chat, limit=limit, before=before)
+    """At most `limit` messages of the branch, each with `parent_id` and `sibling_ids`."""
+    page = await branch_page(session, chat=chat, limit=limit, before=before, leaf=leaf)
     # Serialized once, straight from the model (no second validation by FastAPI).
     return Response(page.model_dump_json(), media_type="application/json")
 

@@ -1,4 +1,4 @@
-"""A user's chats: the list, a history page, renaming and deleting."""
+"""A user's chats: the list and deleting."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kibitz.kit.jwt import Principal
 from kibitz.services.chat.models import Chat
 from kibitz.services.chat.replies.generate import ReplyGenerator
 from kibitz.services.chat.repository import ChatRepository
-from kibitz.services.chat.schemas import ChatRead, HistoryPage, MessageRead
+from kibitz.services.chat.schemas import ChatRead
 from kibitz.services.chat.streams.cursor import DELETED
 from kibitz.services.chat.streams.fanout import Fanout
 
@@ -51,21 +51,6 @@ async def list_chats(
     next_cursor = encode_chat_cursor(page[-1]) if len(rows) > limit else None
     items = [ChatRead.model_validate(chat).model_dump(mode="json") for chat in page]
     return {"items": items, "next_cursor": next_cursor}
-
-
-async def history(
-    session: AsyncSession, *, chat: Chat, limit: int, before: uuid.UUID | None
-) -> HistoryPage:
-    """A page of the chat's messages before a cursor, oldest first."""
-    rows = await ChatRepository(session).history_page(chat.id, limit=limit + 1, before=before)
-    page = list(rows[:limit])
-    next_cursor = str(page[-1].id) if len(rows) > limit else None
-    page.reverse()
-    return HistoryPage(
-        chat=ChatRead.model_validate(chat),
-        messages=[MessageRead.model_validate(message) for message in page],
-        next_cursor=next_cursor,
-    )
 
 
 async def delete_chat(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -103,6 +105,8 @@ class Message(Base):
         Index("ix_messages_chat_id_id", "chat_id", "id"),
         # Counting a user's replies in flight (the concurrency cap).
         Index("ix_messages_user_status", "user_id", "status"),
+        # A message's children (its replies, a sibling's ids) and a chat's roots: one range scan.
+        Index("ix_messages_chat_parent", "chat_id", "parent_id", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -111,6 +115,13 @@ class Message(Base):
     )
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    # The message this one answers or follows (null for a root): a chat is a tree, and what the
+    # user sees is one branch of it (`tree/`).
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # An answer an orchestrator asked another agent for: a child of the orchestrator's reply,
+    # never a step of a branch (not a leaf, not a sibling). A server default, not a Python one:
+    # inserts written for older schemas (the migration tests') still work.
+    delegated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     sender: Mapped[str] = mapped_column(String(10), nullable=False)
     # The agent that wrote a reply (null for the user's messages).
     agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)

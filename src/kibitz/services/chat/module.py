@@ -37,6 +37,7 @@ from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.stored_completions import internal as stored_completions
 from kibitz.services.chat.streams.fanout import create_fanout
 from kibitz.services.chat.titles.propose import TitleProposer
+from kibitz.services.chat.tree.api import router as tree_router
 
 NAME = "chat"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -159,7 +160,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router, stored_completions, search_router, export_router],
+        routers=[router, tree_router, stored_completions, search_router, export_router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(

@@ -8,7 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import JSON, Table, and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kibitz.services.chat.models import (
@@ -21,6 +36,8 @@ from kibitz.services.chat.models import (
     Sender,
     utcnow,
 )
+from kibitz.services.chat.tree.placement import Placement
+from kibitz.services.chat.tree.repository import branch_up, newest_leaf
 
 # The hot writes (every send and every reply) go through the Core tables: the ORM's bulk-update
 # path (attribute coercion, session synchronisation) costs more than the statement itself.
@@ -37,16 +54,26 @@ _IN_FLIGHT_COUNT = select(func.count()).where(
     _JOBS.c.user_id == bindparam("user_id"),
     or_(_JOBS.c.lease_until.is_(None), _JOBS.c.lease_until >= bindparam("since")),
 )
+# The branch a send continues: its parent (given, or the chat's newest leaf) and the parent's
+# ancestors, newest first, as far as the context goes. No rows for a new root.
+_PARENT = case(
+    (
+        bindparam("from_leaf", type_=Boolean()),
+        newest_leaf(bindparam("chat_id", type_=Uuid())).scalar_subquery(),
+    ),
+    else_=bindparam("parent", type_=Uuid()),
+)
+_BRANCH = branch_up(bindparam("chat_id", type_=Uuid()), _PARENT, bindparam("limit"), name="recent")
 _RECENT = (
-    select(_MESSAGES.c.id, _MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status)
-    .where(_MESSAGES.c.chat_id == bindparam("chat_id"), _MESSAGES.c.id < bindparam("before"))
-    .order_by(_MESSAGES.c.id.desc())
-    .limit(bindparam("limit"))
-    .subquery("recent")
+    select(
+        _MESSAGES.c.id, _MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status, _BRANCH.c.step
+    )
+    .join(_BRANCH, _BRANCH.c.id == _MESSAGES.c.id)
+    .subquery("recent_messages")
 )
 # A send to an existing chat: the owner's view of the chat, the user's replies in flight and the
-# recent messages, newest first: one row per message (one with empty message columns for a chat
-# without any), none when the chat is not the caller's.
+# branch it continues, newest first: one row per message (one with empty message columns when
+# there is none), none when the chat is not the caller's.
 _SEND_VIEW = (
     select(
         _CHATS.c.agent_id,
@@ -65,7 +92,7 @@ _SEND_VIEW = (
         _CHATS.c.tenant_id == bindparam("tenant_id"),
         _CHATS.c.user_id == bindparam("user_id"),
     )
-    .order_by(_RECENT.c.id.desc())
+    .order_by(_RECENT.c.step)
 )
 _TOUCH = update(_CHATS).where(_CHATS.c.id == bindparam("chat_id"))
 _TOUCH_CHAT = _TOUCH.values(updated_at=bindparam("at"))
@@ -333,7 +360,8 @@ class RecentMessage(NamedTuple):
 @dataclass(frozen=True)
 class SendView:
     """What a send to an existing chat reads: the chat's agent and title, how many of the
-    user's replies are in flight, and its recent messages, newest first."""
+    user's replies are in flight, and the branch it continues (from its parent up), newest
+    first."""
 
     agent_id: uuid.UUID
     title: str
@@ -342,6 +370,11 @@ class SendView:
     # The participants (the default first) and how they answer.
     agent_ids: list[uuid.UUID]
     mode: str
+
+    @property
+    def parent_id(self) -> uuid.UUID | None:
+        """The message the new one follows (None: a new root)."""
+        return self.history[0].id if self.history else None
 
 
 class SendReads:
@@ -363,17 +396,19 @@ class SendReads:
         tenant_id: uuid.UUID,
         user_id: uuid.UUID,
         since: datetime,
-        before: uuid.UUID,
+        placement: Placement,
         limit: int,
     ) -> SendView | None:
         """The chat if it belongs to this user of this tenant, with the user's replies in flight
-        (touched after `since`) and its latest `limit` messages before `before`."""
+        (touched after `since`) and the `limit` newest messages of the branch the new message
+        continues (its parent first)."""
         parameters = {
             "chat_id": chat_id,
             "tenant_id": tenant_id,
             "user_id": user_id,
             "since": since,
-            "before": before,
+            "from_leaf": placement.after_newest_leaf,
+            "parent": placement.parent_id,
             "limit": limit,
         }
         rows = (await self.connection.execute(_SEND_VIEW, parameters)).all()

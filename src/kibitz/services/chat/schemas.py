@@ -38,6 +38,9 @@ class ChatSend(BaseModel):
     mode: ChatMode | None = None
     chat_id: uuid.UUID | None = None
     title: SingleLineText | None = Field(default=None, min_length=1, max_length=200)
+    # Answer from this message on (an earlier point of the conversation) instead of after the
+    # newest leaf; a message of `chat_id`.
+    parent_message_id: uuid.UUID | None = None
 
     _distinct_agents = field_validator("agent_ids")(_distinct)
 
@@ -50,6 +53,8 @@ class ChatSend(BaseModel):
             )
         if self.mode is not None and self.chat_id is not None:
             raise ValueError("mode is set for a new chat (PATCH /chat/chats/{id} changes it)")
+        if self.parent_message_id is not None and self.chat_id is None:
+            raise ValueError("parent_message_id is a message of chat_id")
         return self
 
     @property
@@ -109,6 +114,10 @@ class MessageRead(BaseModel):
     sender: Literal["user", "agent"]
     # The agent that wrote a reply; null for the user's messages.
     agent_id: uuid.UUID | None = None
+    # The message this one follows (null for the chat's first message and its edits).
+    parent_id: uuid.UUID | None = None
+    # An answer an orchestrator asked for (a child of its reply, not a step of the branch).
+    delegated: bool = False
     content: str
     status: MessageStatusName
     input_tokens: int
@@ -125,6 +134,12 @@ class MessageRead(BaseModel):
     @classmethod
     def _none_is_empty(cls, value: object) -> object:
         return [] if value is None else value
+
+    @field_validator("delegated", mode="before")
+    @classmethod
+    def _none_is_not_delegated(cls, value: object) -> object:
+        # A row not yet flushed has no server default yet.
+        return False if value is None else value
 
 
 class ChatRead(BaseModel):
@@ -152,12 +167,45 @@ class SendResult(BaseModel):
     agent_messages: list[MessageRead]
 
 
+class BranchMessage(MessageRead):
+    """A message of a branch, with its alternatives."""
+
+    # Every message with the same parent, itself included, oldest first (the 2/3 arrows).
+    sibling_ids: list[uuid.UUID]
+
+
 class HistoryPage(BaseModel):
-    """A page of a chat's messages, oldest first; `next_cursor` pages further back."""
+    """A page of one branch of the chat (root → leaf), oldest first; `next_cursor` pages further
+    back (towards the root)."""
 
     chat: ChatRead
-    messages: list[MessageRead]
+    messages: list[BranchMessage]
     next_cursor: str | None
+
+
+class ReplyResult(BaseModel):
+    """What a regeneration answers: the chat and the new reply being generated beside the old."""
+
+    chat_id: uuid.UUID
+    agent_message: MessageRead
+    agent_messages: list[MessageRead]
+
+
+class MessageEdit(BaseModel):
+    """A user message's new wording: stored beside the old one and answered anew."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Length is checked in the service (413 beyond the cap, 422 when empty).
+    content: MultiLineText
+
+
+class Regeneration(BaseModel):
+    """Another reply in place of an agent's: by the same agent, or another participant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: uuid.UUID | None = None
 
 
 class ChatPage(BaseModel):

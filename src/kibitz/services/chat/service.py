@@ -42,6 +42,7 @@ from kibitz.services.chat.streams.cursor import CREATED, Batch
 from kibitz.services.chat.streams.fanout import Fanout
 from kibitz.services.chat.streams.follow import follow_send, message_dict, replay_send
 from kibitz.services.chat.titles.propose import TitleProposer
+from kibitz.services.chat.tree.placement import Placement
 from kibitz.services.chat.turns import turn as turns
 from kibitz.services.chat.turns.stopping import stop_turn
 
@@ -127,10 +128,16 @@ async def send(
     idempotency_key: str | None,
     request_id: str | None = None,
     stream: bool = False,
+    placement: Placement | None = None,
+    request_kind: str = "send",
 ) -> SendOutcome:
-    """Store the user's message, enqueue its reply and answer at once (or stream the reply)."""
+    """Store the user's message, enqueue its reply and answer at once (or stream the reply).
+    The message goes after `body.parent_message_id`, or where `placement` says (an edit), or
+    after the chat's newest leaf."""
     settings, heartbeat = chat.settings, chat.settings.heartbeat_seconds
     check_content(body.content, max_chars=settings.max_content_chars)
+    if placement is None:
+        placement = Placement(parent_id=body.parent_message_id)
     key = checked_key(idempotency_key)
     earlier = (
         await claim_key(
@@ -139,6 +146,7 @@ async def send(
             key=key,
             body=body,
             ttl_seconds=settings.idempotency_ttl_seconds,
+            kind=request_kind,
         )
         if key is not None
         else None
@@ -215,6 +223,7 @@ async def send(
                     reserve=reserve,
                     checked=ask_early if chat.quota.comfortable(principal.tenant_id) else None,
                     turn=turn,
+                    placement=placement,
                 )
                 break
             except turns.TurnToPlan as seen:  # nothing was written: plan, then store again
@@ -248,7 +257,9 @@ async def announce(
     queues the job again once its lease lapses."""
     chat_key = str(stored.order.chat_id)
     try:
-        for message in (stored.result["user_message"], *stored.result["agent_messages"]):
+        # A regeneration stores no user message.
+        user = [stored.result["user_message"]] if "user_message" in stored.result else []
+        for message in (*user, *stored.result["agent_messages"]):
             await chat.fanout.publish(chat_key, {"type": CREATED, "message": message})
     finally:
         if early is not None:

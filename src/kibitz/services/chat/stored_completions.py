@@ -13,6 +13,7 @@ agents service already.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import structlog
@@ -26,6 +27,7 @@ from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.sending.context import default_title
 from kibitz.services.chat.service import ChatService
+from kibitz.services.chat.tree.repository import TreeRepository
 
 logger = structlog.get_logger("kibitz.chat.stored_completions")
 
@@ -78,7 +80,9 @@ async def keep(chats: ChatService, body: StoreCompletion) -> StoredCompletion:
         }
         fresh = [turn for turn in body.turns if turn.id not in known]
         if fresh:
-            await repository.insert_messages(_messages(body, fresh, now))
+            # The completion's turns continue the chat's newest branch, one after the other.
+            leaf = await TreeRepository(session).newest_leaf(chat.id)
+            await repository.insert_messages(_messages(body, fresh, now, after=leaf))
             await repository.touch_chat(chat.id, now)
     logger.info(
         "completion_stored",
@@ -89,12 +93,19 @@ async def keep(chats: ChatService, body: StoreCompletion) -> StoredCompletion:
     return StoredCompletion(chat_id=chat.id, stored=len(fresh))
 
 
-def _messages(body: StoreCompletion, turns: list[StoredTurn], now: datetime) -> list[Message]:
-    """The turns as finished messages; the reply (the last turn) carries model and usage."""
+def _messages(
+    body: StoreCompletion, turns: list[StoredTurn], now: datetime, *, after: uuid.UUID | None
+) -> list[Message]:
+    """The turns as finished messages, each the child of the turn before it (the first of the
+    completion's, of `after`); the reply (the last turn) carries model and usage."""
     reply = body.turns[-1].id
+    parents = dict(
+        zip([turn.id for turn in body.turns], [after, *(t.id for t in body.turns)], strict=False)
+    )
     return [
         Message(
             id=turn.id,
+            parent_id=parents[turn.id],
             chat_id=body.chat_id,
             tenant_id=body.tenant_id,
             user_id=body.user_id,

@@ -57,6 +57,8 @@ class ReplyOrder:
     request_id: str | None
     # When the reply was stored (its events show it).
     created_at: datetime
+    # The message the reply answers (its place in the chat's tree; its events show it).
+    parent_id: uuid.UUID | None = None
     # A turn of several agents: this agent's name and the replies after it, in order.
     name: str = ""
     rest: tuple[TurnStep, ...] = field(default=())
@@ -67,6 +69,7 @@ class ReplyOrder:
         for name in _IDS:
             data[name] = str(data[name])
         data["created_at"] = self.created_at.isoformat()
+        data["parent_id"] = str(self.parent_id) if self.parent_id is not None else None
         data["rest"] = [step.to_payload() for step in self.rest]
         return data
 
@@ -79,6 +82,7 @@ class ReplyOrder:
             context=list(payload.get("context") or []),
             request_id=payload.get("request_id"),
             created_at=datetime.fromisoformat(str(payload["created_at"])),
+            parent_id=uuid.UUID(str(payload["parent_id"])) if payload.get("parent_id") else None,
             name=str(payload.get("name") or ""),
             rest=tuple(TurnStep.from_payload(step) for step in payload.get("rest") or ()),
         )

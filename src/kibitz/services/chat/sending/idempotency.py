@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from kibitz.kit.errors import BadRequest, Conflict
 from kibitz.services.chat.errors import IdempotencyKeyReused
 from kibitz.services.chat.models import utcnow
 from kibitz.services.chat.repository import IdempotencyRepository
-from kibitz.services.chat.schemas import ChatSend
 from kibitz.services.chat.storage import ChatDatabase
 
 # 30 s: how long a repeated Idempotency-Key waits for the first request to finish.
@@ -28,9 +28,12 @@ _POLL_SECONDS = 0.02
 KEY_MAX = 255
 
 
-def request_fingerprint(body: ChatSend) -> str:
-    """A hash of the send's body, to tell a retry from a different request under the same key."""
+def request_fingerprint(body: BaseModel, kind: str = "send") -> str:
+    """A hash of the request (its kind: a send, an edit or a regeneration of which message, and
+    its body), to tell a retry from a different request under the same key."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    if kind != "send":  # a send's fingerprint is its body alone, as keys stored earlier have it
+        canonical = f"{kind}|{canonical}"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -53,11 +56,12 @@ async def claim_key(
     *,
     user_id: uuid.UUID,
     key: str,
-    body: ChatSend,
+    body: BaseModel,
     ttl_seconds: int,
+    kind: str = "send",
 ) -> dict[str, Any] | None:
     """Take the key (None), or the first answer given under it (waiting while in progress)."""
-    fingerprint = request_fingerprint(body)
+    fingerprint = request_fingerprint(body, kind)
     deadline = time.monotonic() + _WAIT_SECONDS
     expired_before = utcnow() - timedelta(seconds=ttl_seconds)
     while True:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kibitz.kit.jwt import Principal
 from kibitz.services.chat.config import ChatSettings
-from kibitz.services.chat.errors import ChatNotFound, TooManyGenerations
+from kibitz.services.chat.errors import ChatNotFound, MessageNotFound, TooManyGenerations
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender
 from kibitz.services.chat.replies.orders import ReplyOrder, TurnStep
 from kibitz.services.chat.replies.repository import ReplyJobRepository
@@ -27,6 +27,7 @@ from kibitz.services.chat.repository import (
 from kibitz.services.chat.schemas import ChatSend, MessageRead, SendResult
 from kibitz.services.chat.sending.context import default_title, reply_context
 from kibitz.services.chat.storage import ChatDatabase
+from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 from kibitz.services.chat.turns.turn import PlannedTurn, checked_turn
 
 
@@ -65,10 +66,11 @@ async def checked_view(
     *,
     now: datetime,
     settings: ChatSettings,
-    before: uuid.UUID,
+    placement: Placement,
 ) -> SendView:
-    """The chat is the caller's (404 otherwise) and the cap allows one more reply (429): its
-    agent, title and recent messages, newest first."""
+    """The chat is the caller's (404 otherwise), so is the message it goes after (404), and the
+    cap allows one more reply (429): its agent, title and the branch it continues, newest
+    first."""
     since = now - timedelta(seconds=settings.stale_generation_seconds)
     if body.chat_id is None:
         in_flight = await reads.in_flight(user_id=principal.user_id, since=since)
@@ -87,11 +89,13 @@ async def checked_view(
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             since=since,
-            before=before,
+            placement=placement,
             limit=settings.context_messages - 1,
         )
         if found is None:
             raise ChatNotFound()
+        if placement.parent_id is not None and found.parent_id != placement.parent_id:
+            raise MessageNotFound()
         view = found
     if view.in_flight >= settings.max_concurrent_generations:
         raise too_many_generations(settings.max_concurrent_generations)
@@ -112,6 +116,7 @@ async def store_send(
     reserve: Callable[[int], Awaitable[None]],
     checked: Callable[[ReplyOrder], Awaitable[None]] | None = None,
     turn: PlannedTurn | None = None,
+    placement: Placement = NEWEST_LEAF,
 ) -> StoredSend:
     """Check, then reserve quota (a message per reply) while storing, in one transaction
     committed only once the reservation is granted (`checked` hears of the first reply as soon
@@ -125,7 +130,7 @@ async def store_send(
             await ReplyJobRepository(session).lock_user(principal.user_id)
             reads = SendReads(await session.connection())
             view = await checked_view(
-                reads, principal, body, now=now, settings=settings, before=ids.user_message
+                reads, principal, body, now=now, settings=settings, placement=placement
             )
             turn = checked_turn(view.agent_ids, view.mode, body.content, turn)
             answering = turn.answering if turn is not None else ((view.agent_id, ""),)
@@ -140,6 +145,7 @@ async def store_send(
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
                 agent_id=agent_id,
+                parent_id=ids.user_message,
                 context=reply_context(view.history, body.content, max_chars=settings.context_chars),
                 request_id=request_id,
                 created_at=now,
@@ -211,24 +217,29 @@ async def _insert(
     }
     user_message = Message(
         id=order.user_message_id,
+        parent_id=view.parent_id,
         sender=Sender.USER.value,
         content=body.content,
         status=MessageStatus.COMPLETE.value,
         **common,
     )
+    # Within a turn each reply follows the one before it: user message, first reply, second…
+    answering = [
+        (order.message_id, order.agent_id),
+        *((step.message_id, step.agent_id) for step in order.rest),
+    ]
+    parents = [order.user_message_id, *(message_id for message_id, _ in answering[:-1])]
     replies = [
         Message(
             id=message_id,
+            parent_id=parent_id,
             sender=Sender.AGENT.value,
             agent_id=agent_id,
             content="",
             status=MessageStatus.PENDING.value,
             **common,
         )
-        for message_id, agent_id in [
-            (order.message_id, order.agent_id),
-            *((step.message_id, step.agent_id) for step in order.rest),
-        ]
+        for (message_id, agent_id), parent_id in zip(answering, parents, strict=True)
     ]
     await chats.insert_messages([user_message, *replies])
     shown = [MessageRead.model_validate(reply) for reply in replies]

@@ -67,7 +67,7 @@ def follow_send(
 ) -> AsyncIterator[Batch | None]:
     """The stream of a send being answered: subscribed before its messages are announced; it
     ends once the send's last reply is whole (each reply of a turn of several agents)."""
-    messages = [result["user_message"], *_replies(result)]
+    messages = _stored_messages(result)
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(result["chat_id"])))
     return stream_frames(
@@ -75,7 +75,7 @@ def follow_send(
         exits,
         cursor=StreamCursor(only={message["id"] for message in messages}),
         replay=[(message, "") for message in messages],
-        until=tuple(message["id"] for message in messages[1:]),
+        until=tuple(reply["id"] for reply in _replies(result)),
         heartbeat_seconds=heartbeat_seconds,
     )
 
@@ -94,7 +94,7 @@ async def replay_send(
 ) -> AsyncIterator[Batch | None]:
     """The stream of an earlier send (same Idempotency-Key): its messages, from the top."""
     chat_id = uuid.UUID(result["chat_id"])
-    ids = [result["user_message"]["id"], *(reply["id"] for reply in _replies(result))]
+    ids = [message["id"] for message in _stored_messages(result)]
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(chat_id)))
     try:
@@ -112,11 +112,18 @@ async def replay_send(
         exits,
         cursor=StreamCursor(only=set(ids)),
         replay=replay,
-        until=tuple(ids[1:]),
+        until=tuple(reply["id"] for reply in _replies(result)),
         heartbeat_seconds=heartbeat_seconds,
     )
     async for batch in frames:
         yield batch
+
+
+def _stored_messages(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a send stored, in order: the user's (a regeneration has none), the
+    replies."""
+    user = [result["user_message"]] if "user_message" in result else []
+    return [*user, *_replies(result)]
 
 
 async def content_now(fanout: Fanout, message: dict[str, Any]) -> str:

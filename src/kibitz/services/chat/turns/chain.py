@@ -78,6 +78,8 @@ class TurnChain:
                 following = dataclasses.replace(
                     order,
                     message_id=step.message_id,
+                    # Stored after the reply before it in the turn (sending/store.py).
+                    parent_id=order.rest[index - 1].message_id if index else order.message_id,
                     agent_id=step.agent_id,
                     name=step.name,
                     context=context,

@@ -8,6 +8,10 @@ export type ChatPage = Schemas["ChatPage"];
 export type Message = Schemas["MessageRead"];
 export type MessageStatus = Message["status"];
 export type HistoryPage = Schemas["HistoryPage"];
+/** A message of the branch on screen, with the ids of its alternatives (`sibling_ids`). */
+export type BranchMessage = Schemas["BranchMessage"];
+export type Regeneration = Schemas["Regeneration"];
+export type MessageEdit = Schemas["MessageEdit"];
 export type ChatUpdate = Schemas["ChatUpdate"];
 export type SendRequest = Schemas["ChatSend"];
 /** What POST /chat/send answers when the client does not ask for a stream. */

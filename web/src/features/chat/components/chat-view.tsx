@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { Link, useLocation, useNavigate } from "react-router";
 import { ErrorAlert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
@@ -8,32 +8,46 @@ import { SearchIcon } from "@/components/ui/icons";
 import { LoadingState } from "@/components/ui/spinner";
 import { ApiError } from "@/lib/api-error";
 import { useDeleteChat } from "../api/delete-chat";
+import { editMessage } from "../api/edit-message";
 import { useHistory } from "../api/get-history";
+import { regenerateMessage } from "../api/regenerate-message";
 import { useStopMessage } from "../api/stop-message";
 import { type Message, isInFlight } from "../api/types";
 import { useRenameChat } from "../api/update-chat";
-import { clearLiveError, resumeFromHistory, sendLiveMessage, unfollowLiveChat, useLiveChat } from "../stores/live-chats";
+import { clearLiveError, resumeFromHistory, sendLiveMessage, streamBranch, unfollowLiveChat, useLiveChat } from "../stores/live-chats";
 import { type ChatAgent, type ChatMode, participantsOf } from "../participants";
 import { ChatExportMenu } from "./chat-export-menu";
 import { Composer } from "./composer";
 import { ConnectionBanner } from "./connection-banner";
 import { MentionError } from "./mention-error";
+import type { MessageActions, ShownMessage } from "./message-bubble";
 import { MessageList } from "./message-list";
 import { ParticipantsEditor } from "./participants-editor";
 import { SendError } from "./send-error";
 
-/** History pages (oldest first) overlaid with what is streaming live. */
-function mergeMessages(history: Message[], live: Message[]): Message[] {
+/**
+ * History pages of the branch on screen (oldest first) overlaid with what is streaming live. A
+ * live message joins only where it continues that branch: a reply streamed into another branch
+ * (before a switch, or a regeneration's old sibling) stays there.
+ */
+function mergeMessages(history: ShownMessage[], live: Message[]): ShownMessage[] {
   const liveById = new Map(live.map((m) => [m.id, m]));
   const seen = new Set<string>();
-  const merged = history.map((stored) => {
+  const merged: ShownMessage[] = history.map((stored) => {
     seen.add(stored.id);
     const current = liveById.get(stored.id);
     // A finished stored copy beats a live copy still marked in flight (its stream ended unseen).
     if (!current || (isInFlight(current) && !isInFlight(stored))) return stored;
-    return current;
+    return { ...stored, ...current };
   });
-  for (const message of live) if (!seen.has(message.id)) merged.push(message);
+  for (const message of live) {
+    if (seen.has(message.id)) continue;
+    const last = merged[merged.length - 1];
+    if (message.id.startsWith("local-") || (message.parent_id ?? null) === (last?.id ?? null)) {
+      merged.push(message);
+      seen.add(message.id);
+    }
+  }
   return merged;
 }
 
@@ -112,7 +126,12 @@ function useScrollToTarget(
 /** An existing chat: history with scroll-back, live replies, stop, rename, delete. */
 export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent[] }) {
   const navigate = useNavigate();
-  const history = useHistory(chatId);
+  // The branch on screen: through this message (null: the newest one).
+  // (Remembered with its chat: another chat opens on its newest branch.)
+  const [shown, setShown] = useState<{ chatId: string; leaf: string | null }>({ chatId, leaf: null });
+  const leaf = shown.chatId === chatId ? shown.leaf : null;
+  const setLeaf = useCallback((messageId: string) => setShown({ chatId, leaf: messageId }), [chatId]);
+  const history = useHistory(chatId, leaf);
   const live = useLiveChat(chatId);
   const stop = useStopMessage();
   const remove = useDeleteChat();
@@ -134,6 +153,18 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
   const participants = useMemo(() => (participantIds ? participantsOf(participantIds, agents) : agent ? [agent] : []), [participantIds, agents, agent]);
   // Only a direct chat routes @mentions: a panel answers everyone, an orchestrator decides itself.
   const mentionables = chat?.mode === "direct" && participants.length > 1 ? participants.filter((p) => agents.some((a) => a.id === p.id)) : [];
+  const busy = Boolean(inFlight) || live.connection === "sending";
+  const onRegenerate = useCallback(
+    (message: ShownMessage) => void streamBranch({ chatId, start: (key) => regenerateMessage(message.id, key), onBranch: setLeaf }),
+    [chatId, setLeaf],
+  );
+  const onEdit = useCallback(
+    (message: ShownMessage, content: string) => void streamBranch({ chatId, start: (key) => editMessage(message.id, key, content), onBranch: setLeaf }),
+    [chatId, setLeaf],
+  );
+  const actions = useMemo<MessageActions>(() => ({ onRegenerate, onEdit, onSwitch: setLeaf, busy }), [onRegenerate, onEdit, setLeaf, busy]);
+  // On another branch than the newest, a new message continues the one on screen.
+  const branchEnd = leaf ? [...messages].reverse().find((m) => !m.id.startsWith("local-"))?.id : undefined;
 
   if (history.isPending) return <LoadingState label="Loading conversation…" />;
   if (history.error instanceof ApiError && (history.error.status === 404 || history.error.status === 422)) {
@@ -174,6 +205,7 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
           hasOlder={Boolean(history.hasNextPage)}
           loadingOlder={history.isFetchingNextPage}
           onLoadOlder={() => void history.fetchNextPage()}
+          actions={actions}
         />
       ) : (
         <div className="chat__spacer" />
@@ -187,7 +219,7 @@ export function ChatView({ chatId, agents }: { chatId: string; agents: ChatAgent
           placeholder={composerPlaceholder(chat?.mode, agent, mentionables.length > 0)}
           mentionables={mentionables}
           onStop={() => inFlight && stop.mutate(inFlight.id)}
-          onSend={(content) => sendLiveMessage({ key: chatId, chatId, content, onChatId: () => undefined })}
+          onSend={(content) => sendLiveMessage({ key: chatId, chatId, content, parentMessageId: branchEnd, onChatId: () => undefined })}
         />
         <MentionError error={live.error} />
         <p className="chat__disclaimer muted small">Agents can make mistakes. Check important information.</p>

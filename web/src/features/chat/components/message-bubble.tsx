@@ -5,6 +5,23 @@ import type { Message } from "../api/types";
 import type { ChatAgent } from "../participants";
 import { AgentAvatar } from "./agent-label";
 import { Citations } from "./citations";
+import { MessageBranches } from "./message-branches";
+import { MessageEditor } from "./message-editor";
+
+/** A message as the list shows it: with its versions' ids when it came from a branch's history. */
+export type ShownMessage = Message & { sibling_ids?: string[] };
+
+/** What a reader can do with a message besides reading it (absent: nothing). */
+export interface MessageActions {
+  /** Another reply in place of this agent's. */
+  onRegenerate: (message: ShownMessage) => void;
+  /** A new wording of this user's message, answered anew. */
+  onEdit: (message: ShownMessage, content: string) => void;
+  /** Show the branch through another version of a message. */
+  onSwitch: (messageId: string) => void;
+  /** A reply is being generated: no new branch until it is done. */
+  busy: boolean;
+}
 
 function TypingDots() {
   return (
@@ -42,8 +59,21 @@ function UserText({ content }: { content: string }) {
 }
 
 /** One message: the user's as plain text, the agent's as safe markdown with its status, labelled with its agent. */
-export const MessageBubble = memo(function MessageBubble({ message, agent, queued = false }: { message: Message; agent: Pick<ChatAgent, "id" | "name">; queued?: boolean }) {
+export const MessageBubble = memo(function MessageBubble({
+  message,
+  agent,
+  queued = false,
+  actions,
+}: {
+  message: ShownMessage;
+  agent: Pick<ChatAgent, "id" | "name">;
+  queued?: boolean;
+  actions?: MessageActions;
+}) {
   const isUser = message.sender === "user";
+  const [editing, setEditing] = useState(false);
+  const finished = message.status !== "pending" && message.status !== "streaming";
+  const stored = !message.id.startsWith("local-");
   return (
     <article
       className={`message message--${message.sender} message--${message.status}`}
@@ -60,7 +90,16 @@ export const MessageBubble = memo(function MessageBubble({ message, agent, queue
             {agent.name}
           </p>
         ) : null}
-        {isUser ? (
+        {isUser && editing && actions ? (
+          <MessageEditor
+            initial={message.content}
+            onCancel={() => setEditing(false)}
+            onSave={(content) => {
+              setEditing(false);
+              actions.onEdit(message, content);
+            }}
+          />
+        ) : isUser ? (
           <UserText content={message.content} />
         ) : message.status === "pending" && !message.content ? (
           queued ? (
@@ -81,9 +120,20 @@ export const MessageBubble = memo(function MessageBubble({ message, agent, queue
             The reply failed{message.error ? `: ${message.error}` : "."}
           </p>
         ) : null}
-        {message.content && message.status !== "pending" && message.status !== "streaming" ? (
+        {finished && stored && !editing ? (
           <div className="message__actions">
-            <CopyButton text={message.content} label="Copy message" />
+            {message.content ? <CopyButton text={message.content} label="Copy message" /> : null}
+            {actions && isUser ? (
+              <button type="button" className="copy-btn" aria-label="Edit message" disabled={actions.busy} onClick={() => setEditing(true)}>
+                Edit
+              </button>
+            ) : null}
+            {actions && !isUser ? (
+              <button type="button" className="copy-btn" aria-label="Regenerate reply" disabled={actions.busy} onClick={() => actions.onRegenerate(message)}>
+                Regenerate
+              </button>
+            ) : null}
+            {actions && message.sibling_ids ? <MessageBranches messageId={message.id} siblingIds={message.sibling_ids} onSwitch={actions.onSwitch} /> : null}
           </div>
         ) : null}
       </div>

@@ -4,7 +4,7 @@ import { type Message, isInFlight } from "../api/types";
 import { splitDelegated } from "../delegation";
 import type { ChatAgent } from "../participants";
 import { DelegatedAnswers } from "./delegated-answers";
-import { MessageBubble } from "./message-bubble";
+import { type MessageActions, MessageBubble, type ShownMessage } from "./message-bubble";
 
 // Within this many pixels of the bottom, new text keeps the view pinned to the end.
 const STICK_THRESHOLD_PX = 120;
@@ -20,13 +20,15 @@ export function MessageList({
   hasOlder,
   loadingOlder,
   onLoadOlder,
+  actions,
 }: {
-  messages: Message[];
+  messages: ShownMessage[];
   /** The agents replies may come from, the chat's default agent first. */
   agents: ChatAgent[];
   hasOlder: boolean;
   loadingOlder: boolean;
   onLoadOlder: () => void;
+  actions?: MessageActions;
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const topRef = useRef<HTMLDivElement>(null);
@@ -110,11 +112,11 @@ export function MessageList({
           const answers = delegated.get(message.id);
           return answers ? (
             <div key={message.id} className="message-group">
-              <MessageBubble message={message} agent={agentFor(message)} queued={isInFlight(message) && message.id !== answering} />
+              <MessageBubble message={message} agent={agentFor(message)} queued={isInFlight(message) && message.id !== answering} actions={actions} />
               <DelegatedAnswers messages={answers} agentFor={agentFor} />
             </div>
           ) : (
-            <MessageBubble key={message.id} message={message} agent={agentFor(message)} queued={message.sender === "agent" && isInFlight(message) && message.id !== answering} />
+            <MessageBubble key={message.id} message={message} agent={agentFor(message)} queued={message.sender === "agent" && isInFlight(message) && message.id !== answering} actions={actions} />
           );
         })}
       </div>

@@ -75,7 +75,13 @@ function onReplyFinished(chatId: string): void {
  * Apply one stream to the chat stored under `key`. Returns the chat id once known. `untilIdle`
  * stops reading when no reply is in flight any more (a follow stream never ends by itself).
  */
-async function consume(body: ReadableStream<Uint8Array>, key: string, onChatId: (chatId: string) => void, untilIdle: boolean): Promise<string> {
+async function consume(
+  body: ReadableStream<Uint8Array>,
+  key: string,
+  onChatId: (chatId: string) => void,
+  untilIdle: boolean,
+  onCreated?: (message: Message) => void,
+): Promise<string> {
   let currentKey = key;
   for await (const event of readSseEvents(body)) {
     const data = parseEventData(event);
@@ -106,6 +112,7 @@ async function consume(body: ReadableStream<Uint8Array>, key: string, onChatId: 
         }
         return { messages: upsert(messages, message) };
       });
+      if (event.event === "message.created") onCreated?.(message);
       if (event.event !== "message.created" && message.sender === "agent") onReplyFinished(currentKey);
     } else if (event.event === CHAT_UPDATED) {
       onChatUpdated(currentKey);
@@ -225,6 +232,7 @@ export async function sendLiveMessage({
   agentId,
   agentIds,
   mode,
+  parentMessageId,
   content,
   onChatId,
   awaitTitle = false,
@@ -235,6 +243,8 @@ export async function sendLiveMessage({
   /** A new chat with several agents (the first is the default), answering in `mode`. */
   agentIds?: string[];
   mode?: SendInput["mode"];
+  /** The end of the branch on screen, when it is not the chat's newest. */
+  parentMessageId?: string;
   content: string;
   onChatId: (chatId: string) => void;
   /** A new chat whose agent will propose its title: wait for it after the first reply. */
@@ -260,7 +270,7 @@ export async function sendLiveMessage({
   const idempotencyKey = randomId();
   let currentKey = key;
   try {
-    const response = await sendMessage({ content, chatId, agentId, agentIds, mode, idempotencyKey });
+    const response = await sendMessage({ content, chatId, agentId, agentIds, mode, parentMessageId, idempotencyKey });
     const type = response.headers.get("Content-Type") ?? "";
     if (type.includes("text/event-stream") && response.body) {
       currentKey = await consume(response.body, key, onChatId, false);
@@ -295,6 +305,46 @@ export async function sendLiveMessage({
   } else {
     update(currentKey, () => ({ connection: "idle" }));
     if (awaitTitle && !chatId && !currentKey.startsWith("new-")) void awaitProposedTitle(currentKey, get(currentKey).lastEventId);
+  }
+  return true;
+}
+
+/**
+ * A new branch of a chat (a regeneration, an edit): `start` makes the streamed request; the
+ * first message it creates is named to `onBranch` (the page shows the branch through it), and
+ * its reply streams into the store like a send's.
+ */
+export async function streamBranch({
+  chatId,
+  start,
+  onBranch,
+}: {
+  chatId: string;
+  start: (idempotencyKey: string) => Promise<Response>;
+  onBranch: (messageId: string) => void;
+}): Promise<boolean> {
+  update(chatId, () => ({ connection: "sending", error: null }));
+  let branched = false;
+  try {
+    const response = await start(randomId());
+    if (!response.body) throw new Error("The server sent no reply stream.");
+    await consume(response.body, chatId, () => undefined, false, (message) => {
+      if (branched) return;
+      branched = true;
+      onBranch(message.id);
+      void queryClient.invalidateQueries({ queryKey: historyQueryKey(chatId) });
+    });
+  } catch (error) {
+    if (!branched) {
+      update(chatId, () => ({ connection: "idle", error }));
+      return false;
+    }
+  }
+  if (anyInFlight(chatId)) {
+    update(chatId, () => ({ connection: "reconnecting" }));
+    followLiveChat(chatId);
+  } else {
+    update(chatId, () => ({ connection: "idle" }));
   }
   return true;
 }

@@ -1,0 +1,1 @@
+"""A chat as a tree of messages: branches, siblings, regenerating and editing."""
