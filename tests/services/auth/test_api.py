@@ -772,6 +772,7 @@ async def test_openapi_documents_every_route_with_errors_and_examples(
         ("/auth/sso/tenant", "get"),
         ("/auth/sso/tenant", "put"),
         ("/auth/sso/tenant", "delete"),
+        ("/auth/account", "delete"),
     }
     # Browser navigations answer redirects only: tests/services/auth/sso checks their documents.
     navigations = {"/auth/sso/{provider_id}/start", "/auth/sso/{provider_id}/callback"}
