@@ -100,12 +100,12 @@ async def store_send(
     request_id: str | None,
     holder: str,
     reserve: Callable[[], Awaitable[None]],
-    checked: Callable[[ReplyOrder], Awaitable[None]] | None = None,
+    checked: Callable[[ReplyOrder], None] | None = None,
 ) -> StoredSend:
     """Check, then reserve quota while storing, in one transaction committed only once the
-    reservation is granted (`checked` hears of the reply as soon as the send is checked; the rows
-    are written once it is done with it). The caller's lock on their own replies is held from
-    the count to the commit, so the cap holds under any burst, across replicas."""
+    reservation is granted (`checked` hears of the reply as soon as the send is checked). The
+    caller's lock on their own replies is held from the count to the commit, so the cap holds
+    under any burst, across replicas."""
     reservation: asyncio.Future[None] | None = None
     try:
         async with database.transaction() as session:
@@ -129,7 +129,7 @@ async def store_send(
                 created_at=now,
             )
             if checked is not None:
-                await checked(order)
+                checked(order)
             result = await _insert(session, principal, body, view, order, now)
             await ReplyJobRepository(session).add(
                 message_id=ids.reply,
