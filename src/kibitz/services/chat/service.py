@@ -189,12 +189,8 @@ async def send(
         # wait for the reservation's answer and go through the queue.
         early: list[EarlyStart] = []
 
-        async def ask_early(order: ReplyOrder) -> None:
-            started = chat.generator.start(order, holder=holder)
-            early.append(started)
-            # The rows are written while the agent thinks, not before it is asked: on SQLite
-            # (statements on the loop's thread) the request would otherwise wait for them.
-            await started.asked()
+        def ask_early(order: ReplyOrder) -> None:
+            early.append(chat.generator.start(order, holder=holder))
 
         for planning in range(_PLANNINGS + 1):
             ids = SendIds(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -111,11 +110,9 @@ async def read_reply(
     order: ReplyOrder,
     progress: ReplyProgress,
     on_delta: DeltaHandler,
-    *,
-    sent: asyncio.Event | None = None,
 ) -> None:
     """Ask the agent and pass each piece of its reply on, until its `done` event (raises
-    ReplyFailedError when it fails or ends early); `sent` is set once the request is on its way."""
+    ReplyFailedError when it fails or ends early)."""
     # As the sender, by chat's service credential: the send was accepted, so its reply is
     # generated even if their token lapsed or was revoked meanwhile.
     headers = {
@@ -127,7 +124,7 @@ async def read_reply(
     body = {"agent_id": str(order.agent_id), "messages": order.context, "stream": True}
     try:
         async with agents.stream(
-            "POST", "/agents/internal/respond", json=body, headers=headers, sent=sent
+            "POST", "/agents/internal/respond", json=body, headers=headers
         ) as response:
             if response.status_code != 200:
                 raise ReplyFailedError(problem_detail(await response.aread(), response.status_code))

@@ -60,19 +60,6 @@ class EarlyStart:
 
     committed: asyncio.Future[None]
     task: asyncio.Task[None]
-    # Set once the agent's request is on the connection (`ServiceClient.stream`'s `sent`).
-    sent: asyncio.Event
-
-    async def asked(self) -> None:
-        """Until the agent's request is on its way (or its asking ended): the send's writes
-        then run while the agent thinks, instead of before it is asked."""
-        if self.sent.is_set() or self.task.done():
-            return
-        waiting = asyncio.ensure_future(self.sent.wait())
-        try:
-            await asyncio.wait({waiting, self.task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
 
     def commit(self) -> None:
         """The send is stored and announced: let the deltas flow."""
@@ -170,21 +157,13 @@ class ReplyGenerator:
         """Generate a send's reply here, asked while its send commits: deltas (and any write)
         wait for `EarlyStart.commit`; `abandon` drops it unseen when the send was refused."""
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        sent = asyncio.Event()
-        task = asyncio.create_task(
-            self.generate(order, holder=holder, committed=committed, sent=sent)
-        )
+        task = asyncio.create_task(self.generate(order, holder=holder, committed=committed))
         self._early.add(task)
         task.add_done_callback(self._early.discard)
-        return EarlyStart(committed=committed, task=task, sent=sent)
+        return EarlyStart(committed=committed, task=task)
 
     async def generate(
-        self,
-        order: ReplyOrder,
-        *,
-        holder: str,
-        committed: asyncio.Future[None] | None = None,
-        sent: asyncio.Event | None = None,
+        self, order: ReplyOrder, *, holder: str, committed: asyncio.Future[None] | None = None
     ) -> None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening."""
         running = _Running()
@@ -192,13 +171,7 @@ class ReplyGenerator:
         progress = ReplyProgress()
         status, error, lost = MessageStatus.COMPLETE, None, False
         reader = asyncio.create_task(
-            read_reply(
-                self.agents,
-                order,
-                progress,
-                self._publisher(order, progress, committed),
-                sent=sent,
-            )
+            read_reply(self.agents, order, progress, self._publisher(order, progress, committed))
         )
         stopper = asyncio.create_task(running.stop.wait())
         keeper = asyncio.create_task(self._keep_lease(order, holder, progress, committed))

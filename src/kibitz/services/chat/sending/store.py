@@ -114,16 +114,15 @@ async def store_send(
     request_id: str | None,
     holder: str,
     reserve: Callable[[int], Awaitable[None]],
-    checked: Callable[[ReplyOrder], Awaitable[None]] | None = None,
+    checked: Callable[[ReplyOrder], None] | None = None,
     turn: PlannedTurn | None = None,
     placement: Placement = NEWEST_LEAF,
 ) -> StoredSend:
     """Check, then reserve quota (a message per reply) while storing, in one transaction
     committed only once the reservation is granted (`checked` hears of the first reply as soon
-    as the send is checked; the rows are written once it is done with it). The caller's lock on
-    their own replies is held from the count to the commit, so the cap holds under any burst,
-    across replicas. A chat whose turn needs planning raises TurnToPlan before anything is
-    written (`turns/turn.py`)."""
+    as the send is checked). The caller's lock on their own replies is held from the count to
+    the commit, so the cap holds under any burst, across replicas. A chat whose turn needs
+    planning raises TurnToPlan before anything is written (`turns/turn.py`)."""
     reservation: asyncio.Future[None] | None = None
     try:
         async with database.transaction() as session:
@@ -156,7 +155,7 @@ async def store_send(
                 ),
             )
             if checked is not None:
-                await checked(order)
+                checked(order)
             result = await _insert(session, principal, body, view, order, now)
             await ReplyJobRepository(session).add(
                 message_id=ids.reply,
