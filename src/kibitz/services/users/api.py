@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 
 from kibitz.kit.db import SessionDep
 from kibitz.kit.errors import problem_responses
-from kibitz.kit.security import CurrentPrincipal, bearer_token
+from kibitz.kit.security import ActingPrincipal, CurrentPrincipal, bearer_token
 from kibitz.services.users.dependencies import UsersServiceDep
 from kibitz.services.users.models import Profile
-from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
+from kibitz.services.users.schemas import PreferencesRead, ProfileRead, ProfileUpdate
 from kibitz.services.users.service import UsersService
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -59,3 +59,19 @@ async def update_me(
         session, principal=principal, changes=changes, access_token=bearer_token(request) or ""
     )
     return await _read(users, profile)
+
+
+@router.get(
+    "/internal/preferences",
+    response_model=PreferencesRead,
+    responses=problem_responses(403, 404, 503),
+    summary="A user's preferences, for a kibitz service acting for them",
+    tags=["users (internal)"],
+)
+async def read_preferences_for_user(
+    principal: ActingPrincipal, session: SessionDep, users: UsersServiceDep
+) -> dict[str, Any]:
+    """The preferences of the user a service names beside its credential (403 without it):
+    chat reads `propose_titles` after a reply, when the user's token may have lapsed."""
+    profile = await users.profile(session, principal=principal)
+    return {"preferences": profile.preferences or {}}

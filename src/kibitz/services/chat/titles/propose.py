@@ -19,7 +19,7 @@ import structlog
 
 from kibitz.contracts.events import MessageCompleted
 from kibitz.kit.events import Outbox
-from kibitz.kit.http import ServiceClient
+from kibitz.kit.http import ServiceClient, acting_for
 from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import utcnow
 from kibitz.services.chat.replies.agent_stream import ReplyProgress, estimated_tokens
@@ -159,16 +159,20 @@ class TitleProposer:
         return title
 
     def _auth_headers(self, order: ReplyOrder) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {order.access_token}"}
+        # As the user, by chat's service credential (a reply job holds no token of theirs).
+        headers = acting_for(tenant_id=order.tenant_id, user_id=order.user_id)
         if order.request_id:
             headers["X-Request-ID"] = order.request_id
         return headers
 
     async def _opted_in(self, order: ReplyOrder) -> bool:
-        """Whether the user turned title proposals on (their own profile, as they see it)."""
+        """Whether the user turned title proposals on."""
         assert self.users is not None
         response = await self.users.request(
-            "GET", "/users/me", headers=self._auth_headers(order), timeout=_ASK_TIMEOUT_SECONDS
+            "GET",
+            "/users/internal/preferences",
+            headers=self._auth_headers(order),
+            timeout=_ASK_TIMEOUT_SECONDS,
         )
         if response.status_code != 200:
             return False
@@ -187,7 +191,7 @@ class TitleProposer:
         body = {"agent_id": str(order.agent_id), "messages": messages, "stream": False}
         response = await self.agents.request(
             "POST",
-            "/agents/respond",
+            "/agents/internal/respond",
             json=body,
             headers=self._auth_headers(order),
             timeout=_ASK_TIMEOUT_SECONDS,
