@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from kibitz.kit.http import INTERNAL_TOKEN_HEADER, acting_for
 from kibitz.services.users.models import Profile
 from tests.fixtures.stack import Account, Stack
 
@@ -238,3 +239,29 @@ async def test_preferences_name_only_the_callers_own_agents(stack: Stack) -> Non
     )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["preferences"]["selected_agent_ids"] == [own]
+
+
+async def test_a_service_reads_a_users_preferences_only_with_its_credential(
+    stack: Stack,
+) -> None:
+    account = await stack.register()
+    other = await stack.register()
+    assert (await patch(stack, account, {"preferences": {"propose_titles": True}})).status_code == (
+        200
+    )
+    url = f"{stack.url('users')}/users/internal/preferences"
+    acting = acting_for(
+        tenant_id=uuid.UUID(account.tenant_id), user_id=uuid.UUID(account.user["id"])
+    )
+    credential = {INTERNAL_TOKEN_HEADER: stack.running.platform.internal_token}
+
+    answer = await stack.http.get(url, headers={**credential, **acting})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"preferences": {"propose_titles": True}}
+    # Without the service credential, naming a user is not enough (their own token neither).
+    assert_problem(await stack.http.get(url, headers=acting), 403)
+    assert_problem(await stack.http.get(url, headers={**account.headers, **acting}), 403)
+    # Another user's are theirs: none set.
+    theirs = acting_for(tenant_id=uuid.UUID(other.tenant_id), user_id=uuid.UUID(other.user["id"]))
+    answer = await stack.http.get(url, headers={**credential, **theirs})
+    assert answer.json() == {"preferences": {}}

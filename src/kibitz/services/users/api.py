@@ -11,7 +11,7 @@ from kibitz.kit.errors import problem_responses
 from kibitz.kit.security import ActingPrincipal, CurrentPrincipal, bearer_token
 from kibitz.services.users.dependencies import UsersServiceDep
 from kibitz.services.users.models import Profile
-from kibitz.services.users.schemas import ProfileRead, ProfileUpdate
+from kibitz.services.users.schemas import PreferencesRead, ProfileRead, ProfileUpdate
 from kibitz.services.users.service import UsersService
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -37,21 +37,6 @@ async def read_me(
     return await _read(users, await users.profile(session, principal=principal))
 
 
-@router.get(
-    "/internal/me",
-    response_model=ProfileRead,
-    responses=problem_responses(403, 404, 503),
-    summary="A user's profile, for a kibitz service acting for them",
-    tags=["users (internal)"],
-)
-async def read_for_user(
-    principal: ActingPrincipal, session: SessionDep, users: UsersServiceDep
-) -> dict[str, Any]:
-    """`GET /users/me` for the user a service names beside its credential (403 without it):
-    chat reads the preferences of a reply's sender after the send's request ended."""
-    return await _read(users, await users.profile(session, principal=principal))
-
-
 # 16 KiB: a profile patch is a few hundred bytes; anything near this is not one.
 MAX_PATCH_BYTES = 16 * 1024
 
@@ -74,3 +59,19 @@ async def update_me(
         session, principal=principal, changes=changes, access_token=bearer_token(request) or ""
     )
     return await _read(users, profile)
+
+
+@router.get(
+    "/internal/preferences",
+    response_model=PreferencesRead,
+    responses=problem_responses(403, 404, 503),
+    summary="A user's preferences, for a kibitz service acting for them",
+    tags=["users (internal)"],
+)
+async def read_preferences_for_user(
+    principal: ActingPrincipal, session: SessionDep, users: UsersServiceDep
+) -> dict[str, Any]:
+    """The preferences of the user a service names beside its credential (403 without it):
+    chat reads `propose_titles` after a reply, when the user's token may have lapsed."""
+    profile = await users.profile(session, principal=principal)
+    return {"preferences": profile.preferences or {}}

@@ -66,6 +66,12 @@ class PreferencesPatch(BaseModel):
     propose_titles: bool | None = None
 
 
+class PreferencesRead(BaseModel):
+    """A user's stored preferences (the keys of `PreferencesPatch` that were set)."""
+
+    preferences: dict[str, Any]
+
+
 class ProfileUpdate(BaseModel):
     """Any of the profile's editable fields."""
 

@@ -49,6 +49,16 @@ export interface components {
             theme?: ("light" | "dark" | "system") | null;
         };
         /**
+         * PreferencesRead
+         * @description A user's stored preferences (the keys of `PreferencesPatch` that were set).
+         */
+        PreferencesRead: {
+            /** Preferences */
+            preferences: {
+                [key: string]: unknown;
+            };
+        };
+        /**
          * ProfileRead
          * @description A profile as `GET /users/me` answers it.
          */

@@ -159,18 +159,18 @@ class TitleProposer:
         return title
 
     def _auth_headers(self, order: ReplyOrder) -> dict[str, str]:
-        # As the sender, by chat's service credential (a reply job holds no user token).
+        # As the user, by chat's service credential (a reply job holds no token of theirs).
         headers = acting_for(tenant_id=order.tenant_id, user_id=order.user_id)
         if order.request_id:
             headers["X-Request-ID"] = order.request_id
         return headers
 
     async def _opted_in(self, order: ReplyOrder) -> bool:
-        """Whether the user turned title proposals on (their own profile, as they see it)."""
+        """Whether the user turned title proposals on."""
         assert self.users is not None
         response = await self.users.request(
             "GET",
-            "/users/internal/me",
+            "/users/internal/preferences",
             headers=self._auth_headers(order),
             timeout=_ASK_TIMEOUT_SECONDS,
         )
