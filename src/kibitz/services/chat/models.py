@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from kibitz.kit.events import define_outbox_table
 from kibitz.kit.ids import new_id
@@ -114,6 +116,11 @@ class Message(Base):
     sender: Mapped[str] = mapped_column(String(10), nullable=False)
     # The agent that wrote a reply (null for the user's messages).
     agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # The message this one follows; for a delegated answer, the orchestrator's reply.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # An answer a participant gave the orchestrator (nested under its reply, not a branch). A
+    # server default, not a Python one: inserts written for older schemas leave it out.
+    delegated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     input_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

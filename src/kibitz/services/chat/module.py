@@ -81,8 +81,14 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
     outbox = Outbox(outbox_table)
     fanout = create_fanout(platform.settings.redis_url)
     agents = platform.client_or_absent("agents")
+    quota = QuotaGate(platform.client("tenants") if platform.has_service("tenants") else None)
     generator = ReplyGenerator(
-        settings=settings, database=database, fanout=fanout, outbox=outbox, agents=agents
+        settings=settings,
+        database=database,
+        fanout=fanout,
+        outbox=outbox,
+        agents=agents,
+        quota=quota,
     )
     queue = create_job_queue(
         platform.settings.queue_url, namespace=NAME, lease_seconds=settings.reply_lease_seconds
@@ -92,7 +98,7 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
         database=database,
         fanout=fanout,
         outbox=outbox,
-        quota=QuotaGate(platform.client("tenants") if platform.has_service("tenants") else None),
+        quota=quota,
         agents=agents,
         generator=generator,
         replies=ReplyJobs(queue=queue, generator=generator, database=database, settings=settings),

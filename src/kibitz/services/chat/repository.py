@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import JSON, Table, and_, bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    JSON,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kibitz.services.chat.models import (
@@ -37,7 +50,12 @@ _IN_FLIGHT_COUNT = select(func.count()).where(
 )
 _RECENT = (
     select(_MESSAGES.c.id, _MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status)
-    .where(_MESSAGES.c.chat_id == bindparam("chat_id"), _MESSAGES.c.id < bindparam("before"))
+    .where(
+        _MESSAGES.c.chat_id == bindparam("chat_id"),
+        _MESSAGES.c.id < bindparam("before"),
+        # Delegated answers were the orchestrator's sources; its own reply is the turn's answer.
+        _MESSAGES.c.delegated.is_(false()),
+    )
     .order_by(_MESSAGES.c.id.desc())
     .limit(bindparam("limit"))
     .subquery("recent")
@@ -50,6 +68,8 @@ _SEND_VIEW = (
         _CHATS.c.agent_id,
         _CHATS.c.title,
         _IN_FLIGHT_COUNT.scalar_subquery().label("in_flight"),
+        _CHATS.c.agent_ids,
+        _CHATS.c.mode,
         _RECENT.c.id,
         _RECENT.c.sender,
         _RECENT.c.content,
@@ -319,6 +339,9 @@ class SendView:
     title: str
     in_flight: int
     history: list[RecentMessage]
+    # The chat's participants (the default agent first) and how they answer.
+    agent_ids: list[uuid.UUID] = field(default_factory=list)
+    mode: str = "direct"
 
 
 class SendReads:
@@ -356,13 +379,15 @@ class SendReads:
         rows = (await self.connection.execute(_SEND_VIEW, parameters)).all()
         if not rows:
             return None
-        agent_id, title, in_flight = rows[0][:3]
+        agent_id, title, in_flight, agent_ids, mode = rows[0][:5]
         return SendView(
             agent_id=agent_id,
             title=title,
             in_flight=int(in_flight),
             # A chat without messages reads as one row whose message columns are empty.
-            history=[RecentMessage(*row[3:]) for row in rows if row[4]],
+            history=[RecentMessage(*row[5:]) for row in rows if row[6]],
+            agent_ids=[uuid.UUID(str(value)) for value in agent_ids or ()],
+            mode=str(mode),
         )
 
 

@@ -109,6 +109,10 @@ class MessageRead(BaseModel):
     sender: Literal["user", "agent"]
     # The agent that wrote a reply; null for the user's messages.
     agent_id: uuid.UUID | None = None
+    # The message this one follows; for a delegated answer, the orchestrator's reply.
+    parent_id: uuid.UUID | None = None
+    # An answer a participant gave the orchestrator of an orchestrated turn.
+    delegated: bool = False
     content: str
     status: MessageStatusName
     input_tokens: int
@@ -125,6 +129,12 @@ class MessageRead(BaseModel):
     @classmethod
     def _none_is_empty(cls, value: object) -> object:
         return [] if value is None else value
+
+    @field_validator("delegated", mode="before")
+    @classmethod
+    def _none_is_false(cls, value: object) -> object:
+        # A row built in this process before its insert has no default filled in yet.
+        return False if value is None else value
 
 
 class ChatRead(BaseModel):

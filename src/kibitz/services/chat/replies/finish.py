@@ -82,6 +82,8 @@ async def finish_reply(
                 "chat_id": order.chat_id,
                 "sender": Sender.AGENT.value,
                 "agent_id": order.agent_id,
+                "parent_id": order.parent_id,
+                "delegated": order.delegated,
                 "created_at": order.created_at,
                 "updated_at": utcnow(),
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -22,12 +23,23 @@ class ReplyOrder:
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     agent_id: uuid.UUID
-    context: list[dict[str, str]]
+    context: list[dict[str, Any]]
     # The sender's access token: the agents service answers for its user (short-lived).
     access_token: str
     request_id: str | None
     # When the reply was stored (its events show it).
     created_at: datetime
+    # An orchestrating reply: the participants it may consult through tool calls (none
+    # otherwise), and how deep in its turn a reply is (0: it answers the user; 1: a delegate).
+    delegates: tuple[uuid.UUID, ...] = ()
+    depth: int = 0
+    # A delegated answer's parent: the reply of the orchestrator that asked for it.
+    parent_id: uuid.UUID | None = None
+
+    @property
+    def delegated(self) -> bool:
+        """Whether this is an answer to an orchestrator (not to the user)."""
+        return self.depth > 0
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready (the job row's payload and the queued job's)."""
@@ -35,6 +47,8 @@ class ReplyOrder:
         for name in _IDS:
             data[name] = str(data[name])
         data["created_at"] = self.created_at.isoformat()
+        data["delegates"] = [str(agent_id) for agent_id in self.delegates]
+        data["parent_id"] = str(self.parent_id) if self.parent_id else None
         return data
 
     @classmethod
@@ -47,4 +61,12 @@ class ReplyOrder:
             access_token=str(payload.get("access_token") or ""),
             request_id=payload.get("request_id"),
             created_at=datetime.fromisoformat(str(payload["created_at"])),
+            delegates=tuple(uuid.UUID(str(value)) for value in payload.get("delegates") or ()),
+            depth=int(payload.get("depth") or 0),
+            parent_id=uuid.UUID(str(payload["parent_id"])) if payload.get("parent_id") else None,
         )
+
+
+def new_holder() -> str:
+    """A lease token: whoever presents it holds the job."""
+    return secrets.token_hex(16)

@@ -70,7 +70,14 @@ async def checked_view(
     if body.chat_id is None:
         in_flight = await reads.in_flight(user_id=principal.user_id, since=since)
         title = body.title or default_title(body.content)
-        view = SendView(agent_id=body.participants[0], title=title, in_flight=in_flight, history=[])
+        view = SendView(
+            agent_id=body.participants[0],
+            title=title,
+            in_flight=in_flight,
+            history=[],
+            agent_ids=body.participants,
+            mode=body.mode or "direct",
+        )
     else:
         found = await reads.existing_chat(
             body.chat_id,
@@ -86,6 +93,14 @@ async def checked_view(
     if view.in_flight >= settings.max_concurrent_generations:
         raise too_many_generations(settings.max_concurrent_generations)
     return view
+
+
+def delegates_of(view: SendView, *, max_depth: int) -> tuple[uuid.UUID, ...]:
+    """Whom the reply may consult: in an orchestrated chat, every other participant (unless
+    delegation is turned off: depth 0)."""
+    if view.mode != "orchestrated" or max_depth < 1:
+        return ()
+    return tuple(agent_id for agent_id in view.agent_ids if agent_id != view.agent_id)
 
 
 async def store_send(
@@ -129,6 +144,7 @@ async def store_send(
                 access_token=access_token,
                 request_id=request_id,
                 created_at=now,
+                delegates=delegates_of(view, max_depth=settings.max_delegation_depth),
             )
             if checked is not None:
                 checked(order)
