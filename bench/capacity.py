@@ -53,7 +53,7 @@ REPLY_SECONDS = 10.0  # a real model streams ~30 tokens/s
 ONLINE_SHARE_AT_PEAK = 0.10  # of daily active users, with a chat open (one stream each)
 CPU_UTILISATION_TARGET = 0.6
 CORES_PER_REPLICA = 1.0
-DB_CONNECTIONS_PER_REPLICA = 30  # kit.db: pool 10 + overflow 20 on PostgreSQL
+DB_CONNECTIONS_PER_REPLICA = 10  # kit.db.ConnectionPool: 5 + overflow 5 on PostgreSQL
 RETENTION_DAYS = 365
 USERS = (10_000, 100_000, 1_000_000)
 

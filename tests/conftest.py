@@ -23,12 +23,24 @@ structlog.configure(
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _jetstream_streams_deleted_after_the_run() -> object:
-    """Streams this run made go when it ends (see tests/fixtures/jetstream_cleanup.py)."""
-    before = streams_now()
-    yield
-    delete_streams_made_since(before)
+# JetStream streams this run made go when it ends (see tests/fixtures/jetstream_cleanup.py).
+# Read and deleted by the run's controlling process only: with pytest-xdist, a worker that ends
+# early would otherwise delete streams its siblings are still using.
+_STREAMS_BEFORE = pytest.StashKey[set[str] | None]()
+
+
+def _controls_the_run(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _controls_the_run(session.config):
+        session.config.stash[_STREAMS_BEFORE] = streams_now()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _controls_the_run(session.config):
+        delete_streams_made_since(session.config.stash.get(_STREAMS_BEFORE, None))
 
 
 @pytest.fixture(params=DATABASES)

@@ -175,6 +175,27 @@ def test_doctor_says_what_is_wrong_one_line_each(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_doctor_names_the_encryption_key_agents_replicas_must_share(tmp_path: Path) -> None:
+    closed = free_port()
+    finished = _kibitz(
+        "doctor",
+        env={
+            "KIBITZ_DATA_DIR": str(tmp_path),
+            "KIBITZ_INTERNAL_TOKEN": "t" * 32,
+            "KIBITZ_AGENTS_URL": f"http://127.0.0.1:{closed}",
+        },
+        cwd=tmp_path,
+    )
+    lines = _said(finished).strip().splitlines()
+    assert finished.returncode == 1
+    assert (
+        "✗ KIBITZ_AGENTS_ENCRYPTION_KEY must be set: every agents replica needs the same value "
+        "(only kibitz up generates one)"
+    ) in lines
+    assert len(lines) == 2, lines  # and agents does not answer
+
+
+@pytest.mark.slow
 def test_doctor_names_a_bad_setting(tmp_path: Path) -> None:
     finished = _kibitz(
         "doctor",

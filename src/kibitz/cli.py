@@ -1,5 +1,6 @@
 """The `kibitz` command: up (all-in-one), serve (one service), migrate, simulate-llm, and the
-operator's tasks (auth rotate-signing-key, events replay-dead-letters, doctor)."""
+operator's tasks (auth rotate-signing-key, agents rotate-key, events replay-dead-letters,
+doctor)."""
 
 from __future__ import annotations
 
@@ -201,7 +202,9 @@ async def _migrate(settings: PlatformSettings, names: list[str], *, create_datab
 
 auth_commands = typer.Typer(help="Operator tasks of the auth service.", no_args_is_help=True)
 events_commands = typer.Typer(help="Operator tasks of the event bus.", no_args_is_help=True)
+agents_commands = typer.Typer(help="Operator tasks of the agents service.", no_args_is_help=True)
 app.add_typer(auth_commands, name="auth")
+app.add_typer(agents_commands, name="agents")
 app.add_typer(events_commands, name="events")
 
 
@@ -218,6 +221,43 @@ def rotate_signing_key() -> None:
     for kid, until in rotated.verifying_until.items():
         console.print(
             f"old key {kid} verifies until {until:%Y-%m-%d %H:%M:%S} UTC", highlight=False
+        )
+
+
+@agents_commands.command("rotate-key")
+def rotate_agents_key() -> None:
+    """Re-encrypt users' stored provider keys under the first key of
+    KIBITZ_AGENTS_ENCRYPTION_KEY (new,old: the old keys decrypt until every key is rotated)."""
+    with _start_up_errors_reported(), _database_problems_reported("agents"):
+        try:
+            report, key_count = asyncio.run(operations.rotate_agents_key(_settings()))
+        except ValueError as error:
+            console.print(f"[red]cannot rotate:[/] {escape(str(error))}")
+            raise typer.Exit(2) from None
+    # Counts only: neither a stored key nor an encryption key is ever printed.
+    console.print(
+        f"re-encrypted {report.rotated} stored provider keys under the first key of "
+        "KIBITZ_AGENTS_ENCRYPTION_KEY",
+        highlight=False,
+    )
+    if report.changed_meanwhile:
+        console.print(
+            f"{report.changed_meanwhile} changed while this ran (an agent was edited): run it "
+            "again once every agents replica runs with the new key first",
+            highlight=False,
+        )
+    if report.unreadable:
+        console.print(
+            f"[red]{report.unreadable} cannot be decrypted with any configured key:[/] left as "
+            "they are; add the key they were stored under to the setting and run again",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if key_count > 1 and not report.changed_meanwhile:
+        console.print(
+            "the other keys may now leave the setting, once every agents replica runs with "
+            "the new key first",
+            highlight=False,
         )
 
 

@@ -31,7 +31,7 @@ from tests.services.chat.world import (
     streamed_text,
 )
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 PASSWORD = "correct horse battery staple"
 # What a follower may have seen beyond what was stored when the process died: the persist
 # interval (0.5 s) of deltas, with room for a loaded machine.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.fixtures.processes import KIBITZ, free_port, kibitz_processes, wait_healthy
 from tests.fixtures.stack import DEFAULT_PASSWORD, postgres_databases
@@ -50,6 +51,8 @@ async def test_every_service_in_its_own_process_serves_a_whole_conversation(
         ports = {name: free_port() for name in [*SERVICES, "chat2", "gateway"]}
         env = {
             "KIBITZ_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+            # Run apart, agents needs the key every replica shares (issue 15, finding 11).
+            "KIBITZ_AGENTS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "KIBITZ_BUS_URL": f"nats://127.0.0.1:4222?prefix=t{uuid.uuid4().hex[:10]}",
             "KIBITZ_REDIS_URL": "redis://127.0.0.1:6379/0",
             "KIBITZ_DATA_DIR": str(tmp_path / "data"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,63 @@ async def test_readiness_fails_while_a_required_service_does_not_answer(tmp_path
         not_ready = await http.get(f"{url}/readyz")
     assert not_ready.status_code == 503
     assert not_ready.json()["checks"] == {"tenants": "unavailable"}
+
+
+def test_agents_run_apart_without_an_encryption_key_does_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every replica generating its own key made half the replies unreadable (issue 15,
+    finding 11): run apart, the key is a setting, and its absence is one line naming it."""
+    from typer.testing import CliRunner
+
+    from kibitz.cli import app as kibitz
+
+    monkeypatch.setenv("KIBITZ_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KIBITZ_INTERNAL_TOKEN", "t" * 32)
+    monkeypatch.setenv("KIBITZ_AUTH_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("KIBITZ_AGENTS_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "400")
+    # A port in use: code that did start would end there at once, not serve for ever.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = CliRunner().invoke(
+            kibitz, ["serve", "agents", "--host", "127.0.0.1", "--port", port]
+        )
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "kibitz did not start: KIBITZ_AGENTS_ENCRYPTION_KEY must be set: every agents replica "
+        "needs the same value (only kibitz up generates one)"
+    )
+    assert not (tmp_path / "agents-encryption.key").exists()
+
+
+def test_a_shared_setting_is_looked_for_as_settings_are_read() -> None:
+    from kibitz.runtime.children import StartupError
+    from kibitz.runtime.registry import available_modules
+    from kibitz.runtime.server import check_shared_settings
+
+    agents = available_modules(["agents"])["agents"]
+    check_shared_settings(agents, {"kibitz_agents_encryption_key": "a-key"})  # any case
+    for blank in ({}, {"KIBITZ_AGENTS_ENCRYPTION_KEY": "  "}):
+        with pytest.raises(StartupError, match="KIBITZ_AGENTS_ENCRYPTION_KEY must be set"):
+            check_shared_settings(agents, blank)
+
+
+def test_an_unusable_encryption_key_is_a_bad_setting_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.fernet import Fernet
+    from pydantic import ValidationError
+
+    from kibitz.kit.settings import invalid_settings
+    from kibitz.services.agents.config import AgentsSettings
+
+    good = Fernet.generate_key().decode()
+    monkeypatch.setenv("KIBITZ_AGENTS_ENCRYPTION_KEY", f"{good},not-a-key")
+    with pytest.raises(ValidationError) as raised:
+        AgentsSettings()
+    [line] = invalid_settings(raised.value)
+    assert line.startswith("KIBITZ_AGENTS_ENCRYPTION_KEY: Value error, key 2 of 2 is not a Fernet")
+    assert good not in line and "not-a-key" not in line

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from kibitz.kit.db.availability import install_database_problems
 from kibitz.kit.errors import document_route_problems, install_problem_handlers
 from kibitz.kit.http.fast_routes import FastRoutes, fast_endpoints
 from kibitz.kit.http.request_bodies import DEFAULT_MAX_BODY_BYTES, RequestBodies
@@ -78,6 +79,7 @@ def create_service_app(
     app.state.internal_token = platform.internal_token
     app.state.token_verifier = platform.token_verifier()
     install_problem_handlers(app)
+    install_database_problems(app)
     app.add_middleware(RequestContextMiddleware, service=name, continue_traces=continue_traces)
     for router in routers:
         app.include_router(router)

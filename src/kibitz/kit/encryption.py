@@ -23,6 +23,7 @@ class SecretCipher:
         if not keys:
             raise ValueError("at least one encryption key is needed")
         self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self._key_count = len(keys)
 
     @classmethod
     def from_setting(cls, value: str) -> Self:
@@ -51,6 +52,11 @@ class SecretCipher:
             key = path.read_bytes().strip()
         return cls([key])
 
+    @property
+    def key_count(self) -> int:
+        """How many keys decrypt (the first of them encrypts)."""
+        return self._key_count
+
     def encrypt(self, plaintext: str) -> str:
         """A Fernet token for the text."""
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -62,3 +68,28 @@ class SecretCipher:
             return self._fernet.decrypt(token.encode(), ttl=max_age_seconds).decode()
         except InvalidToken as exc:
             raise ValueError("the token cannot be decrypted with the configured keys") from exc
+
+    def rotate(self, token: str) -> str:
+        """The same text encrypted under the first key (ValueError when no key decrypts it);
+        the text itself is never at hand to whoever calls this."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("the token cannot be decrypted with the configured keys") from exc
+
+
+def key_problem(value: str) -> str | None:
+    """Why a setting of comma-separated Fernet keys cannot be used (None when it can), without
+    repeating any key."""
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    if not keys:
+        return "needs at least one Fernet key"
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            return (
+                f"key {position} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded "
+                "bytes, e.g. from Fernet.generate_key())"
+            )
+    return None

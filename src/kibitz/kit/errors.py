@@ -203,7 +203,8 @@ async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(validation_problem(exc.errors()))
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """The bare 500 for an error nobody expected (its trace is logged, never answered)."""
     # The trace goes to the log only: a client sees a bare 500.
     logger.error("unhandled_exception", path=request.url.path, exc_info=exc)
     error = ProblemError("An unexpected error occurred.")
@@ -219,7 +220,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
-    app.add_exception_handler(Exception, _handle_unexpected)
+    app.add_exception_handler(Exception, handle_unexpected)
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -278,8 +279,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Answers the kit or the gateway can give on any route before the route's own code runs:
-# validation (422), the gateway's rate limits (429), an unexpected error (500).
-EVERY_ROUTE_STATUSES = (422, 429, 500)
+# validation (422), the gateway's rate limits (429), an unexpected error (500), and a service
+# or its database that cannot answer now (503, Retry-After: kit/db/availability.py, the
+# gateway's proxy).
+EVERY_ROUTE_STATUSES = (422, 429, 500, 503)
 # And on a route that takes a body: unreadable (400), over its limit (413), not JSON (415).
 BODY_ROUTE_STATUSES = (400, 413, 415)
 _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

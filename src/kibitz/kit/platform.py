@@ -124,6 +124,10 @@ class Module:
     # `KIBITZ_<NAME>_URL` (a start-up error names the missing one), and its `/readyz` fails
     # while one of them does not answer.
     requires: tuple[str, ...] = ()
+    # Settings every replica must share, by environment variable: run apart (not as a child of
+    # `kibitz up`), the module does not start without them, naming the first one missing. A key
+    # one process generated for itself, another replica could not use.
+    shared_settings: tuple[str, ...] = ()
     # Applies the module's migrations (None when it has no database).
     migrate: Callable[[Platform], Awaitable[None]] | None = None
     # Publishes and consumes no events: all-in-one may run it in a process of its own.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from kibitz.kit.errors import Forbidden, Unauthorized
-from kibitz.kit.http import INTERNAL_TOKEN_HEADER
+from kibitz.kit.http import ACTING_TENANT_HEADER, ACTING_USER_HEADER, INTERNAL_TOKEN_HEADER
 from kibitz.kit.jwt import InvalidToken, Principal, TokenVerifier
 
 
@@ -44,6 +45,25 @@ async def require_service_caller(request: Request) -> None:
 
 
 ServiceCaller = Depends(require_service_caller)
+
+# The role a service acting for a user holds: the least, whatever the user's own (a service
+# acting for someone never administers their tenant).
+ACTING_ROLE = "member"
+
+
+async def acting_principal(request: Request) -> Principal:
+    """The user a kibitz service acts for (`kit.http.acting_for`): only beside the internal
+    service credential (403 otherwise), so a route scopes by them as by a user's token."""
+    await require_service_caller(request)
+    try:
+        tenant_id = uuid.UUID(request.headers.get(ACTING_TENANT_HEADER, ""))
+        user_id = uuid.UUID(request.headers.get(ACTING_USER_HEADER, ""))
+    except ValueError as exc:
+        raise Forbidden("A service acting for a user must name the user and tenant.") from exc
+    return Principal(user_id=user_id, tenant_id=tenant_id, role=ACTING_ROLE, token_id="")
+
+
+ActingPrincipal = Annotated[Principal, Depends(acting_principal)]
 
 
 def require_role(principal: Principal, *roles: str) -> None:

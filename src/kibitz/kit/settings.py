@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import PositiveFloat, PositiveInt, SecretStr, ValidationError, field_validator
+from pydantic import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kibitz.kit.db.database import ConnectionPool
 from kibitz.kit.events.bus import Retention
 from kibitz.kit.private_files import private_directory
 
@@ -68,6 +76,21 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     database_url: str | None = None
+    # PostgreSQL connections one process keeps, may add under load, and how long (s) a request
+    # waits for one before answering 503 (see `kit.db.ConnectionPool`; the README's sum).
+    database_pool_size: PositiveInt = ConnectionPool.size
+    database_max_overflow: NonNegativeInt = ConnectionPool.max_overflow
+    database_pool_timeout_seconds: PositiveFloat = ConnectionPool.timeout_seconds
+    database_connect_timeout_seconds: PositiveFloat = ConnectionPool.connect_timeout_seconds
+
+    def database_pool(self) -> ConnectionPool:
+        """This service's connection pool, as configured."""
+        return ConnectionPool(
+            size=self.database_pool_size,
+            max_overflow=self.database_max_overflow,
+            timeout_seconds=self.database_pool_timeout_seconds,
+            connect_timeout_seconds=self.database_connect_timeout_seconds,
+        )
 
     def resolved_database_url(self, *, data_dir: Path, service: str) -> str:
         """The configured URL, or a SQLite file named after the service under the data dir."""

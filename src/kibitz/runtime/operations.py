@@ -22,8 +22,10 @@ from kibitz.kit.events import EventEnvelope, create_bus
 from kibitz.kit.events.bus import split_bus_url
 from kibitz.kit.events.inbox import KEEP_HANDLED
 from kibitz.kit.settings import PlatformSettings, invalid_settings, service_urls_from_env
+from kibitz.runtime.children import StartupError
 from kibitz.runtime.databases import database_url_of
 from kibitz.runtime.registry import MODULE_PATHS, SERVICE_NAMES, available_modules
+from kibitz.runtime.server import check_shared_settings
 
 # 5 s: a dependency that takes longer to answer a health check is as good as down.
 _CHECK_TIMEOUT_SECONDS = 5.0
@@ -46,6 +48,32 @@ async def rotate_signing_key(settings: PlatformSettings) -> Any:
     database = Database(database_url_of("auth", settings))
     try:
         return await KeyRing(database).rotate()
+    finally:
+        await database.dispose()
+
+
+# --- the agents service's encryption key ------------------------------------------------------
+
+
+async def rotate_agents_key(settings: PlatformSettings) -> Any:
+    """Re-encrypt every provider key stored by agents under the first key of
+    `KIBITZ_AGENTS_ENCRYPTION_KEY` (see `services/agents/key_rotation.py`); its report.
+    ValueError when the setting is missing (the generated key file stays as it is)."""
+    from kibitz.services.agents.api_key_cipher import KEY_FILE_NAME, ApiKeyCipher
+    from kibitz.services.agents.config import AgentsSettings
+    from kibitz.services.agents.key_rotation import rotate_stored_keys
+
+    agents = AgentsSettings()
+    if agents.encryption_key is None:
+        raise ValueError(
+            "KIBITZ_AGENTS_ENCRYPTION_KEY is not set: set it to the new key followed by the old "
+            f"ones, comma-separated (all-in-one, the old key is in {KEY_FILE_NAME} under "
+            "KIBITZ_DATA_DIR), on every agents replica too, then run this again"
+        )
+    cipher = ApiKeyCipher.from_setting(agents.encryption_key.get_secret_value())
+    database = Database(database_url_of("agents", settings))
+    try:
+        return await rotate_stored_keys(database, cipher), cipher.key_count
     finally:
         await database.dispose()
 
@@ -168,7 +196,8 @@ def settings_problems() -> list[str]:
 
 async def dependency_problems(settings: PlatformSettings) -> list[str]:
     """One line per database, broker, Redis, Qdrant, Stripe or service address that does not
-    answer (or billing's Stripe settings half set)."""
+    answer (or billing's Stripe settings half set, or a setting every replica of a service run
+    apart must share missing)."""
     checks: list[Awaitable[str | None]] = [
         _check_database(name, database_url_of(name, settings))
         for name in available_modules(SERVICE_NAMES)
@@ -187,6 +216,11 @@ async def dependency_problems(settings: PlatformSettings) -> list[str]:
         checks.append(_said("KIBITZ_INTERNAL_TOKEN is not set: services cannot call each other"))
     for name, replicas in urls.items():
         checks += [_check_service(name, url) for url in replicas]
+    for name in urls.keys() & modules.keys():  # run apart here: what every replica must share
+        try:
+            check_shared_settings(modules[name])
+        except StartupError as error:
+            checks.append(_said(str(error)))
     results = await asyncio.gather(*checks)
     return [line for line in results if line]
 

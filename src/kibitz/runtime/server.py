@@ -8,7 +8,7 @@ import gc
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
@@ -209,6 +209,19 @@ def check_required_peers(module: Module, platform: Platform) -> None:
             raise StartupError(f"{variable} must be set: {module.name} needs the {peer} service")
 
 
+def check_shared_settings(module: Module, environ: Mapping[str, str] | None = None) -> None:
+    """StartupError naming the first setting every replica of a module run apart must share
+    (`Module.shared_settings`) that is not set."""
+    # Settings are read case-insensitively (pydantic-settings), so the check is too.
+    given = {name.upper(): value for name, value in (environ or os.environ).items()}
+    for variable in module.shared_settings:
+        if not given.get(variable.upper(), "").strip():
+            raise StartupError(
+                f"{variable} must be set: every {module.name} replica needs the same value "
+                "(only kibitz up generates one)"
+            )
+
+
 def build_app(module: Module, platform: Platform) -> FastAPI:
     """The module's app, whose readiness includes every service it requires answering."""
     app = module.create_app(platform)
@@ -230,6 +243,8 @@ async def serve_one(
     serving the socket inherited as `fd`, until the parent `parent_pid` is gone)."""
     platform = distributed_platform(settings)
     check_required_peers(module, platform)
+    if parent_pid is None:  # a child of `kibitz up` shares its parent's generated keys
+        check_shared_settings(module)
     # Bound before anything starts, so a port in use is one line and nothing to undo.
     listening = socket.socket(fileno=fd) if fd is not None else bind_socket(host, port)
     await platform.bus.start()

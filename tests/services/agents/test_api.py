@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from kibitz.kit.http import INTERNAL_TOKEN_HEADER, acting_for
+from tests.fixtures.stack import Account
 from tests.services.agents.conftest import AgentsApi, assert_problem, parse_sse
 
 AGENT_FIELDS = {
@@ -519,3 +521,32 @@ async def test_an_echo_agent_offered_tools_is_a_clear_422(agents_sqlite: AgentsA
     assert problem["errors"] == [{"field": "tools", "message": problem["detail"][len("tools: ") :]}]
     # Without tools the same agent answers as ever.
     assert (await api.respond(account, agent["id"], tools=[])).status_code == 200
+
+
+async def test_a_service_acting_for_a_user_is_answered_as_that_user_and_nobody_else_is(
+    agents: AgentsApi,
+) -> None:
+    owner, stranger = await agents.user(), await agents.user()
+    agent = await agents.create_ok(owner)
+    body = {"agent_id": agent["id"], "messages": [{"role": "user", "content": "as you"}]}
+    route = f"{agents.url}/agents/internal/respond"
+    credential = {INTERNAL_TOKEN_HEADER: agents.stack.running.platform.internal_token}
+
+    def acting(account: Account) -> dict[str, str]:
+        return acting_for(
+            tenant_id=uuid.UUID(account.tenant_id), user_id=uuid.UUID(account.user["id"])
+        )
+
+    answered = await agents.http.post(route, json=body, headers={**credential, **acting(owner)})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["content"] == "as you"
+    # Scoped by the user it names: another user's agent is not found.
+    other = await agents.http.post(route, json=body, headers={**credential, **acting(stranger)})
+    assert_problem(other, 404)
+    # Without the service credential, or a wrong one, the user's own token opens nothing.
+    for refused in (
+        {**owner.headers, **acting(owner)},
+        {INTERNAL_TOKEN_HEADER: "guessed", **acting(owner)},
+        credential,  # the credential without naming whom it acts for
+    ):
+        assert_problem(await agents.http.post(route, json=body, headers=refused), 403)

@@ -230,3 +230,68 @@ async def test_an_orchestrator_that_cannot_call_tools_is_a_clear_422(world: Worl
     )
     # With a tool-calling orchestrator first, the same agents may be orchestrated.
     assert (await orchestrated_chat(world, alice, [helper, demo])).status_code == 201
+
+
+async def test_each_delegated_answer_counts_as_a_message_and_meters_its_tokens(
+    world: World,
+) -> None:
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
+    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+
+    await turn(world, alice, chat_id, ask("ask_researcher", "one") + " " + ask("ask_critic", "two"))
+
+    messages = await history(world, alice, chat_id)
+    replies = [m for m in messages if m["sender"] == "agent"]
+    assert len(replies) == 3 and all(m["output_tokens"] > 0 for m in replies)
+    tokens = sum(m["input_tokens"] + m["output_tokens"] for m in replies)
+    counters = await settled_usage(world, alice, lambda c: c["tokens"] >= tokens)
+    # The user's message, and each delegated answer.
+    assert counters == {"messages": 3, "tokens": tokens}
+
+
+async def test_stopping_the_orchestrator_stops_the_delegate_it_waits_for(world: World) -> None:
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, researcher])).json()["id"]
+
+    # A delegate that takes about 10 s.
+    content = ask("ask_researcher", "dig [sim:tokens=200] [sim:gap-ms=50]")
+    async with world.stream(alice, chat_id) as stream:
+        sent = await world.send(alice, content, chat_id=chat_id)
+        reply_id = sent.json()["agent_message"]["id"]
+
+        def delegate_streams(event: SseEvent) -> bool:
+            return event.event == "message.delta" and event.data["message_id"] != reply_id
+
+        streamed = await asyncio.wait_for(read_sse(stream, until=delegate_streams), 10)
+        delegate_id = streamed[-1].data["message_id"]
+        stopped = await world.http.post(
+            world.url(f"/chat/messages/{reply_id}/stop"), headers=alice.headers
+        )
+        assert stopped.status_code == 200, stopped.text
+        assert stopped.json()["status"] == "stopped"
+        finished = await asyncio.wait_for(read_sse(stream, until=reply_finished(delegate_id)), 10)
+    assert finished[-1].event == "message.completed"
+    delegated = await world.wait_finished(alice, chat_id, delegate_id, timeout=10)
+    assert delegated["status"] == "stopped" and delegated["content"]
+
+
+async def usage(world: World, member: Member) -> dict[str, int]:
+    response = await world.http.get(world.url("/tenants/usage"), headers=member.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return {"messages": body["messages"]["used"], "tokens": body["tokens"]["used"]}
+
+
+async def settled_usage(world: World, member: Member, until: Any) -> dict[str, int]:
+    """Poll the counters until `until(counters)` (metering events are relayed asynchronously)."""
+    for _ in range(200):
+        counters = await usage(world, member)
+        if until(counters):
+            return counters
+        await asyncio.sleep(0.05)
+    return await usage(world, member)

@@ -332,15 +332,19 @@ async def test_one_tenant_never_sees_or_changes_anothers_plan_members_or_invites
 # -- internal routes -------------------------------------------------------------------------
 
 
+# Fixed, not random: test ids must be the same in every pytest-xdist worker's collection.
+SOME_ID = uuid.UUID("0193a0f4-2b6c-7d5e-8f00-000000000001")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
         ("POST", "/tenants/internal/tenants"),
-        ("GET", f"/tenants/internal/tenants/{uuid.uuid4()}/plan"),
+        ("GET", f"/tenants/internal/tenants/{SOME_ID}/plan"),
         ("POST", "/tenants/internal/usage/reserve"),
         ("POST", "/tenants/internal/usage/reserve-batch"),
         ("POST", "/tenants/internal/usage/record"),
-        ("DELETE", f"/tenants/internal/memberships/{uuid.uuid4()}"),
+        ("DELETE", f"/tenants/internal/memberships/{SOME_ID}"),
     ],
 )
 async def test_internal_routes_refuse_callers_without_the_service_credential(

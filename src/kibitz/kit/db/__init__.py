@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from kibitz.kit.db.database import (
+    ConnectionPool,
     Database,
     SessionDep,
     create_engine,
@@ -15,6 +16,7 @@ from kibitz.kit.db.database import (
 )
 
 __all__ = [
+    "ConnectionPool",
     "Database",
     "SessionDep",
     "create_engine",

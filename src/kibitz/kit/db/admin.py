@@ -8,6 +8,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from kibitz.kit.db.availability import error_chain, sqlstate
+
 # PostgreSQL's SQLSTATEs for the failures an operator fixes: no such database, wrong password,
 # no such role, and "already exists" (another process created it first).
 _NO_SUCH_DATABASE = "3D000"
@@ -52,7 +54,7 @@ async def create_database(url: str) -> bool:
             try:
                 await connection.execute(text(f"CREATE DATABASE {quoted}"))
             except DBAPIError as error:
-                if _sqlstate(error) == _DUPLICATE_DATABASE:
+                if sqlstate(error) == _DUPLICATE_DATABASE:
                     return False
                 raise
             return True
@@ -65,12 +67,12 @@ def connection_problem(url: str, error: BaseException) -> str | None:
     the database; None for any other error (which keeps its traceback)."""
     parsed = make_url(url)
     place = where(parsed)
-    state = _sqlstate(error)
+    state = sqlstate(error)
     if state == _NO_SUCH_DATABASE:
         return f"database {place} does not exist"
     if state in (_CREDENTIALS_REFUSED, _BAD_ROLE):
         return f"database {place} refused user {parsed.username!r}: check the URL's credentials"
-    for cause in _chain(error):
+    for cause in error_chain(error):
         if isinstance(cause, (ConnectionError, TimeoutError)) or (
             isinstance(cause, OSError) and cause.errno is not None
         ):
@@ -78,25 +80,4 @@ def connection_problem(url: str, error: BaseException) -> str | None:
             return f"cannot reach the database server of {place}: {reason}"
         if parsed.get_backend_name() == "sqlite" and "unable to open database" in str(cause):
             return f"cannot open the SQLite file {place}: check the data directory"
-    return None
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    """The error, what caused it, and what the database driver raised underneath."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or any(current is known for known in seen):
-            continue
-        seen.append(current)
-        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
-    return seen
-
-
-def _sqlstate(error: BaseException) -> str | None:
-    for cause in _chain(error):
-        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        if isinstance(state, str):
-            return state
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
@@ -17,10 +18,28 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from kibitz.kit.db.availability import connection_failure
 from kibitz.kit.db.sqlite_driver import DRIVER_NAME as SQLITE_DRIVER
 from kibitz.kit.db.sqlite_driver import inline_connector
 
 logger = structlog.get_logger("kibitz.db")
+
+
+@dataclass(frozen=True)
+class ConnectionPool:
+    """How many PostgreSQL connections one process of a service keeps open (`size`), may open
+    beyond them under load (`max_overflow`), and how long a request waits for one.
+
+    Small by default: every replica of every service draws on the server's max_connections
+    (services x replicas x (size + max_overflow) must stay below it; the README does the sum).
+    """
+
+    size: int = 5
+    max_overflow: int = 5
+    # s: past this a request answers 503 (Retry-After) instead of queueing for ever.
+    timeout_seconds: float = 10.0
+    # s: asyncpg waits 60 s for an unreachable server by default.
+    connect_timeout_seconds: float = 5.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -49,11 +68,15 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
             connection.connection.driver_connection.begin_immediate()
 
 
-def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, read_only: bool = False, pool: ConnectionPool | None = None
+) -> AsyncEngine:
     """An async engine with the right pool, driver and pragmas for the URL's backend.
 
     SQLite runs on the event loop's thread (`sqlite_driver`); `read_only` (SQLite only) makes
     an engine for queries that never take the write lock, so they never wait for a writer.
+    `pool` sizes a PostgreSQL engine's connection pool (SQLite's connections are files, not
+    server slots: its pool stays as it is).
     """
     if is_sqlite(url):
         path = make_url(url).database or ":memory:"
@@ -66,15 +89,46 @@ def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> A
         )
         _configure_sqlite(engine, read_only=read_only)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    pool = pool or ConnectionPool()
+    parsed = make_url(url)
+    engine = create_async_engine(
+        parsed,
+        echo=echo,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout_seconds,
+        pool_pre_ping=True,
+        connect_args=(
+            {"timeout": pool.connect_timeout_seconds}
+            if parsed.get_driver_name() == "asyncpg"
+            else {}
+        ),
+    )
+    _report_connection_failures(engine)
+    return engine
+
+
+def _report_connection_failures(engine: AsyncEngine) -> None:
+    # A server that refuses, is unreachable or has no slot left raises from the driver's
+    # connect, untranslated (a bare ConnectionRefusedError): named here, where it is known to
+    # be the database's, so that every route answers 503 (see `availability.py`).
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as error:
+            failure = connection_failure(error)
+            if failure is None:
+                raise
+            raise failure from error
 
 
 class Database:
     """A service's database: its engine and session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool: ConnectionPool | None = None) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, pool=pool)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

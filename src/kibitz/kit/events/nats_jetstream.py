@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import re
 from typing import Any
 
-import nats
 import structlog
-from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from kibitz.kit.events.bus import (
     EVENTS_PUBLISHED,
@@ -31,6 +27,7 @@ from kibitz.kit.events.bus import (
     RetryPolicy,
     deliver_with_retry,
 )
+from kibitz.kit.nats_streams import JetStreamConnection, stream_token
 from kibitz.kit.subscription import (
     Subscription,
     TaskSubscription,
@@ -51,11 +48,6 @@ _MAX_BACKOFF_SECONDS = 5.0
 _LISTENER_IDLE_SECONDS = 300.0
 
 
-def _token(value: str) -> str:
-    """A stream or consumer name: letters, digits, `-` and `_` only."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", value)
-
-
 class NatsJetStreamBus:
     """The event bus on NATS JetStream (nats-py)."""
 
@@ -71,13 +63,21 @@ class NatsJetStreamBus:
         self.url = url
         self.retention = retention or Retention()
         self.prefix = prefix or DEFAULT_PREFIX
-        self.stream = _token(self.prefix).upper()
+        self._connection = JetStreamConnection(
+            url,
+            StreamConfig(
+                name=stream_token(self.prefix).upper(),
+                subjects=[f"{self.prefix}.>"],
+                # 2 min: a relay's re-publish of the same event id within this is dropped.
+                duplicate_window=120.0,
+                # Limits retention: the oldest events go once either bound is reached.
+                max_age=self.retention.max_age_seconds,
+                max_bytes=self.retention.max_bytes,
+            ),
+        )
+        self.stream = self._connection.stream
         self.retry = retry or RetryPolicy()
         self.ack_wait_seconds = ack_wait_seconds
-        self._nc: NatsClient | None = None
-        self._js: JetStreamContext | None = None
-        self._stream_ready = False
-        self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def subject_of(self, name: str) -> str:
@@ -85,58 +85,7 @@ class NatsJetStreamBus:
         return f"{self.prefix}.{name}"
 
     async def _jetstream(self) -> JetStreamContext:
-        async with self._lock:
-            if self._nc is None or self._nc.is_closed:
-                self._nc = await nats.connect(
-                    servers=[self.url],
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=self._on_error,
-                )
-                self._js = self._nc.jetstream(timeout=_PUBLISH_TIMEOUT_SECONDS)
-                self._stream_ready = False
-            assert self._js is not None
-            if not self._stream_ready:
-                await self._ensure_stream(self._js)
-                self._stream_ready = True
-            return self._js
-
-    async def _on_error(self, exc: Exception) -> None:
-        logger.debug("nats_client_error", error=repr(exc))
-
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        config = StreamConfig(
-            name=self.stream,
-            subjects=[f"{self.prefix}.>"],
-            # 2 min: a relay's re-publish of the same event id within this is dropped.
-            duplicate_window=120.0,
-            # Limits retention: the oldest events go once either bound is reached.
-            max_age=self.retention.max_age_seconds,
-            max_bytes=self.retention.max_bytes,
-        )
-        try:
-            info = await js.stream_info(self.stream)
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-            except BadRequestError:
-                # Another replica created it between our look and our create: use theirs once
-                # the server lists it (a busy server can take a moment).
-                for _ in range(20):
-                    with contextlib.suppress(NotFoundError):
-                        await js.stream_info(self.stream)
-                        return
-                    await asyncio.sleep(0.1)
-                raise
-        else:
-            current = info.config
-            if (current.max_age, current.max_bytes) != (config.max_age, config.max_bytes):
-                # A stream made before these limits (or with other ones) takes the configured.
-                await js.update_stream(
-                    dataclasses.replace(current, max_age=config.max_age, max_bytes=config.max_bytes)
-                )
+        return await self._connection.jetstream()
 
     async def publish(self, envelope: EventEnvelope) -> None:
         """Publish and wait for JetStream's acknowledgement (raises while NATS is unreachable)."""
@@ -184,7 +133,7 @@ class NatsJetStreamBus:
             return await js.pull_subscribe(
                 self.subject_of(name), stream=self.stream, config=ephemeral
             )
-        durable = _token(f"{group}__{name}")
+        durable = stream_token(f"{group}__{name}")
         config = ConsumerConfig(
             durable_name=durable,
             deliver_policy=DeliverPolicy.ALL,
@@ -228,7 +177,7 @@ class NatsJetStreamBus:
                 logger.warning("nats_consume_failed", group=group, event_name=name, error=repr(exc))
                 if isinstance(exc, NotFoundError):
                     # The stream or consumer was removed: build both again.
-                    self._stream_ready = False
+                    self._connection.forget_stream()
                     subscription = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
@@ -253,6 +202,4 @@ class NatsJetStreamBus:
     async def close(self) -> None:
         """Stop every replica and drain the connection."""
         await stop_tasks(self._tasks)
-        if self._nc is not None and not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), 5.0)
+        await self._connection.close()

@@ -11,17 +11,22 @@
 from __future__ import annotations
 
 from kibitz.kit.http.client import (
+    ACTING_TENANT_HEADER,
+    ACTING_USER_HEADER,
     FORWARDED_BY_HEADER,
     INTERNAL_TOKEN_HEADER,
     ServiceCallError,
     ServiceClient,
     ServiceResponse,
     StreamedResponse,
+    acting_for,
     forwarding_credential,
 )
 from kibitz.kit.http.replicas import IDEMPOTENT_METHODS, UpstreamPool, first_reachable
 
 __all__ = [
+    "ACTING_TENANT_HEADER",
+    "ACTING_USER_HEADER",
     "FORWARDED_BY_HEADER",
     "IDEMPOTENT_METHODS",
     "INTERNAL_TOKEN_HEADER",
@@ -30,6 +35,7 @@ __all__ = [
     "ServiceResponse",
     "StreamedResponse",
     "UpstreamPool",
+    "acting_for",
     "first_reachable",
     "forwarding_credential",
 ]

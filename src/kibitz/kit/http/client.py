@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import json as json_module
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +41,16 @@ INTERNAL_TOKEN_HEADER = "x-kibitz-service-token"  # noqa: S105 (a header name)
 # presenting this, or from an address it was told to trust, never from any other (a local
 # process could otherwise pick a new address for each guess at a password).
 FORWARDED_BY_HEADER = "x-kibitz-forwarded-by"
+# Whom a service acts for on a user's route (believed only beside the service credential): work
+# done for a user after their request ended (a reply job) needs no copy of their access token.
+ACTING_USER_HEADER = "x-kibitz-acting-user"
+ACTING_TENANT_HEADER = "x-kibitz-acting-tenant"
+
+
+def acting_for(*, tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, str]:
+    """Headers naming the user a service call acts for (with the client's service credential;
+    the receiving route scopes everything by them, as it would by the user's token)."""
+    return {ACTING_TENANT_HEADER: str(tenant_id), ACTING_USER_HEADER: str(user_id)}
 
 
 def forwarding_credential(internal_token: str) -> str:

@@ -24,16 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from typing import Any
 
-import nats
 import structlog
-from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
+from nats.js.errors import NotFoundError
 
 from kibitz.kit.jobs.queue import (
     DEFAULT_MAX_ATTEMPTS,
@@ -46,6 +43,7 @@ from kibitz.kit.jobs.queue import (
     renew_interval,
     serve_lease,
 )
+from kibitz.kit.nats_streams import JetStreamConnection, stream_token
 from kibitz.kit.subscription import (
     Subscription,
     TaskSubscription,
@@ -69,11 +67,6 @@ _FETCH_SECONDS = 1.0
 # 3 s: how long a publish waits for the server's acknowledgement.
 _PUBLISH_TIMEOUT_SECONDS = 3.0
 _MAX_BACKOFF_SECONDS = 5.0
-
-
-def _token(value: str) -> str:
-    """A stream or consumer name: letters, digits, `-` and `_` only."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", value)
 
 
 def _body(job: Job, attempt: int) -> bytes:
@@ -118,11 +111,19 @@ class NatsJetStreamJobQueue:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.root = f"jobs.{self.prefix}.{namespace}"
-        self.stream = _token(f"JOBS_{self.prefix}_{namespace}").upper()
-        self._nc: NatsClient | None = None
-        self._js: JetStreamContext | None = None
-        self._stream_ready = False
-        self._lock = asyncio.Lock()
+        self._connection = JetStreamConnection(
+            url,
+            StreamConfig(
+                name=stream_token(f"JOBS_{self.prefix}_{namespace}").upper(),
+                subjects=[f"{self.root}.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                max_age=MAX_AGE_SECONDS,
+                max_msgs=MAX_MESSAGES,
+                max_bytes=MAX_BYTES,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            ),
+        )
+        self.stream = self._connection.stream
         self._tasks: set[asyncio.Task[None]] = set()
 
     def subject_of(self, kind: str) -> str:
@@ -130,50 +131,7 @@ class NatsJetStreamJobQueue:
         return f"{self.root}.{kind}"
 
     async def _jetstream(self) -> JetStreamContext:
-        async with self._lock:
-            if self._nc is None or self._nc.is_closed:
-                self._nc = await nats.connect(
-                    servers=[self.url],
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=self._on_error,
-                )
-                self._js = self._nc.jetstream(timeout=_PUBLISH_TIMEOUT_SECONDS)
-                self._stream_ready = False
-            assert self._js is not None
-            if not self._stream_ready:
-                await self._ensure_stream(self._js)
-                self._stream_ready = True
-            return self._js
-
-    async def _on_error(self, exc: Exception) -> None:
-        logger.debug("nats_client_error", error=repr(exc))
-
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        try:
-            await js.stream_info(self.stream)
-        except NotFoundError:
-            try:
-                await js.add_stream(
-                    name=self.stream,
-                    subjects=[f"{self.root}.>"],
-                    retention=RetentionPolicy.WORK_QUEUE,
-                    max_age=MAX_AGE_SECONDS,
-                    max_msgs=MAX_MESSAGES,
-                    max_bytes=MAX_BYTES,
-                    duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                )
-            except BadRequestError:
-                # Another process created it between our look and our create: use theirs once
-                # the server lists it.
-                for _ in range(20):
-                    with contextlib.suppress(NotFoundError):
-                        await js.stream_info(self.stream)
-                        return
-                    await asyncio.sleep(0.1)
-                raise
+        return await self._connection.jetstream()
 
     async def _publish(self, job: Job, attempt: int) -> bool:
         js = await self._jetstream()
@@ -198,7 +156,7 @@ class NatsJetStreamJobQueue:
 
     async def _pull_subscription(self, kind: str) -> Any:
         js = await self._jetstream()
-        durable = _token(kind)
+        durable = stream_token(kind)
         config = ConsumerConfig(
             durable_name=durable,
             deliver_policy=DeliverPolicy.ALL,
@@ -239,7 +197,7 @@ class NatsJetStreamJobQueue:
                     logger.warning("nats_jobs_consume_failed", kind=kind, error=repr(exc))
                     if isinstance(exc, NotFoundError):
                         # The stream or consumer was removed: build both again.
-                        self._stream_ready = False
+                        self._connection.forget_stream()
                         subscription = None
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
@@ -282,6 +240,4 @@ class NatsJetStreamJobQueue:
     async def close(self) -> None:
         """Stop every consumer (releasing what they hold) and drain the connection."""
         await stop_tasks(self._tasks)
-        if self._nc is not None and not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), 5.0)
+        await self._connection.close()

@@ -15,8 +15,9 @@ from kibitz.kit.errors import ProblemError, problem_responses
 from kibitz.kit.http.event_stream import EventStreamResponse, client_gone, until_first
 from kibitz.kit.http.fast_routes import fast_route
 from kibitz.kit.http.sse import encode_event
+from kibitz.kit.jwt import Principal
 from kibitz.kit.observability import OPEN_STREAMS
-from kibitz.kit.security import CurrentPrincipal, ServiceCaller
+from kibitz.kit.security import ActingPrincipal, CurrentPrincipal, ServiceCaller
 from kibitz.services.agents import replies, service
 from kibitz.services.agents.dependencies import OwnedAgent, RuntimeDep
 from kibitz.services.agents.providers.base import (
@@ -36,6 +37,7 @@ from kibitz.services.agents.schemas import (
     RespondRequest,
     RespondResult,
 )
+from kibitz.services.agents.service import AgentsRuntime
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 internal = APIRouter(
@@ -95,16 +97,16 @@ async def providers(principal: CurrentPrincipal, runtime: RuntimeDep) -> Provide
     return await service.provider_catalogue(runtime=runtime, principal=principal)
 
 
+_RESPOND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": _SSE_DOC, "description": "The reply, or with `stream: true` an SSE stream"},
+    **problem_responses(401, 403, 404, 413, 422, 502, 503, 504),
+}
+
+
 @router.post(
     "/respond",
     response_model=RespondResult,
-    responses={
-        200: {
-            "content": _SSE_DOC,
-            "description": "The reply, or with `stream: true` an SSE stream",
-        },
-        **problem_responses(401, 403, 404, 413, 422, 502, 503, 504),
-    },
+    responses=_RESPOND_RESPONSES,
     summary="Have an agent answer",
     max_body_size=_RESPOND_MAX_BYTES,
 )
@@ -114,6 +116,30 @@ async def respond(
 ) -> Response:
     """Answer: JSON, or with `stream: true` SSE `delta` events, a `tool_call` event per tool the
     model calls (when `tools` were offered), then `done` or `error`."""
+    return await _answer(body, principal, runtime, request)
+
+
+# Not on `internal`: a fast route's dependencies are named parameters (its check is one).
+@router.post(
+    "/internal/respond",
+    response_model=RespondResult,
+    responses=_RESPOND_RESPONSES,
+    summary="Have an agent answer for a user (a kibitz service acting for them)",
+    tags=["agents (internal)"],
+    max_body_size=_RESPOND_MAX_BYTES,
+)
+@fast_route()  # chat's reply jobs: every reply of every chat
+async def respond_for_user(
+    body: RespondRequest, principal: ActingPrincipal, runtime: RuntimeDep, request: Request
+) -> Response:
+    """`/agents/respond` for the user a service names beside its credential (403 without it):
+    a reply job runs after its send's request ended, when the user's token may have lapsed."""
+    return await _answer(body, principal, runtime, request)
+
+
+async def _answer(
+    body: RespondRequest, principal: Principal, runtime: AgentsRuntime, request: Request
+) -> Response:
     prepared = await replies.prepare_reply(runtime=runtime, principal=principal, body=body)
     items = replies.reply_stream(runtime=runtime, prepared=prepared)
     if not body.stream:
@@ -166,6 +192,21 @@ async def update_agent(
         session, runtime=runtime, principal=principal, agent=agent, data=body
     )
     return service.agent_read(updated)
+
+
+@internal.get(
+    "/agents/{agent_id}",
+    response_model=AgentRead,
+    responses=problem_responses(403, 404, 422),
+    summary="One agent of a user (a kibitz service acting for them)",
+)
+async def agent_for_user(
+    agent_id: uuid.UUID, principal: ActingPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """For chat's orchestrated replies: a delegate's name and instructions, as its user sees
+    them (404 when it is not theirs), asked long after the user's request ended."""
+    agent = await service.get_agent(session, principal=principal, agent_id=agent_id)
+    return service.agent_read(agent)
 
 
 @internal.get(

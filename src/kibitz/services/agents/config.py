@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from kibitz.kit.encryption import key_problem
 from kibitz.kit.settings import ServiceSettings
 
 # Size class of each model the deployment knows, per provider. Plans allow classes ("small",
@@ -78,7 +79,9 @@ class AgentsSettings(ServiceSettings):
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
-    # Fernet key(s), comma-separated, the first encrypts; unset: generated under the data dir.
+    # Fernet key(s), comma-separated, the first encrypts, every one decrypts (rotation: `kibitz
+    # agents rotate-key`). Unset: generated under the data dir, which only all-in-one may do:
+    # run apart it is required (`Module.shared_settings`), every replica reads what another stored.
     encryption_key: SecretStr | None = None
     # Comma-separated hostnames, IPs or CIDRs a user's base_url may reach although they are
     # loopback/private/link-local (e.g. an Ollama on the LAN; the simulator in tests).
@@ -119,6 +122,14 @@ class AgentsSettings(ServiceSettings):
     max_messages: PositiveInt = 200
     max_message_chars: PositiveInt = 32_000
     max_total_chars: PositiveInt = 200_000
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _usable_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = key_problem(value.get_secret_value()) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     def allowed_private_entries(self) -> list[str]:
         """The allow-list, split and trimmed."""

@@ -37,14 +37,15 @@ async def migrate(platform: Platform) -> None:
 def _cipher(platform: Platform, settings: AgentsSettings) -> ApiKeyCipher:
     if settings.encryption_key is not None:
         return ApiKeyCipher.from_setting(settings.encryption_key.get_secret_value())
-    # No key configured (all-in-one): one is generated and kept under the data dir.
+    # No key configured (all-in-one; run apart it is required): one is generated and kept
+    # under the data dir, 0600.
     return ApiKeyCipher.from_data_dir(platform.settings.data_dir)
 
 
 def create_app(platform: Platform) -> FastAPI:
     """The agents app."""
     settings = AgentsSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     runtime = AgentsRuntime(
         settings=settings,
         database=database,
@@ -93,5 +94,11 @@ def create_app(platform: Platform) -> FastAPI:
 
 
 module = Module(
-    name=NAME, create_app=create_app, depends_on=("auth",), migrate=migrate, bus_free=True
+    name=NAME,
+    create_app=create_app,
+    depends_on=("auth",),
+    migrate=migrate,
+    bus_free=True,
+    # A key stored through one replica must be readable through every other.
+    shared_settings=("KIBITZ_AGENTS_ENCRYPTION_KEY",),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.services.agents.models import Agent
@@ -69,3 +69,33 @@ class AgentRepository:
     async def delete(self, agent: Agent) -> None:
         """Stage the agent's removal."""
         await self.session.delete(agent)
+
+
+class StoredKeyRepository:
+    """Users' stored provider keys (ciphertexts) across every tenant: only for the operator's
+    key rotation, which must reach them all and reads nothing else."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page_after(
+        self, after: uuid.UUID | None, *, limit: int
+    ) -> list[tuple[uuid.UUID, str]]:
+        """(agent id, ciphertext) of up to `limit` agents with a stored key, in id order."""
+        query = select(Agent.id, Agent.api_key_encrypted).where(
+            Agent.api_key_encrypted.is_not(None)
+        )
+        if after is not None:
+            query = query.where(Agent.id > after)
+        rows = await self.session.execute(query.order_by(Agent.id).limit(limit))
+        return [(agent_id, str(token)) for agent_id, token in rows]
+
+    async def replace(self, agent_id: uuid.UUID, *, old: str, new: str) -> bool:
+        """Store `new` for the agent if its ciphertext is still `old` (a replica may have stored
+        another key meanwhile: that one stays); whether it was replaced."""
+        result = await self.session.execute(
+            update(Agent)
+            .where(Agent.id == agent_id, Agent.api_key_encrypted == old)
+            .values(api_key_encrypted=new)
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -82,7 +82,7 @@ async def _prune_revocations(database: Database) -> None:
 def create_app(platform: Platform) -> FastAPI:
     """The auth service's app."""
     settings = AuthSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     keys = KeyRing(database)
     outbox = Outbox(outbox_table)
     tenants = platform.client("tenants") if platform.has_service("tenants") else None

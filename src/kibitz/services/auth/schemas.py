@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
+from kibitz.kit.inputs import SingleLineText
+
 MAX_EMAIL_LENGTH = 254
 
 
@@ -25,13 +27,6 @@ def _strip_or_none(value: object) -> object:
     return value
 
 
-def _printable(value: str) -> str:
-    # Control characters (NUL above all, which PostgreSQL cannot store) are never a name.
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
-
-
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -45,15 +40,15 @@ Email = Annotated[
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 # Blank means absent; the length cap applies to the text, never to None.
 FullName = Annotated[
-    Annotated[str, Field(max_length=200), AfterValidator(_printable)] | None,
+    Annotated[SingleLineText, Field(max_length=200)] | None,
     BeforeValidator(_strip_or_none),
 ]
 TenantName = Annotated[
-    Annotated[str, Field(max_length=100), AfterValidator(_printable)] | None,
+    Annotated[SingleLineText, Field(max_length=100)] | None,
     BeforeValidator(_strip_or_none),
 ]
 InviteCode = Annotated[
-    Annotated[str, Field(max_length=128), AfterValidator(_printable)] | None,
+    Annotated[SingleLineText, Field(max_length=128)] | None,
     BeforeValidator(_strip_or_none),
 ]
 # token_urlsafe(32) is 43 characters; anything much longer is not ours.

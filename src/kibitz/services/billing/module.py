@@ -63,7 +63,7 @@ async def _expire_lapsed(
 def create_app(platform: Platform) -> FastAPI:
     """The billing service's app."""
     settings = BillingSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     outbox = Outbox(outbox_table)
     billing = BillingService(
         stripe=_stripe_api(settings),

@@ -164,8 +164,8 @@ class ReplyJob(Base):
     )
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
-    # What the generator needs: the chat, agent, context, the user's message id and the
-    # caller's access token (short-lived; the row goes when the reply is finished).
+    # What the generator needs: the chat, agent, context, the user's message id, and whose
+    # reply it is (no token: agents is asked by chat's service credential, for this user).
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     # The lease: who holds it (a random token per claim) and until when.
     holder: Mapped[str | None] = mapped_column(String(64), nullable=True)

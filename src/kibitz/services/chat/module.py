@@ -17,7 +17,7 @@ from kibitz.kit.app import create_service_app
 from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.events import Outbox
-from kibitz.kit.jobs import create_job_queue
+from kibitz.kit.jobs import JobQueue, create_job_queue
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
 from kibitz.services.chat.api import router
@@ -27,6 +27,7 @@ from kibitz.services.chat.models import outbox_table, utcnow
 from kibitz.services.chat.participants import plan_reader
 from kibitz.services.chat.replies.generate import ReplyGenerator
 from kibitz.services.chat.replies.jobs import ReplyJobs
+from kibitz.services.chat.replies.orders import REPLY_JOB
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
 from kibitz.services.chat.search.api import router as search_router
 from kibitz.services.chat.sending.quota import QuotaGate
@@ -76,7 +77,17 @@ async def _sweep(database: Database, settings: ChatSettings) -> None:
         await asyncio.sleep(_SWEEP_SECONDS)
 
 
-def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabase) -> ChatService:
+def reply_queue(platform: Platform, settings: ChatSettings) -> JobQueue:
+    """The work queue replies travel on (built with the app, so its depth is a gauge; it
+    connects only when chat starts)."""
+    return create_job_queue(
+        platform.settings.queue_url, namespace=NAME, lease_seconds=settings.reply_lease_seconds
+    )
+
+
+def chat_parts(
+    platform: Platform, settings: ChatSettings, database: ChatDatabase, queue: JobQueue
+) -> ChatService:
     """One of each part chat's steps use, wired for this deployment."""
     outbox = Outbox(outbox_table)
     fanout = create_fanout(platform.settings.redis_url)
@@ -89,9 +100,6 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
         outbox=outbox,
         agents=agents,
         quota=quota,
-    )
-    queue = create_job_queue(
-        platform.settings.queue_url, namespace=NAME, lease_seconds=settings.reply_lease_seconds
     )
     return ChatService(
         settings=settings,
@@ -109,14 +117,15 @@ def chat_parts(platform: Platform, settings: ChatSettings, database: ChatDatabas
 def create_app(platform: Platform) -> FastAPI:
     """The chat service's app."""
     settings = ChatSettings()
-    database = ChatDatabase(database_url(platform))
+    database = ChatDatabase(database_url(platform), pool=settings.database_pool())
+    queue = reply_queue(platform, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if platform.settings.migrate_on_start:
             await migrate(platform)
         # Wired at start-up: the other services' addresses are known by then.
-        chat = app.state.chat_service = chat_parts(platform, settings, database)
+        chat = app.state.chat_service = chat_parts(platform, settings, database, queue)
         await chat.start()
         background = [
             asyncio.create_task(chat.outbox.run_relay(database, platform.bus)),
@@ -139,7 +148,9 @@ def create_app(platform: Platform) -> FastAPI:
         routers=[router, stored_completions, search_router, export_router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
-        gauges=ServiceGauges(NAME, database, outbox=outbox_table),
+        gauges=ServiceGauges(
+            NAME, database, outbox=outbox_table, jobs=queue, job_kinds=(REPLY_JOB,)
+        ),
         description="Chats with agents: persisted history and live token streams.",
     )
     app.state.database = database

@@ -148,7 +148,6 @@ async def send(
                 now=utcnow(),
                 settings=settings,
                 idempotency_key=key,
-                access_token=access_token,
                 request_id=request_id,
                 holder=holder,
                 reserve=reserve,

@@ -14,14 +14,14 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from kibitz.kit.db import Database, create_engine, is_sqlite
+from kibitz.kit.db import ConnectionPool, Database, create_engine, is_sqlite
 
 
 class ChatDatabase(Database):
     """A `Database` whose reads never wait for a writer on SQLite."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, *, pool: ConnectionPool | None = None) -> None:
+        super().__init__(url, pool=pool)
         self._readers = self.sessionmaker
         self.read_engine: AsyncEngine | None = None
         if is_sqlite(url):

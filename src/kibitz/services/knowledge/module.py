@@ -53,7 +53,7 @@ def vector_store_for(platform: Platform, settings: KnowledgeSettings) -> VectorS
 def create_app(platform: Platform) -> FastAPI:
     """The knowledge app."""
     settings = KnowledgeSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     embedder = embedder_for(settings)
     runtime: KnowledgeRuntime | None = None
 

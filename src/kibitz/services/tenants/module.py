@@ -51,7 +51,7 @@ async def _sweep(database: Database, settings: TenantsSettings) -> None:
 def create_app(platform: Platform) -> FastAPI:
     """The tenants service's app."""
     settings = TenantsSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     outbox = Outbox(outbox_table)
     inbox = Inbox(database, inbox_table, dead_letter_table)
     tenants = TenantsService(

@@ -33,7 +33,7 @@ async def migrate(platform: Platform) -> None:
 def create_app(platform: Platform) -> FastAPI:
     """The users service's app."""
     settings = UsersSettings()
-    database = Database(SCHEMA.database_url(platform, settings))
+    database = Database(SCHEMA.database_url(platform, settings), pool=settings.database_pool())
     inbox = Inbox(database, inbox_table, dead_letter_table)
     users = UsersService(
         accounts=AuthAccounts(platform),

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from kibitz.kit.inputs import SingleLineText
 from kibitz.services.auth.schemas import UtcDatetime
 
 _KEY_EXAMPLE = {
@@ -20,16 +21,14 @@ _KEY_EXAMPLE = {
 _SECRET_EXAMPLE = "kbz_q5b3n8Jx0bq1mW2t9r6VYd4kHc7LzA1pFo2uEw3sNg8"  # noqa: S105 - an example
 
 
-def _printable_name(value: str) -> str:
+def _not_blank(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must not be blank")
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
     return value
 
 
-KeyName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable_name)]
+KeyName = Annotated[SingleLineText, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
 # `kbz_` + token_urlsafe(32) is 47 characters; anything much longer is not ours.
 KeyValue = Annotated[str, Field(min_length=1, max_length=200)]
 

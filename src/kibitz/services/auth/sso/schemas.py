@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
+from kibitz.kit.inputs import SingleLineText
 from kibitz.services.auth.schemas import Password, UtcDatetime
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -22,12 +23,6 @@ def _domain(value: str) -> str:
 
 def _unique(values: list[str]) -> list[str]:
     return sorted(set(values))
-
-
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
 
 
 EmailDomain = Annotated[str, Field(max_length=253), AfterValidator(_domain)]
@@ -81,8 +76,8 @@ class TenantProviderWrite(BaseModel):
         }
     )
 
-    issuer: Annotated[str, Field(min_length=8, max_length=500), AfterValidator(_printable)]
-    client_id: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
+    issuer: Annotated[SingleLineText, Field(min_length=8, max_length=500)]
+    client_id: Annotated[SingleLineText, Field(min_length=1, max_length=255)]
     client_secret: Annotated[
         str | None,
         Field(

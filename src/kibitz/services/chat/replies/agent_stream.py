@@ -1,4 +1,5 @@
-"""Reading an agent's streamed reply: the SSE of `POST /agents/respond`, event by event.
+"""Reading an agent's streamed reply: the SSE of `POST /agents/internal/respond` (agents'
+`/agents/respond` for the sender, asked by chat itself), event by event.
 
 A caller may offer the agent tools (`{name, description, parameters}`, the agents service's
 shape) and continue a conversation with their results: the model's calls come back as
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kibitz.kit.errors import ProblemError
-from kibitz.kit.http import ServiceCallError, ServiceClient, StreamedResponse
+from kibitz.kit.http import ServiceCallError, ServiceClient, StreamedResponse, acting_for
 from kibitz.services.chat.replies.orders import ReplyOrder
 
 # One token is about four characters of English text: the estimate for usage no provider
@@ -123,7 +124,12 @@ async def read_reply(
     """Ask the agent (the order's context, or these `messages`; offering `tools` if given) and
     pass each piece of its reply on, until its `done` event; the tools it called are in
     `progress.tool_calls` (raises ReplyFailedError when it fails or ends early)."""
-    headers = {"Authorization": f"Bearer {order.access_token}", "Accept": "text/event-stream"}
+    # As the sender, by chat's service credential: the send was accepted, so its reply is
+    # generated even if their token lapsed or was revoked meanwhile.
+    headers = {
+        **acting_for(tenant_id=order.tenant_id, user_id=order.user_id),
+        "Accept": "text/event-stream",
+    }
     if order.request_id:
         headers["X-Request-ID"] = order.request_id
     body: dict[str, Any] = {
@@ -135,7 +141,9 @@ async def read_reply(
         body["tools"] = tools
     progress.tool_calls = []
     try:
-        async with agents.stream("POST", "/agents/respond", json=body, headers=headers) as response:
+        async with agents.stream(
+            "POST", "/agents/internal/respond", json=body, headers=headers
+        ) as response:
             if response.status_code != 200:
                 raise ReplyFailedError(problem_detail(await response.aread(), response.status_code))
             async for event, data in sse_events(response):

@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from kibitz.kit.errors import ProblemError
-from kibitz.kit.http import ServiceClient
+from kibitz.kit.http import ServiceClient, acting_for
 from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import Message, MessageStatus, Sender, utcnow
 from kibitz.services.chat.replies.agent_stream import ReplyProgress, read_reply
@@ -88,11 +88,13 @@ def tool_name(agent_name: str, taken: set[str]) -> str:
 
 async def load_delegates(agents: ServiceClient, order: ReplyOrder) -> list[Delegate]:
     """The order's delegates as the user may see them now (one gone meanwhile is left out)."""
-    headers = {"Authorization": f"Bearer {order.access_token}"}
+    headers = acting_for(tenant_id=order.tenant_id, user_id=order.user_id)
 
     async def one(agent_id: uuid.UUID) -> dict[str, Any] | None:
         try:
-            response = await agents.request("GET", f"/agents/{agent_id}", headers=headers)
+            response = await agents.request(
+                "GET", f"/agents/internal/agents/{agent_id}", headers=headers
+            )
         except Exception:
             logger.warning("chat_delegate_lookup_failed", agent_id=str(agent_id))
             return None
@@ -239,7 +241,6 @@ async def ask_delegate(
         user_id=parent.user_id,
         agent_id=delegate.agent_id,
         context=[{"role": "user", "content": task[: settings.max_content_chars]}],
-        access_token=parent.access_token,
         request_id=parent.request_id,
         created_at=now,
         delegates=others if depth < settings.max_delegation_depth else (),

@@ -24,8 +24,9 @@ class ReplyOrder:
     user_id: uuid.UUID
     agent_id: uuid.UUID
     context: list[dict[str, Any]]
-    # The sender's access token: the agents service answers for its user (short-lived).
-    access_token: str
+    # No access token: the generator asks agents with chat's service credential, acting for
+    # `user_id` in `tenant_id` (a token stored here would outlive neither its 15 min nor a
+    # logout, and a job may run later than either).
     request_id: str | None
     # When the reply was stored (its events show it).
     created_at: datetime
@@ -58,7 +59,6 @@ class ReplyOrder:
         return cls(
             **values,
             context=list(payload.get("context") or []),
-            access_token=str(payload.get("access_token") or ""),
             request_id=payload.get("request_id"),
             created_at=datetime.fromisoformat(str(payload["created_at"])),
             delegates=tuple(uuid.UUID(str(value)) for value in payload.get("delegates") or ()),

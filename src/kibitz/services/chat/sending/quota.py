@@ -4,7 +4,6 @@ monthly tokens) at the tenants service before its reply is stored."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -13,18 +12,14 @@ import structlog
 from kibitz.kit.batching import CallBatcher
 from kibitz.kit.errors import ProblemError, ServiceUnavailable
 from kibitz.kit.http import ServiceClient
+from kibitz.kit.quota_hints import QuotaHints
 from kibitz.services.chat.sending.checks import problem_from_document
 
 logger = structlog.get_logger("kibitz.chat")
 
-# A tenant with at least this share of a quota left (and, for messages, at least this many) is
-# "comfortable" for 10 s: its monthly tokens are not re-checked (`chat.message_completed` counts
-# tokens; a reservation only checks them), and its replies are asked while the reservation is
-# on its way (`comfortable`).
-_COMFORTABLE_SHARE = 0.1
-_MESSAGES_COMFORTABLE_MIN = 5
-_RECHECK_SECONDS = 10.0
-_MEMORY_TENANTS = 10_000
+# Fewer messages left than this (or a tenth of the limit) and every send waits for its
+# reservation's answer before its reply is asked (`comfortable`).
+_MESSAGES_PLENTY_MIN = 5
 # The tenants service's limit per reservation batch.
 _RESERVATIONS_PER_CALL = 100
 
@@ -39,9 +34,9 @@ class QuotaGate:
 
     def __init__(self, tenants: ServiceClient | None) -> None:
         self._tenants = tenants
-        # tenant id -> until when (monotonic s) its monthly tokens need no re-check.
-        self._tokens_fine_until: dict[uuid.UUID, float] = {}
-        self._messages_fine_until: dict[uuid.UUID, float] = {}
+        # kit's per-tenant allowance (the developer API's too): while plenty is left, the
+        # month's tokens are checked once per 10 s and replies are asked before the answer.
+        self._hints = QuotaHints()
         self._batcher: CallBatcher[dict[str, Any], dict[str, Any]] = CallBatcher(
             self._send_batch, max_batch=_RESERVATIONS_PER_CALL
         )
@@ -57,7 +52,7 @@ class QuotaGate:
             # Never a free pass: without the tenants service no quota can be checked.
             raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
         metrics = ["messages"]
-        if self._tokens_fine_until.get(tenant_id, 0.0) < time.monotonic():
+        if not self._hints.plenty(tenant_id, "tokens"):
             metrics.append("tokens")
         key = reservation_key(user_message_id)
         outcomes = await asyncio.gather(
@@ -73,6 +68,9 @@ class QuotaGate:
                 for metric in metrics
             )
         )
+        for metric, outcome in zip(metrics, outcomes, strict=True):
+            if outcome["status"] != 200:
+                self._hints.forget(tenant_id, metric)
         for outcome in outcomes:
             if outcome["status"] == 429:
                 raise problem_from_document(outcome["problem"], 429, outcome["headers"])
@@ -80,17 +78,14 @@ class QuotaGate:
             if outcome["status"] != 200:
                 logger.warning("chat_quota_check_failed", status=outcome["status"])
                 raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
-        if len(self._tokens_fine_until) > _MEMORY_TENANTS:
-            self._tokens_fine_until.clear()  # only hints: forgetting costs one check each
-            self._messages_fine_until.clear()
-        _remember(self._messages_fine_until, tenant_id, outcomes[0], _MESSAGES_COMFORTABLE_MIN)
-        if len(outcomes) == 2:
-            _remember(self._tokens_fine_until, tenant_id, outcomes[1], 0)
+        for metric, outcome in zip(metrics, outcomes, strict=True):
+            minimum = _MESSAGES_PLENTY_MIN if metric == "messages" else 0
+            self._hints.learn(tenant_id, metric, outcome["reservation"], minimum=minimum)
 
     def comfortable(self, tenant_id: uuid.UUID) -> bool:
         """Whether the tenant's last reservation (under 10 s ago) left plenty of messages: a
         refusal is then too unlikely to hold its reply back for the answer."""
-        return self._messages_fine_until.get(tenant_id, 0.0) > time.monotonic()
+        return self._hints.plenty(tenant_id, "messages")
 
     async def _send_batch(self, reservations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One round trip for the reservations of many sends (an outcome each; the call's own
@@ -106,15 +101,3 @@ class QuotaGate:
             return [{"status": response.status_code}] * len(reservations)
         outcomes: list[dict[str, Any]] = response.json()["outcomes"]
         return outcomes
-
-
-def _remember(
-    hints: dict[uuid.UUID, float], tenant_id: uuid.UUID, outcome: dict[str, Any], minimum: int
-) -> None:
-    """Note until when the tenant is comfortable on this quota (or that it no longer is)."""
-    reservation = outcome["reservation"]
-    remaining, limit = int(reservation.get("remaining", 0)), int(reservation.get("limit", 0))
-    if remaining >= max(minimum, _COMFORTABLE_SHARE * limit):
-        hints[tenant_id] = time.monotonic() + _RECHECK_SECONDS
-    else:
-        hints.pop(tenant_id, None)

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from kibitz.kit.redis_client import redis_client
+
 logger = structlog.get_logger("kibitz.chat.fanout")
 
 StreamEvent = dict[str, Any]
@@ -182,10 +184,9 @@ class RedisFanout:
     _SNAPSHOT = "kibitz:chat-snapshot:"
 
     def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
-
-        # Raw bytes: snapshots are decoded whole, never a UTF-8 sequence split in two.
-        self._redis = redis.from_url(url, decode_responses=False)
+        # kit's one Redis client (lazy, retried after a cut connection); raw bytes: snapshots
+        # are decoded whole, never a UTF-8 sequence split in two.
+        self._redis = redis_client(url)
         self._pubsub = self._redis.pubsub()
         self._local = _LocalSubscribers()
         self._reader: asyncio.Task[None] | None = None
