@@ -43,10 +43,11 @@ def _start_up_errors_reported() -> Iterator[None]:
         if not lines:
             raise
         for line in lines:
-            console.print(f"[red]invalid setting[/] {escape(line)}")
+            console.print(f"[red]invalid setting[/] {escape(line)}", soft_wrap=True)
         raise typer.Exit(2) from None
     except StartupError as error:
-        console.print(f"[red]kibitz did not start:[/] {escape(str(error))}")
+        # One line however narrow the terminal: soft wrap leaves breaking it to the terminal.
+        console.print(f"[red]kibitz did not start:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -45,3 +45,38 @@ def test_an_owner_invites_a_teammate_who_joins_as_a_member(
     navigate(page, "/dashboard")
     navigate(page, "/settings")
     expect(members.get_by_role("cell", name="jessie@example.com")).to_be_visible()
+
+
+def test_an_owner_removes_a_member_who_can_no_longer_sign_in(kibitz: Kibitz, page: Page) -> None:
+    owner = kibitz.register(tenant_name="Team Magma")
+    code = kibitz.api("POST", "/tenants/invites", owner, json={"role": "member"}).json()["code"]
+    member = kibitz.register(invite_code=code)
+    login(page, owner)
+    navigate(page, "/settings")
+    members = page.locator("#members")
+    expect(members.get_by_role("cell", name=member.email)).to_be_visible()
+    # Nobody removes themselves here.
+    expect(members.get_by_role("button", name=f"Remove {owner.email}")).to_have_count(0)
+    page.once("dialog", lambda dialog: dialog.accept())
+    members.get_by_role("button", name=f"Remove {member.email}").click()
+    expect(members.get_by_role("cell", name=member.email)).to_have_count(0)
+    refused = kibitz.api("POST", "/auth/login", json={"email": member.email, "password": PASSWORD})
+    assert refused.status_code == 401
+
+
+def test_a_person_deletes_their_account_after_re_entering_the_password(
+    kibitz: Kibitz, page: Page
+) -> None:
+    person = kibitz.register()
+    login(page, person)
+    navigate(page, "/settings")
+    page.get_by_role("button", name="Delete account").click()
+    dialog = page.get_by_role("dialog", name="Delete your account")
+    dialog.get_by_label("Your password").fill("not my password")
+    dialog.get_by_role("button", name="Delete my account").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("password is not correct")
+    dialog.get_by_label("Your password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Delete my account").click()
+    page.wait_for_url("**/login")
+    refused = kibitz.api("POST", "/auth/login", json={"email": person.email, "password": PASSWORD})
+    assert refused.status_code == 401

@@ -144,11 +144,14 @@ async def test_one_chat_send_is_one_trace_from_the_gateway_to_the_model_and_the_
     # The agent is asked by the reply's job (its span continues the send's trace) or, for a
     # tenant with quota to spare, straight from the send: under chat's span either way.
     to_agents = tree.descendants(
-        chat[0], kind=SpanKind.CLIENT, kibitz__peer__service="agents", url__path="/agents/respond"
+        chat[0],
+        kind=SpanKind.CLIENT,
+        kibitz__peer__service="agents",
+        url__path="/agents/internal/respond",
     )
     assert len(to_agents) == 1
     agents = tree.children(to_agents[0], kind=SpanKind.SERVER, kibitz__service="agents")
-    assert [span.name for span in agents] == ["POST /agents/respond"]
+    assert [span.name for span in agents] == ["POST /agents/internal/respond"]
     model_calls = tree.children(agents[0], name="chat gpt-4o-mini")
     assert len(model_calls) == 1
     model = model_calls[0]
@@ -214,7 +217,7 @@ async def test_spans_of_a_module_in_a_child_process_reach_the_collector_in_the_s
         service, span = by_id[span.parent_span_id]
         assert span.trace_id == model.trace_id
     assert chain[-1] == ("kibitz", "POST /chat/{path}")  # the gateway's server span: the root
-    assert ("kibitz-agents", "POST /agents/respond") in chain
+    assert ("kibitz-agents", "POST /agents/internal/respond") in chain
     assert ("kibitz", "POST /chat/send") in chain
     [(_, consumed)] = receiver.named("process chat.message_completed")
     assert consumed.trace_id == model.trace_id

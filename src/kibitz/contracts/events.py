@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from kibitz.kit.events import Event
 from kibitz.kit.session_revocations import SessionRevoked
 
@@ -56,6 +58,9 @@ class MessageCompleted(Event):
     # The message-quota reservation to give back: set for a reply that failed before its
     # first token (a stopped reply, or one cut off mid-way, keeps its message counted).
     refunded_reservation: str | None = None
+    # How much of that reservation to give back (None: all of it). A turn of several agents
+    # reserves one message per reply under one key, and each reply gives back its own.
+    refunded_amount: int | None = Field(default=None, ge=1)
 
 
 class SubscriptionChanged(Event):
@@ -95,3 +100,19 @@ class MemberRemoved(Event):
 
     tenant_id: uuid.UUID
     user_id: uuid.UUID
+
+
+class AccountDeleted(Event):
+    """A person's account is gone (they deleted it, or were removed from their tenant, which
+    ends the account since a user belongs to one tenant). Their sessions and API keys were
+    revoked in the same transaction; every service erases what it holds of them: tenants their
+    membership, users the profile, chat their chats and messages, agents their agents,
+    knowledge their private collections with documents and vectors."""
+
+    name: ClassVar[str] = "auth.account_deleted"
+    version: ClassVar[int] = 1
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    # "deleted" (by the person) or "removed" (from the tenant by an owner or admin).
+    reason: str

@@ -84,18 +84,21 @@ async def test_a_send_with_agent_ids_starts_a_chat_with_those_participants(world
     body = response.json()
     assert body["user_message"]["agent_id"] is None
     assert body["agent_message"]["agent_id"] == second
-    assert [m["id"] for m in body["agent_messages"]] == [body["agent_message"]["id"]]
-    reply = await world.wait_finished(alice, body["chat_id"], body["agent_message"]["id"])
-    assert reply["agent_id"] == second, reply
+    # A panel: every participant answers, in order.
+    assert [m["agent_id"] for m in body["agent_messages"]] == [second, alice.agent_id]
+    assert body["agent_messages"][0] == body["agent_message"]
+    for message in body["agent_messages"]:
+        reply = await world.wait_finished(alice, body["chat_id"], message["id"])
+        assert (reply["agent_id"], reply["status"]) == (message["agent_id"], "complete"), reply
     chat = (
         await world.http.get(world.url(f"/chat/chats/{body['chat_id']}"), headers=alice.headers)
     ).json()
     assert chat["agent_ids"] == [second, alice.agent_id]
     assert chat["agent_id"] == second
     assert chat["mode"] == "panel"
-    # The next send in the chat is answered by its default agent too.
+    # The next send in the chat is answered by the panel too, the default agent first.
     again = (await world.send(alice, "and again", chat_id=body["chat_id"])).json()
-    assert again["agent_message"]["agent_id"] == second
+    assert [m["agent_id"] for m in again["agent_messages"]] == [second, alice.agent_id]
 
 
 async def test_participants_and_mode_can_be_changed_and_the_first_becomes_the_default(

@@ -14,7 +14,7 @@ from kibitz.services.chat.storage import ChatDatabase
 
 
 async def a_reply_job(db: ChatDatabase, *, holder: str, lease_seconds: float) -> uuid.UUID:
-    chat_id = await new_chat(db, 2, status="streaming")
+    chat_id = await new_chat(db, 2, status="streaming", job=False)
     async with db.transaction() as session:
         agent, _user = await ChatRepository(session).history_page(chat_id, limit=2, before=None)
         await ReplyJobRepository(session).add(

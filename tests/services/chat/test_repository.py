@@ -13,7 +13,7 @@ from tests.fixtures.stack import postgres_databases
 
 from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.ids import new_id
-from kibitz.services.chat.models import Chat, Message
+from kibitz.services.chat.models import Chat, Message, ReplyJob
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
 from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads
 from kibitz.services.chat.storage import ChatDatabase
@@ -43,7 +43,11 @@ async def chat_db(tmp_path: Path, database: str) -> AsyncIterator[ChatDatabase]:
     await db.dispose()
 
 
-async def new_chat(db: ChatDatabase, messages: int, *, status: str = "complete") -> uuid.UUID:
+async def new_chat(
+    db: ChatDatabase, messages: int, *, status: str = "complete", job: bool = True
+) -> uuid.UUID:
+    """A chat with `messages` alternating user/agent messages; an agent's reply in flight has
+    its reply job (unless `job` is false: a later reply of a turn, waiting)."""
     now = datetime.now(UTC)
     chat_id = new_id()
     async with db.transaction() as session:
@@ -63,7 +67,7 @@ async def new_chat(db: ChatDatabase, messages: int, *, status: str = "complete")
         for index in range(messages):
             session.add(
                 Message(
-                    id=new_id(),
+                    id=(message_id := new_id()),
                     chat_id=chat_id,
                     tenant_id=TENANT,
                     user_id=USER,
@@ -76,6 +80,19 @@ async def new_chat(db: ChatDatabase, messages: int, *, status: str = "complete")
                     updated_at=now,
                 )
             )
+            if index % 2 and job and status in ("pending", "streaming"):
+                await session.flush()
+                session.add(
+                    ReplyJob(
+                        message_id=message_id,
+                        tenant_id=TENANT,
+                        user_id=USER,
+                        payload={},
+                        holder="h",
+                        lease_until=now + timedelta(seconds=5),
+                        created_at=now,
+                    )
+                )
     return chat_id
 
 
@@ -142,6 +159,8 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
     since = datetime.now(UTC) - timedelta(minutes=1)
     chat_id = await new_chat(chat_db, 7)
     await new_chat(chat_db, 2, status="streaming")  # one reply in flight, in another chat
+    # A later reply of a turn waits without a job: the turn counts once.
+    await new_chat(chat_db, 2, status="pending", job=False)
     empty_chat = await new_chat(chat_db, 0)
     owner = {"tenant_id": TENANT, "user_id": USER, "since": since}
     async with chat_db.read_connection() as connection:
@@ -155,7 +174,10 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
             for tenant, user in ((uuid.uuid4(), USER), (TENANT, uuid.uuid4()))
         ]
         in_flight = await reads.in_flight(user_id=USER, since=since)
-        none_recent = await reads.in_flight(user_id=USER, since=datetime.now(UTC))
+        # A job whose lease lapsed before `since` no longer counts.
+        none_recent = await reads.in_flight(
+            user_id=USER, since=datetime.now(UTC) + timedelta(minutes=1)
+        )
     assert view is not None and empty is not None
     assert (view.title, view.in_flight) == ("t", 1)
     assert [message[1:] for message in view.history] == [

@@ -137,6 +137,28 @@ class World:
         assert response.status_code == 201, response.text
         return Member(account=account, agent_id=response.json()["id"])
 
+    async def add_agent(self, member: Member, name: str) -> str:
+        """Another simulator-backed agent of the member's, named `name`."""
+        response = await self.http.post(
+            self.url("/agents/create"),
+            headers=member.headers,
+            json={
+                "name": name,
+                "llm_provider": "openai",
+                "model": "gpt-4o-mini",
+                "instructions": f"You are {name}.",
+            },
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def subscribe(self, member: Member, plan: str) -> None:
+        """Move the member's tenant to `plan` (they are its owner)."""
+        response = await self.http.post(
+            self.url("/tenants/subscribe"), headers=member.headers, json={"plan": plan}
+        )
+        assert response.status_code == 200, response.text
+
     async def send(
         self,
         member: Member,

@@ -141,3 +141,40 @@ async def test_reservation_keys_past_their_time_are_forgotten(
     # The usage they counted stays counted.
     usage = (await tenants.get("/tenants/usage", owner)).json()
     assert usage["messages"]["used"] == 3
+
+
+async def test_replies_of_one_reservation_give_back_their_own_message_and_never_more(
+    stack: Stack, tenants: Tenants
+) -> None:
+    """A turn of three agents reserves three messages under one key; each reply that gives its
+    message back gives back one, once, and never more than the reservation counted."""
+    owner = await stack.register()
+    assert (await tenants.reserve(owner.tenant_id, key="turn", amount=3)).status_code == 200
+    app = stack.running.apps["tenants"]
+    handler = app.state.inbox.handler(GROUP, metering_handler(app.state.tenants_service))
+
+    def refund(amount: int | None) -> EventEnvelope:
+        return EventEnvelope.wrap(
+            MessageCompleted(
+                message_id=uuid.uuid4(),
+                chat_id=uuid.uuid4(),
+                tenant_id=uuid.UUID(owner.tenant_id),
+                user_id=uuid.UUID(owner.user["id"]),
+                status="stopped",
+                refunded_reservation="turn",
+                refunded_amount=amount,
+            )
+        )
+
+    async def used() -> int:
+        return int((await tenants.get("/tenants/usage", owner)).json()["messages"]["used"])
+
+    one = refund(1)
+    await handler(one)
+    await handler(one)  # the same event again: handled once
+    assert await used() == 2
+    await handler(refund(1))
+    assert await used() == 1
+    await handler(refund(None))  # all that is left
+    await handler(refund(1))  # nothing left to give back
+    assert await used() == 0

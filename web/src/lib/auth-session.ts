@@ -54,7 +54,13 @@ function takeSignOnCookie(): boolean {
 }
 
 function hasSessionMarker(): boolean {
-  if (takeSignOnCookie()) return true;
+  if (takeSignOnCookie()) {
+    // Keep the flag at once, not only when the first refresh answers: a navigation while that
+    // refresh is in flight (a click, or a slow machine) would otherwise load a page that no
+    // longer knows of the cookie and shows the login page to someone signed in.
+    markSession(true);
+    return true;
+  }
   try {
     return window.localStorage.getItem(SESSION_MARKER_KEY) === "1";
   } catch {

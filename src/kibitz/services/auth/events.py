@@ -1,11 +1,12 @@
-"""What the auth service publishes (through its outbox) and consumes (nothing yet)."""
+"""What the auth service publishes (through its outbox). It consumes `tenants.member_removed`
+(accounts/events.py): the removed member's account ends."""
 
 from __future__ import annotations
 
-from kibitz.contracts.events import ApiKeyRevoked, UserRegistered
+from kibitz.contracts.events import AccountDeleted, ApiKeyRevoked, UserRegistered
 from kibitz.services.auth.models import User
 
-PUBLISHES = (UserRegistered.name, ApiKeyRevoked.name)
+PUBLISHES = (UserRegistered.name, ApiKeyRevoked.name, AccountDeleted.name)
 
 
 def user_registered(user: User, *, tenant_name: str | None) -> UserRegistered:

@@ -21,8 +21,10 @@ from kibitz.kit.http import forwarding_credential
 from kibitz.kit.jwt import TokenVerifier
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
+from kibitz.services.auth.accounts import events as account_events
+from kibitz.services.auth.accounts.api import router as accounts_router
+from kibitz.services.auth.accounts.service import AccountService
 from kibitz.services.auth.api import router
-from kibitz.services.auth.api_keys import events as api_key_events
 from kibitz.services.auth.api_keys.api import internal as api_keys_internal
 from kibitz.services.auth.api_keys.api import router as api_keys_router
 from kibitz.services.auth.api_keys.service import ApiKeyService
@@ -108,6 +110,9 @@ def create_app(platform: Platform) -> FastAPI:
     )
 
     api_key_service = ApiKeyService(keys=keys, outbox=outbox)
+    account_service = AccountService(
+        database=database, auth=auth, api_keys=api_key_service, outbox=outbox, tenants=tenants
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -119,8 +124,8 @@ def create_app(platform: Platform) -> FastAPI:
             asyncio.create_task(keys.keep_current()),
             asyncio.create_task(_prune_revocations(database)),
         ]
-        removals = await api_key_events.subscribe(
-            platform.bus, database=database, api_keys=api_key_service
+        removals = await account_events.subscribe(
+            platform.bus, database=database, accounts=account_service
         )
         try:
             yield
@@ -140,7 +145,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = create_service_app(
         name=NAME,
         platform=platform,
-        routers=[router, api_keys_router, api_keys_internal, sso_router],
+        routers=[router, accounts_router, api_keys_router, api_keys_internal, sso_router],
         lifespan=lifespan,
         readiness_checks={"database": database.ping},
         gauges=ServiceGauges(NAME, database, outbox=outbox_table),
@@ -156,6 +161,7 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.auth_service = auth
     app.state.api_key_service = api_key_service
+    app.state.account_service = account_service
     app.state.sso_service = sso
     # Verify against our own keys, without an HTTP call to ourselves.
     app.state.token_verifier = TokenVerifier(keys.jwks, platform.revocations)

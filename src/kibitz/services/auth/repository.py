@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.services.auth.models import (
@@ -86,6 +86,28 @@ async def revoke_refresh_token_family(
         .values(revoked_at=now, revoked_reason=reason)
         .execution_options(synchronize_session=False)
     )
+
+
+async def list_live_families(
+    session: AsyncSession, *, user_id: uuid.UUID
+) -> list[RefreshTokenFamily]:
+    """The user's sessions not revoked yet."""
+    result = await session.scalars(
+        select(RefreshTokenFamily).where(
+            RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None)
+        )
+    )
+    return list(result)
+
+
+async def get_family(session: AsyncSession, *, family_id: uuid.UUID) -> RefreshTokenFamily | None:
+    """One session (refresh token family) by id."""
+    return await session.get(RefreshTokenFamily, family_id)
+
+
+async def delete_user(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Delete the account; its sessions, tokens, API keys and linked identities go with it."""
+    await session.execute(delete(User).where(User.id == user_id))
 
 
 async def add_session_revocation(session: AsyncSession, revocation: SessionRevocation) -> None:

@@ -495,6 +495,20 @@ class AuthService:
                 )
                 await self._revoke_session(session, family=found[1], now=now)
 
+    async def revoke_all_sessions_of_user(
+        self, session: AsyncSession, *, user_id: uuid.UUID, reason: str
+    ) -> int:
+        """End every session of the user: their refresh tokens stop at once, their access
+        tokens in every service (stored and published, in this transaction)."""
+        now = datetime.now(UTC)
+        families = await repository.list_live_families(session, user_id=user_id)
+        for family in families:
+            await repository.revoke_refresh_token_family(
+                session, family_id=family.id, now=now, reason=reason
+            )
+            await self._revoke_session(session, family=family, now=now)
+        return len(families)
+
     async def _revoke_session(
         self, session: AsyncSession, *, family: RefreshTokenFamily, now: datetime
     ) -> None:

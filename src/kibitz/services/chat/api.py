@@ -90,10 +90,21 @@ def event_stream(frames: AsyncIterator[Batch | None], *, status_code: int = 200)
     status_code=201,
     response_model=SendResult,
     responses={
-        **problem_responses(401, 404, 413, 422, 429, 502, 503),
+        **problem_responses(401, 403, 404, 409, 413, 422, 429, 502, 503),
         201: {"content": {"text/event-stream": {}}},
     },
     summary="Send a message; the reply is generated in the background (or streamed here)",
+    description=(
+        "In a chat of several agents: `direct` is answered by the default agent, or by the "
+        "`@Name`d participants in the order first named (422 `mention-not-resolved` for an "
+        "unknown or ambiguous name); `panel` by every participant in order. Each reply is its "
+        "own job, run one after another, each agent seeing the user's message and the answers "
+        "before it; `agent_messages` lists them all (`pending` until their turn) and a streamed "
+        "send ends after the last. Each reply counts a message against the quota (reserved at "
+        "once: 429 when the quota cannot answer them all). Without the plan feature "
+        "`multi_agent` (a downgrade) the default agent alone answers, and naming another "
+        "participant is 403 `feature-not-in-plan`."
+    ),
     max_body_size=_SEND_MAX_BYTES,
 )
 @fast_route()  # every message comes through here
@@ -266,6 +277,11 @@ async def delete_chat(chat: OwnedChat, session: SessionDep, parts: ChatServiceDe
     response_model=MessageRead,
     responses=problem_responses(401, 404, 409),
     summary="Stop a reply being generated (what streamed is kept)",
+    description=(
+        "Stopping any reply of a turn of several agents stops the turn: the reply being "
+        "generated keeps what streamed, and the replies that have not started end `stopped` "
+        "with no content (their message is given back to the quota)."
+    ),
 )
 async def stop_reply(
     message_id: uuid.UUID, principal: CurrentPrincipal, chat: ChatServiceDep

@@ -20,6 +20,7 @@ from kibitz.kit.events import Outbox
 from kibitz.kit.jobs import JobQueue, create_job_queue
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
+from kibitz.services.chat import events
 from kibitz.services.chat.api import router
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.export.api import router as export_router
@@ -131,9 +132,11 @@ def create_app(platform: Platform) -> FastAPI:
             asyncio.create_task(chat.outbox.run_relay(database, platform.bus)),
             asyncio.create_task(_sweep(database, settings)),
         ]
+        deletions = await events.subscribe(platform.bus, database=database)
         try:
             yield
         finally:
+            await deletions.cancel()
             await chat.close()
             for task in background:
                 task.cancel()

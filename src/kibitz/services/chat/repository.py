@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -42,11 +42,13 @@ _MESSAGES = cast(Table, Message.__table__)
 
 # The statements of every send and reply are built once, with placeholders: building and
 # cache-keying a statement on each call costs SQLAlchemy several times what running it does.
+_JOBS = cast(Table, ReplyJob.__table__)
+# A user's replies in flight are their reply jobs: a turn of several agents has one at a time
+# (its later replies wait without one), so it counts as one generation. Jobs of replies nobody
+# advanced since `since` no longer count.
 _IN_FLIGHT_COUNT = select(func.count()).where(
-    _MESSAGES.c.user_id == bindparam("user_id"),
-    _MESSAGES.c.status.in_(IN_FLIGHT),
-    _MESSAGES.c.sender == Sender.AGENT.value,
-    _MESSAGES.c.updated_at >= bindparam("since"),
+    _JOBS.c.user_id == bindparam("user_id"),
+    or_(_JOBS.c.lease_until.is_(None), _JOBS.c.lease_until >= bindparam("since")),
 )
 _RECENT = (
     select(_MESSAGES.c.id, _MESSAGES.c.sender, _MESSAGES.c.content, _MESSAGES.c.status)
@@ -67,9 +69,9 @@ _SEND_VIEW = (
     select(
         _CHATS.c.agent_id,
         _CHATS.c.title,
-        _IN_FLIGHT_COUNT.scalar_subquery().label("in_flight"),
         _CHATS.c.agent_ids,
         _CHATS.c.mode,
+        _IN_FLIGHT_COUNT.scalar_subquery().label("in_flight"),
         _RECENT.c.id,
         _RECENT.c.sender,
         _RECENT.c.content,
@@ -180,6 +182,17 @@ class ChatRepository:
         await self.session.execute(delete(Message).where(Message.chat_id == chat.id))
         await self.session.delete(chat)
 
+    async def delete_all_of_user(self, user_id: uuid.UUID) -> int:
+        """Delete every chat of the user with its messages and reply jobs, and their
+        idempotency keys (the account is gone); how many chats went."""
+        chats = select(Chat.id).where(Chat.user_id == user_id)
+        messages = select(Message.id).where(Message.chat_id.in_(chats))
+        await self.session.execute(delete(ReplyJob).where(ReplyJob.message_id.in_(messages)))
+        await self.session.execute(delete(Message).where(Message.chat_id.in_(chats)))
+        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id))
+        result = await self.session.execute(delete(Chat).where(Chat.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def touch_chat(
         self, chat_id: uuid.UUID, at: datetime, *, title: str | None = None
     ) -> None:
@@ -213,8 +226,13 @@ class ChatRepository:
             .where(Message.chat_id == chat_id, Message.id == first_id)
             .scalar_subquery()
         )
+        # Not the earlier replies of the resume message's own send (stored with it, at the same
+        # instant): a turn's replies run one after another, so those ended before it began and
+        # the subscriber had them whole.
         changed_since = and_(
-            Message.sender == Sender.AGENT.value, Message.updated_at >= resumed_from
+            Message.sender == Sender.AGENT.value,
+            Message.updated_at >= resumed_from,
+            Message.created_at != resumed_from,
         )
         statement = (
             select(Message)
@@ -339,9 +357,9 @@ class SendView:
     title: str
     in_flight: int
     history: list[RecentMessage]
-    # The chat's participants (the default agent first) and how they answer.
-    agent_ids: list[uuid.UUID] = field(default_factory=list)
-    mode: str = "direct"
+    # The participants (the default first) and how they answer.
+    agent_ids: list[uuid.UUID]
+    mode: str
 
 
 class SendReads:
@@ -379,15 +397,15 @@ class SendReads:
         rows = (await self.connection.execute(_SEND_VIEW, parameters)).all()
         if not rows:
             return None
-        agent_id, title, in_flight, agent_ids, mode = rows[0][:5]
+        agent_id, title, agent_ids, mode, in_flight = rows[0][:5]
         return SendView(
             agent_id=agent_id,
             title=title,
             in_flight=int(in_flight),
             # A chat without messages reads as one row whose message columns are empty.
             history=[RecentMessage(*row[5:]) for row in rows if row[6]],
-            agent_ids=[uuid.UUID(str(value)) for value in agent_ids or ()],
-            mode=str(mode),
+            agent_ids=[uuid.UUID(str(value)) for value in agent_ids or [agent_id]],
+            mode=mode or "direct",
         )
 
 

@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -41,10 +41,14 @@ from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.cursor import CREATED, Batch
 from kibitz.services.chat.streams.fanout import Fanout
 from kibitz.services.chat.streams.follow import follow_send, message_dict, replay_send
+from kibitz.services.chat.turns import turn as turns
+from kibitz.services.chat.turns.stopping import stop_turn
 
 logger = structlog.get_logger("kibitz.chat")
 # 50 ms between looks at a reply another replica was asked to stop.
 _STOP_POLL_SECONDS = 0.05
+# Plannings of one send's turn at most (more only when its participants keep changing).
+_PLANNINGS = 3
 
 
 @dataclass
@@ -61,6 +65,8 @@ class ChatService:
     replies: ReplyJobs
     # The tenant's plan: several agents in a chat need `multi_agent`.
     plans: PlanReader
+    # Who answers a send to a chat of several agents (`turns/turn.py`).
+    planner: turns.TurnPlanner = field(default_factory=turns.TurnPlanner)
 
     async def start(self) -> None:
         """Connect the fan-out (it relays stop requests) and take reply jobs."""
@@ -75,6 +81,26 @@ class ChatService:
         await self.quota.close()
         await self.plans.aclose()
         await self.agents.aclose()
+
+    async def plan_turn(
+        self,
+        principal: Principal,
+        participants: tuple[uuid.UUID, ...] | list[uuid.UUID],
+        *,
+        mode: str,
+        content: str,
+        access_token: str,
+    ) -> turns.PlannedTurn:
+        """Who answers a message in a chat of several agents (`turns/turn.py`)."""
+        return await self.planner.plan(
+            agents=self.agents,
+            plans=self.plans,
+            principal=principal,
+            participants=participants,
+            mode=mode,
+            content=content,
+            access_token=access_token,
+        )
 
 
 @dataclass
@@ -125,12 +151,26 @@ async def send(
                 mode=body.mode or "direct",
                 access_token=access_token,
             )
-        ids = SendIds(user_message=new_id(), reply=new_id(), chat=new_id())
+        mode = body.mode or "direct"
+        turn: turns.PlannedTurn | None = None
+        if body.chat_id is None and turns.needs_planning(body.participants, mode, body.content):
+            turn = await chat.plan_turn(
+                principal,
+                body.participants,
+                mode=mode,
+                content=body.content,
+                access_token=access_token,
+            )
+        elif body.chat_id is not None:  # a chat of several agents this process has seen
+            turn = await chat.planner.ahead(
+                body.chat_id,
+                agents=chat.agents,
+                plans=chat.plans,
+                principal=principal,
+                content=body.content,
+                access_token=access_token,
+            )
         holder = new_holder()
-
-        async def reserve() -> None:
-            await chat.quota.reserve(principal.tenant_id, user_message_id=ids.user_message)
-
         # A tenant far from its quota has its reply asked here as soon as the send is checked,
         # while the reservation and the commit finish; its deltas wait for the commit. Others
         # wait for the reservation's answer and go through the queue.
@@ -139,24 +179,51 @@ async def send(
         def ask_early(order: ReplyOrder) -> None:
             early.append(chat.generator.start(order, holder=holder))
 
-        try:
-            stored = await store_send(
-                chat.database,
-                principal=principal,
-                body=body,
-                ids=ids,
-                now=utcnow(),
-                settings=settings,
-                idempotency_key=key,
-                request_id=request_id,
-                holder=holder,
-                reserve=reserve,
-                checked=ask_early if chat.quota.comfortable(principal.tenant_id) else None,
+        for planning in range(_PLANNINGS + 1):
+            ids = SendIds(
+                user_message=new_id(),
+                reply=new_id(),
+                chat=new_id(),
+                later=tuple(new_id() for _ in (turn.answering[1:] if turn else ())),
             )
-        except BaseException:
-            for started in early:
-                started.abandon()
-            raise
+
+            async def reserve(messages: int, ids: SendIds = ids) -> None:
+                await chat.quota.reserve(
+                    principal.tenant_id, user_message_id=ids.user_message, messages=messages
+                )
+
+            try:
+                stored = await store_send(
+                    chat.database,
+                    principal=principal,
+                    body=body,
+                    ids=ids,
+                    now=utcnow(),
+                    settings=settings,
+                    idempotency_key=key,
+                    request_id=request_id,
+                    holder=holder,
+                    reserve=reserve,
+                    checked=ask_early if chat.quota.comfortable(principal.tenant_id) else None,
+                    turn=turn,
+                )
+                break
+            except turns.TurnToPlan as seen:  # nothing was written: plan, then store again
+                if body.chat_id is not None:
+                    chat.planner.remember(body.chat_id, seen)
+                if planning == _PLANNINGS:
+                    raise Conflict("The chat's participants keep changing; send again.") from None
+                turn = await chat.plan_turn(
+                    principal,
+                    seen.participants,
+                    mode=seen.mode,
+                    content=body.content,
+                    access_token=access_token,
+                )
+            except BaseException:
+                for started in early:
+                    started.abandon()
+                raise
     frames: AsyncIterator[Batch | None] | None = None
     if stream:  # subscribed before the reply is announced: the stream misses nothing
         frames = follow_send(chat.fanout, stored.result, heartbeat_seconds=heartbeat)
@@ -172,8 +239,8 @@ async def announce(
     queues the job again once its lease lapses."""
     chat_key = str(stored.order.chat_id)
     try:
-        for name in ("user_message", "agent_message"):
-            await chat.fanout.publish(chat_key, {"type": CREATED, "message": stored.result[name]})
+        for message in (stored.result["user_message"], *stored.result["agent_messages"]):
+            await chat.fanout.publish(chat_key, {"type": CREATED, "message": message})
     finally:
         if early is not None:
             early.commit()
@@ -189,6 +256,22 @@ async def stop(chat: ChatService, *, principal: Principal, message_id: uuid.UUID
     message = await owned_message(chat.database, principal, message_id)
     if message["sender"] != Sender.AGENT.value:
         raise Conflict("Only a reply can be stopped.")
+    if MessageStatus(message["status"]).finished:
+        return message
+    running = await stop_turn(
+        chat.database, chat.fanout, chat.outbox, principal=principal, message_id=message_id
+    )
+    if running is not None and running != message_id:  # it waited its turn: it is stopped now
+        await stop_generating(chat, principal, running)
+        return await owned_message(chat.database, principal, message_id)
+    return await stop_generating(chat, principal, message_id)
+
+
+async def stop_generating(
+    chat: ChatService, principal: Principal, message_id: uuid.UUID
+) -> dict[str, Any]:
+    """Stop a reply being generated, here or on the replica that generates it."""
+    message = await owned_message(chat.database, principal, message_id)
     if MessageStatus(message["status"]).finished:
         return message
     wait = chat.settings.stop_wait_seconds

@@ -107,6 +107,21 @@ async def list_members(
     )
 
 
+@router.delete(
+    "/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def remove_member(
+    user_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, tenants: TenantsServiceDep
+) -> Response:
+    """Remove someone from the caller's tenant (owner/admin; only an owner removes an owner,
+    never the last one, never yourself): their account ends, at once on every replica."""
+    await tenants.departures.remove(session, principal=principal, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post(
     "/invites",
     response_model=InviteRead,
@@ -161,6 +176,21 @@ async def undo_membership(
     """For auth's register when the account could not be made after all (its email was taken
     meanwhile): undo what `POST /tenants/internal/tenants` did for this user."""
     await tenants.undo_join(session, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@internal.get(
+    "/memberships/{user_id}/departure",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403, 409),
+)
+async def check_departure(
+    user_id: uuid.UUID, session: SessionDep, tenants: TenantsServiceDep
+) -> Response:
+    """For auth's account deletion: 204 when the user may leave their tenant, 409 `last-owner`
+    when they are the only owner of a tenant with other members."""
+    await tenants.departures.check(session, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -61,6 +61,30 @@ class InviteExpiredError(ProblemError):
         super().__init__("The invite code has expired.")
 
 
+class MemberNotFound(NotFound):
+    problem_type = "member-not-found"
+
+    def __init__(self) -> None:
+        super().__init__("No such member in this tenant.")
+
+
+class CannotRemoveYourself(Conflict):
+    problem_type = "cannot-remove-yourself"
+
+    def __init__(self) -> None:
+        super().__init__("You cannot remove yourself; to leave, delete your account in settings.")
+
+
+class LastOwner(Conflict):
+    problem_type = "last-owner"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You are the only owner of a tenant that has other members: remove them first "
+            "(Settings, Members), then delete your account."
+        )
+
+
 class AlreadyMember(Conflict):
     problem_type = "already-member"
 

@@ -1,11 +1,11 @@
-"""What the tenants service publishes (`tenants.plan_changed`) and consumes (metering, and the
-plan a Stripe subscription pays for)."""
+"""What the tenants service publishes (`tenants.plan_changed`, `tenants.member_removed`) and
+consumes (metering, the plan a Stripe subscription pays for, and deleted accounts)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.contracts.events import MessageCompleted, SubscriptionChanged
+from kibitz.contracts.events import AccountDeleted, MessageCompleted, SubscriptionChanged
 from kibitz.kit.events import EventBus, EventEnvelope, Inbox, Subscription, TransactionalHandler
 from kibitz.services.tenants.service import TenantsService
 
@@ -34,11 +34,22 @@ def subscription_handler(tenants: TenantsService) -> TransactionalHandler:
     return on_subscription_changed
 
 
+def account_deleted_handler(tenants: TenantsService) -> TransactionalHandler:
+    """A deleted account's membership goes; run through the inbox, so once per event."""
+
+    async def on_account_deleted(session: AsyncSession, envelope: EventEnvelope) -> None:
+        event = AccountDeleted.model_validate(envelope.payload)
+        await tenants.departures.forget(session, user_id=event.user_id)
+
+    return on_account_deleted
+
+
 async def subscribe(bus: EventBus, *, inbox: Inbox, tenants: TenantsService) -> Subscription:
-    """Metering and billing's plan changes, each exactly once per event (via the inbox)."""
+    """Metering, billing's plan changes and deleted accounts, each once per event (inbox)."""
     handlers = {
         MessageCompleted.name: metering_handler(tenants),
         SubscriptionChanged.name: subscription_handler(tenants),
+        AccountDeleted.name: account_deleted_handler(tenants),
     }
 
     async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,6 +159,37 @@ async def add_membership(session: AsyncSession, membership: Membership) -> None:
 async def remove_membership(session: AsyncSession, *, user_id: uuid.UUID) -> None:
     """Delete the user's membership."""
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
+
+
+async def count_owners(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
+    """How many owners the tenant has."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.tenant_id == tenant_id, Membership.role == "owner")
+    )
+    return int(found or 0)
+
+
+async def count_members(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
+    """How many people belong to the tenant."""
+    found = await session.scalar(
+        select(func.count()).select_from(Membership).where(Membership.tenant_id == tenant_id)
+    )
+    return int(found or 0)
+
+
+async def longest_standing_member(
+    session: AsyncSession, *, tenant_id: uuid.UUID
+) -> Membership | None:
+    """The admin who joined first, else the member who did (None: nobody is left)."""
+    query = (
+        select(Membership)
+        .where(Membership.tenant_id == tenant_id)
+        .order_by((Membership.role != "admin"), Membership.joined_at, Membership.user_id)
+        .limit(1)
+    )
+    return (await session.scalars(query)).first()
 
 
 async def has_members(session: AsyncSession, *, tenant_id: uuid.UUID) -> bool:

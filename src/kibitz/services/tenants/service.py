@@ -12,7 +12,11 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.contracts.events import MessageCompleted, PlanChanged, SubscriptionChanged
+from kibitz.contracts.events import (
+    MessageCompleted,
+    PlanChanged,
+    SubscriptionChanged,
+)
 from kibitz.kit.errors import ProblemError
 from kibitz.kit.events import Outbox
 from kibitz.kit.ids import new_id
@@ -21,6 +25,7 @@ from kibitz.services.tenants import repository
 from kibitz.services.tenants.agent_counts import AgentCounts
 from kibitz.services.tenants.billing_status import BillingStatus
 from kibitz.services.tenants.catalogue import Catalogue, Plan
+from kibitz.services.tenants.departures import Departures
 from kibitz.services.tenants.errors import (
     BillingRequired,
     DowngradeRefused,
@@ -85,6 +90,8 @@ class TenantsService:
     ) -> None:
         self.catalogue = catalogue
         self.outbox = outbox
+        # Members leaving: removed by an owner or admin, or gone with their account.
+        self.departures = Departures(outbox=outbox, roles=self)
         self.invite_ttl = timedelta(hours=invite_ttl_hours)
         self.agent_counts = agent_counts
         self.billing = billing
@@ -461,21 +468,22 @@ class TenantsService:
         return recorded
 
     async def refund_reservation(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, key: str
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, key: str, amount: int | None = None
     ) -> None:
-        """Give back what a reservation counted, in the period it was counted in (once: the key
-        stays, with nothing left to give back)."""
+        """Give back what a reservation counted (or `amount` of it), in the period it was
+        counted in, never more than it counted: the key stays with what is left to give back."""
         reservation = await repository.get_reservation(session, tenant_id=tenant_id, key=key)
         if reservation is None or reservation.amount <= 0:
             return
+        given_back = reservation.amount if amount is None else min(amount, reservation.amount)
         await repository.add_usage(
             session,
             tenant_id=tenant_id,
             metric=reservation.metric,
             period=reservation.period,
-            amount=-reservation.amount,
+            amount=-given_back,
         )
-        reservation.amount = 0
+        reservation.amount -= given_back
         await session.flush()
 
     async def record_message_completed(
@@ -485,7 +493,10 @@ class TenantsService:
         if it failed before its first token (the inbox makes both once)."""
         if event.refunded_reservation:
             await self.refund_reservation(
-                session, tenant_id=event.tenant_id, key=event.refunded_reservation
+                session,
+                tenant_id=event.tenant_id,
+                key=event.refunded_reservation,
+                amount=event.refunded_amount,
             )
         tokens = max(event.input_tokens, 0) + max(event.output_tokens, 0)
         if tokens == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,3 +33,8 @@ async def count_profiles(session: AsyncSession, *, auth_user_id: uuid.UUID) -> i
     """How many profiles the auth user has (one, or none)."""
     rows = await session.scalars(select(Profile.id).where(Profile.auth_user_id == auth_user_id))
     return len(rows.all())
+
+
+async def delete_profile(session: AsyncSession, *, auth_user_id: uuid.UUID) -> None:
+    """Delete the user's profile and preferences."""
+    await session.execute(delete(Profile).where(Profile.auth_user_id == auth_user_id))

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.contracts.events import UserRegistered
+from kibitz.contracts.events import AccountDeleted, UserRegistered
 from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
 from kibitz.services.users import repository
@@ -135,3 +135,8 @@ class UsersService:
             email=event.email,
             full_name=event.full_name,
         )
+
+    async def account_deleted(self, session: AsyncSession, *, event: AccountDeleted) -> None:
+        """The account is gone: so are its profile and preferences."""
+        await repository.delete_profile(session, auth_user_id=event.user_id)
+        logger.info("profile_deleted", auth_user_id=str(event.user_id))

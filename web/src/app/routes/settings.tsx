@@ -2,6 +2,7 @@ import { useEffect } from "react";
 import { useLocation } from "react-router";
 import { ErrorAlert } from "@/components/ui/alert";
 import { LoadingState } from "@/components/ui/spinner";
+import { DeleteAccount } from "@/features/auth/components/delete-account";
 import { TenantSsoSettings } from "@/features/auth/components/tenant-sso-settings";
 import { WaysIn } from "@/features/auth/components/ways-in";
 import { useMyAgents } from "@/features/agents/api/get-my-agents";
@@ -43,6 +44,7 @@ export function SettingsRoute() {
         {canManage ? <a href="#members">Members</a> : null}
         <a href="#api-keys">API keys</a>
         {isOwner ? <a href="#sso">Single sign-on</a> : null}
+        <a href="#account">Account</a>
       </nav>
       {me.isPending ? <LoadingState label="Loading your profile…" /> : null}
       {me.error ? <ErrorAlert error={me.error} onRetry={() => void me.refetch()} /> : null}
@@ -66,6 +68,11 @@ export function SettingsRoute() {
       {isOwner ? (
         <div id="sso">
           <TenantSsoSettings />
+        </div>
+      ) : null}
+      {me.data ? (
+        <div id="account">
+          <DeleteAccount />
         </div>
       ) : null}
     </div>

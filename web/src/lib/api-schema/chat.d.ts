@@ -108,7 +108,7 @@ export interface paths {
         put?: never;
         /**
          * Stop a reply being generated (what streamed is kept)
-         * @description The reply, now `stopped` (or as it was, if it had already finished).
+         * @description Stopping any reply of a turn of several agents stops the turn: the reply being generated keeps what streamed, and the replies that have not started end `stopped` with no content (their message is given back to the quota).
          */
         post: operations["stop_reply_chat_messages__message_id__stop_post"];
         delete?: never;
@@ -148,7 +148,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message; the reply is generated in the background (or streamed here)
-         * @description Store the message, start the reply; with `Accept: text/event-stream` stream it too.
+         * @description In a chat of several agents: `direct` is answered by the default agent, or by the `@Name`d participants in the order first named (422 `mention-not-resolved` for an unknown or ambiguous name); `panel` by every participant in order. Each reply is its own job, run one after another, each agent seeing the user's message and the answers before it; `agent_messages` lists them all (`pending` until their turn) and a streamed send ends after the last. Each reply counts a message against the quota (reserved at once: 429 when the quota cannot answer them all). Without the plan feature `multi_agent` (a downgrade) the default agent alone answers, and naming another participant is 403 `feature-not-in-plan`.
          */
         post: operations["send_message_chat_send_post"];
         delete?: never;
@@ -2467,6 +2467,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 403,
+                     *       "title": "Authenticated but not allowed",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
             /** @description Not found, or not yours */
             404: {
                 headers: {
@@ -2478,6 +2505,33 @@ export interface operations {
                      *       "detail": "A sentence that says what went wrong.",
                      *       "status": 404,
                      *       "title": "Not found, or not yours",
+                     *       "type": "https://kibitz.dev/problems/example"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        detail: string;
+                        errors?: {
+                            field?: string;
+                            message?: string;
+                        }[];
+                        status: number;
+                        title: string;
+                        /** Format: uri */
+                        type: string;
+                    };
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "A sentence that says what went wrong.",
+                     *       "status": 409,
+                     *       "title": "Conflict",
                      *       "type": "https://kibitz.dev/problems/example"
                      *     }
                      */

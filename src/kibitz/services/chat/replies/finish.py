@@ -20,6 +20,7 @@ from kibitz.services.chat.sending.quota import reservation_key
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.cursor import terminal_event_name
 from kibitz.services.chat.streams.fanout import Fanout
+from kibitz.services.chat.turns.chain import TurnChain, TurnNext
 
 logger = structlog.get_logger("kibitz.chat")
 
@@ -33,9 +34,11 @@ async def finish_reply(
     progress: ReplyProgress,
     status: MessageStatus,
     error: str | None,
+    turns: TurnChain | None = None,
 ) -> bool:
     """Store the final state and meter it (outbox, same transaction), then publish the terminal
-    event; False when the reply had already finished (someone else ended it)."""
+    event; False when the reply had already finished (someone else ended it). A reply of a
+    turn of several agents starts the next one in the same transaction (`turns`)."""
     input_tokens, output_tokens = progress.usage(order.context)
     values: dict[str, Any] = {
         "content": progress.content,
@@ -50,6 +53,7 @@ async def finish_reply(
     # A reply that failed before its first token gives its message back; a stopped one does
     # not (the user chose to end it).
     refund = status is MessageStatus.FAILED and not progress.streamed
+    following = TurnNext()
     try:
         async with database.transaction() as session:
             finished = await ChatRepository(session).finish(order.message_id, **values)
@@ -69,8 +73,14 @@ async def finish_reply(
                         refunded_reservation=reservation_key(order.user_message_id)
                         if refund
                         else None,
+                        # A turn reserved one message per reply under the send's key.
+                        refunded_amount=1 if refund else None,
                     ),
                 )
+                if order.rest and turns is not None:
+                    following = await turns.step(
+                        session, outbox, order, status=status, content=progress.content
+                    )
     except Exception:
         logger.exception("chat_reply_store_failed", message_id=str(order.message_id))
         return False
@@ -93,6 +103,8 @@ async def finish_reply(
             await fanout.publish(str(order.chat_id), event)
     with contextlib.suppress(Exception):
         await fanout.forget(str(order.message_id))
+    if turns is not None:
+        await turns.after_commit(fanout, following)
     return finished
 
 

@@ -27,6 +27,7 @@ from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.sending.quota import QuotaGate
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.fanout import Fanout
+from kibitz.services.chat.turns.chain import TurnChain
 
 logger = structlog.get_logger("kibitz.chat")
 
@@ -100,6 +101,8 @@ class ReplyGenerator:
         # Delegated replies count against the tenant's messages like any reply.
         self.quota = quota
         self.running: dict[uuid.UUID, _Running] = {}
+        # Starts the next reply of a turn of several agents (its queue is wired by ReplyJobs).
+        self.turns = TurnChain(lease_seconds=settings.reply_lease_seconds, new_holder=new_holder)
         self._early: set[asyncio.Task[ReplyEnding | None]] = set()
 
     # -- the queue's handler ------------------------------------------------------------------
@@ -296,6 +299,7 @@ class ReplyGenerator:
             progress=progress,
             status=status,
             error=error,
+            turns=self.turns,
         )
 
     # -- stopping -----------------------------------------------------------------------------

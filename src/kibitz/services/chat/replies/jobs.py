@@ -46,6 +46,11 @@ class ReplyJobs:
         self.settings = settings
         self._subscription: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        # The next reply of a turn is queued like a send's.
+        generator.turns.enqueue = self._enqueue_leased
+
+    async def _enqueue_leased(self, order: ReplyOrder, holder: str) -> None:
+        await self.enqueue(order, holder=holder)
 
     async def start(self) -> None:
         """Consume reply jobs and sweep (at once, then every `reply_sweep_seconds`)."""

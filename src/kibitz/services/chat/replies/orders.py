@@ -4,13 +4,41 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 # The work queue's kind for replies.
 REPLY_JOB = "chat.reply"
 _IDS = ("message_id", "user_message_id", "chat_id", "tenant_id", "user_id", "agent_id")
+
+
+@dataclass(frozen=True)
+class TurnStep:
+    """A later reply of the same turn: stored `pending` with the send, started when the reply
+    before it ends (`turns/chain.py`)."""
+
+    message_id: uuid.UUID
+    agent_id: uuid.UUID
+    # The agent's name: it labels its answer in the context of the agents after it.
+    name: str
+
+    def to_payload(self) -> dict[str, str]:
+        """JSON-ready."""
+        return {
+            "message_id": str(self.message_id),
+            "agent_id": str(self.agent_id),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TurnStep:
+        """Read it back."""
+        return cls(
+            message_id=uuid.UUID(str(payload["message_id"])),
+            agent_id=uuid.UUID(str(payload["agent_id"])),
+            name=str(payload.get("name") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -42,6 +70,10 @@ class ReplyOrder:
         """Whether this is an answer to an orchestrator (not to the user)."""
         return self.depth > 0
 
+    # A turn of several agents: this agent's name and the replies after it, in order.
+    name: str = ""
+    rest: tuple[TurnStep, ...] = field(default=())
+
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready (the job row's payload and the queued job's)."""
         data = asdict(self)
@@ -50,6 +82,7 @@ class ReplyOrder:
         data["created_at"] = self.created_at.isoformat()
         data["delegates"] = [str(agent_id) for agent_id in self.delegates]
         data["parent_id"] = str(self.parent_id) if self.parent_id else None
+        data["rest"] = [step.to_payload() for step in self.rest]
         return data
 
     @classmethod
@@ -64,6 +97,8 @@ class ReplyOrder:
             delegates=tuple(uuid.UUID(str(value)) for value in payload.get("delegates") or ()),
             depth=int(payload.get("depth") or 0),
             parent_id=uuid.UUID(str(payload["parent_id"])) if payload.get("parent_id") else None,
+            name=str(payload.get("name") or ""),
+            rest=tuple(TurnStep.from_payload(step) for step in payload.get("rest") or ()),
         )
 
 

@@ -45,9 +45,12 @@ class QuotaGate:
         """Answer what is queued, then stop."""
         await self._batcher.close()
 
-    async def reserve(self, tenant_id: uuid.UUID, *, user_message_id: uuid.UUID) -> None:
-        """Count the message and check the monthly tokens (429 naming the spent limit; 503 when
-        the tenants service cannot answer: quotas fail closed)."""
+    async def reserve(
+        self, tenant_id: uuid.UUID, *, user_message_id: uuid.UUID, messages: int = 1
+    ) -> None:
+        """Count the send's replies (a message each: several for a turn of several agents) and
+        check the monthly tokens (429 naming the spent limit; 503 when the tenants service
+        cannot answer: quotas fail closed)."""
         if self._tenants is None:
             # Never a free pass: without the tenants service no quota can be checked.
             raise ServiceUnavailable("The quota check is unavailable; try again shortly.")
@@ -61,7 +64,7 @@ class QuotaGate:
                     {
                         "tenant_id": str(tenant_id),
                         "metric": metric,
-                        "amount": 1,
+                        "amount": messages if metric == "messages" else 1,
                         "key": key if metric == "messages" else f"{user_message_id}:{metric}",
                     }
                 )

@@ -16,7 +16,7 @@ from kibitz.kit.jwt import Principal
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.errors import ChatNotFound, TooManyGenerations
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender
-from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.orders import ReplyOrder, TurnStep
 from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import (
     ChatRepository,
@@ -27,15 +27,18 @@ from kibitz.services.chat.repository import (
 from kibitz.services.chat.schemas import ChatSend, MessageRead, SendResult
 from kibitz.services.chat.sending.context import default_title, reply_context
 from kibitz.services.chat.storage import ChatDatabase
+from kibitz.services.chat.turns.turn import PlannedTurn, checked_turn
 
 
 @dataclass(frozen=True)
 class SendIds:
-    """A send's new ids, time-ordered: the user's message, then the reply (and a new chat's)."""
+    """A send's new ids, time-ordered: the user's message, then the reply, then the later
+    replies of a turn of several agents (and a new chat's)."""
 
     user_message: uuid.UUID
     reply: uuid.UUID
     chat: uuid.UUID
+    later: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,15 @@ async def store_send(
     idempotency_key: str | None,
     request_id: str | None,
     holder: str,
-    reserve: Callable[[], Awaitable[None]],
+    reserve: Callable[[int], Awaitable[None]],
     checked: Callable[[ReplyOrder], None] | None = None,
+    turn: PlannedTurn | None = None,
 ) -> StoredSend:
-    """Check, then reserve quota while storing, in one transaction committed only once the
-    reservation is granted (`checked` hears of the reply as soon as the send is checked). The
-    caller's lock on their own replies is held from the count to the commit, so the cap holds
-    under any burst, across replicas."""
+    """Check, then reserve quota (a message per reply) while storing, in one transaction
+    committed only once the reservation is granted (`checked` hears of the first reply as soon
+    as the send is checked). The caller's lock on their own replies is held from the count to
+    the commit, so the cap holds under any burst, across replicas. A chat whose turn needs
+    planning raises TurnToPlan before anything is written (`turns/turn.py`)."""
     reservation: asyncio.Future[None] | None = None
     try:
         async with database.transaction() as session:
@@ -129,20 +134,28 @@ async def store_send(
             view = await checked_view(
                 reads, principal, body, now=now, settings=settings, before=ids.user_message
             )
+            turn = checked_turn(view.agent_ids, view.mode, body.content, turn)
+            answering = turn.answering if turn is not None else ((view.agent_id, ""),)
             # Checked: quota is only counted for a send that may go ahead; its round trip runs
             # while the rows are written.
-            reservation = asyncio.ensure_future(reserve())
+            reservation = asyncio.ensure_future(reserve(len(answering)))
+            (agent_id, name), later = answering[0], answering[1:]
             order = ReplyOrder(
                 message_id=ids.reply,
                 user_message_id=ids.user_message,
                 chat_id=body.chat_id or ids.chat,
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
-                agent_id=view.agent_id,
+                agent_id=agent_id,
                 context=reply_context(view.history, body.content, max_chars=settings.context_chars),
                 request_id=request_id,
                 created_at=now,
                 delegates=delegates_of(view, max_depth=settings.max_delegation_depth),
+                name=name,
+                rest=tuple(
+                    TurnStep(message_id=message_id, agent_id=agent, name=agent_name)
+                    for message_id, (agent, agent_name) in zip(ids.later, later, strict=False)
+                ),
             )
             if checked is not None:
                 checked(order)
@@ -211,18 +224,25 @@ async def _insert(
         status=MessageStatus.COMPLETE.value,
         **common,
     )
-    reply = Message(
-        id=order.message_id,
-        sender=Sender.AGENT.value,
-        agent_id=order.agent_id,
-        content="",
-        status=MessageStatus.PENDING.value,
-        **common,
-    )
-    await chats.insert_messages([user_message, reply])
+    replies = [
+        Message(
+            id=message_id,
+            sender=Sender.AGENT.value,
+            agent_id=agent_id,
+            content="",
+            status=MessageStatus.PENDING.value,
+            **common,
+        )
+        for message_id, agent_id in [
+            (order.message_id, order.agent_id),
+            *((step.message_id, step.agent_id) for step in order.rest),
+        ]
+    ]
+    await chats.insert_messages([user_message, *replies])
+    shown = [MessageRead.model_validate(reply) for reply in replies]
     return SendResult(
         chat_id=order.chat_id,
         user_message=MessageRead.model_validate(user_message),
-        agent_message=MessageRead.model_validate(reply),
-        agent_messages=[MessageRead.model_validate(reply)],
+        agent_message=shown[0],
+        agent_messages=shown,
     ).model_dump(mode="json")

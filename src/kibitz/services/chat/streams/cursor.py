@@ -85,6 +85,9 @@ class StreamCursor:
     def __init__(self, *, only: set[str] | None = None) -> None:
         # message id -> characters sent, or None once the message is whole.
         self.positions: dict[str, int | None] = {}
+        # message id -> the agent writing it: deltas name it too (the fan-out's delta events
+        # leave it out; the message's created event or replay has it).
+        self.agents: dict[str, str | None] = {}
         self.only = only
 
     def wants(self, message_id: str) -> bool:
@@ -108,6 +111,7 @@ class StreamCursor:
             self.positions[message_id] = None
             return [Frame(CREATED, f"{message_id}:{END}", message)]
         self.positions[message_id] = 0
+        self.agents[message_id] = message.get("agent_id")
         return [Frame(CREATED, f"{message_id}:0", {**message, "content": ""})]
 
     def delta(self, message_id: str, offset: int, text: str) -> list[Frame]:
@@ -126,7 +130,12 @@ class StreamCursor:
             sent = offset
         piece = text[sent - offset :]
         self.positions[message_id] = end
-        data = {"message_id": message_id, "offset": sent, "content": piece}
+        data = {
+            "message_id": message_id,
+            "agent_id": self.agents.get(message_id),
+            "offset": sent,
+            "content": piece,
+        }
         return [Frame(DELTA, f"{message_id}:{end}", data)]
 
     def finished(self, message: dict[str, Any]) -> list[Frame]:
@@ -157,6 +166,7 @@ class StreamCursor:
 
     def replay(self, message: dict[str, Any], content_now: str) -> list[Frame]:
         """Frames that bring the subscriber up to date with a stored message."""
+        self.agents[str(message["id"])] = message.get("agent_id")
         if message["status"] in ("complete", "failed", "stopped") or message["sender"] == "user":
             return self.finished(message)
         frames = self.created(message)

@@ -65,18 +65,24 @@ async def follow(
 def follow_send(
     fanout: Fanout, result: dict[str, Any], *, heartbeat_seconds: float
 ) -> AsyncIterator[Batch | None]:
-    """The stream of a send being answered: subscribed before its messages are announced."""
-    user_dict, agent_dict = result["user_message"], result["agent_message"]
+    """The stream of a send being answered: subscribed before its messages are announced; it
+    ends once the send's last reply is whole (each reply of a turn of several agents)."""
+    messages = [result["user_message"], *_replies(result)]
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(result["chat_id"])))
     return stream_frames(
         subscription,
         exits,
-        cursor=StreamCursor(only={user_dict["id"], agent_dict["id"]}),
-        replay=[(user_dict, ""), (agent_dict, "")],
-        until=agent_dict["id"],
+        cursor=StreamCursor(only={message["id"] for message in messages}),
+        replay=[(message, "") for message in messages],
+        until=tuple(message["id"] for message in messages[1:]),
         heartbeat_seconds=heartbeat_seconds,
     )
+
+
+def _replies(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replies a send started, in order (an answer stored before turns has only one)."""
+    return list(result.get("agent_messages") or [result["agent_message"]])
 
 
 async def replay_send(
@@ -86,9 +92,9 @@ async def replay_send(
     *,
     heartbeat_seconds: float,
 ) -> AsyncIterator[Batch | None]:
-    """The stream of an earlier send (same Idempotency-Key): its two messages, from the top."""
+    """The stream of an earlier send (same Idempotency-Key): its messages, from the top."""
     chat_id = uuid.UUID(result["chat_id"])
-    ids = [result["user_message"]["id"], result["agent_message"]["id"]]
+    ids = [result["user_message"]["id"], *(reply["id"] for reply in _replies(result))]
     exits = contextlib.ExitStack()
     subscription = exits.enter_context(fanout.subscribe(str(chat_id)))
     try:
@@ -106,7 +112,7 @@ async def replay_send(
         exits,
         cursor=StreamCursor(only=set(ids)),
         replay=replay,
-        until=ids[1],
+        until=tuple(ids[1:]),
         heartbeat_seconds=heartbeat_seconds,
     )
     async for batch in frames:
@@ -122,12 +128,14 @@ async def content_now(fanout: Fanout, message: dict[str, Any]) -> str:
     return str(message["content"])
 
 
-def _ends_stream(event: dict[str, Any], cursor: StreamCursor, until: str | None) -> bool:
-    """Whether a stream is over after this event: its chat was deleted, or the message it
-    waited for is whole."""
+def _ends_stream(
+    event: dict[str, Any], cursor: StreamCursor, until: tuple[str, ...] | None
+) -> bool:
+    """Whether a stream is over after this event: its chat was deleted, or the messages it
+    waited for are whole."""
     if event.get("type") == DELETED:
         return True
-    return until is not None and cursor.is_finished(until)
+    return until is not None and all(cursor.is_finished(message) for message in until)
 
 
 async def stream_frames(
@@ -137,9 +145,10 @@ async def stream_frames(
     cursor: StreamCursor,
     replay: list[tuple[dict[str, Any], str]],
     heartbeat_seconds: float,
-    until: str | None = None,
+    until: tuple[str, ...] | None = None,
 ) -> AsyncIterator[Batch | None]:
-    """Replay, then live events; ends after `until` is whole (or when cut off).
+    """Replay, then live events; ends once every message of `until` is whole (or when cut off:
+    a stopped turn may end its later replies before the one that was streaming).
 
     Events already queued when the subscriber gets to them go out in one batch: a subscriber
     that fell behind catches up with one write instead of one per event."""
@@ -147,7 +156,7 @@ async def stream_frames(
         batch = [frame for message, content in replay for frame in cursor.replay(message, content)]
         if batch:
             yield batch
-        if until is not None and cursor.is_finished(until):
+        if until is not None and all(cursor.is_finished(message) for message in until):
             return
         while True:
             try:

@@ -44,7 +44,7 @@ def mentioned(content: str) -> list[str]:
 
 def resolve_mentions(content: str, participants: Sequence[Participant]) -> list[Participant]:
     """The participants a message names, in order (422 for an unknown or ambiguous name)."""
-    choices = ["".join(p.name.split()) for p in participants]
+    choices = ["".join(p.name.split()) for p in participants if p.name.strip()]
     named: list[Participant] = []
     for handle in mentioned(content):
         matches = [p for p in participants if p.handle == handle]
