@@ -337,6 +337,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Delegated
+             * @default false
+             */
+            delegated?: boolean;
             /** Error */
             error: string | null;
             /** Finish Reason */
@@ -352,6 +357,8 @@ export interface components {
             model: string | null;
             /** Output Tokens */
             output_tokens: number;
+            /** Parent Id */
+            parent_id?: string | null;
             /**
              * Sender
              * @enum {string}
