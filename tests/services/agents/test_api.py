@@ -374,7 +374,13 @@ ASK_TOOL = {
     "parameters": {"type": "object", "properties": {"task": {"type": "string"}}},
 }
 SCRIPTED_CALL = 'Plan it [sim:tool=ask_researcher;args={"task": "find old maps"}]'
-TOOL_MODELS = [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")]
+TOOL_MODELS = [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5"), ("custom", "llama3")]
+
+
+async def _tool_agent(api: AgentsApi, account: Any, provider: str, model: str) -> dict[str, Any]:
+    # `custom` is any OpenAI-compatible server: here the simulator's OpenAI wire format.
+    extra = {"base_url": api.sim.openai_base_url} if provider == "custom" else {}
+    return await api.create_ok(account, llm_provider=provider, model=model, **extra)
 
 
 async def _stream_events(
@@ -394,7 +400,7 @@ async def test_respond_reports_the_tool_calls_of_a_model_offered_tools(
 ) -> None:
     api = agents_sqlite
     account = await api.user()
-    agent = await api.create_ok(account, llm_provider=provider, model=model)
+    agent = await _tool_agent(api, account, provider, model)
     response = await api.respond(account, agent["id"], content=SCRIPTED_CALL, tools=[ASK_TOOL])
     assert response.status_code == 200, response.text
     reply = response.json()
@@ -425,7 +431,7 @@ async def test_respond_passes_tool_results_back_and_the_model_answers_with_them(
 ) -> None:
     api = agents_sqlite
     account = await api.user()
-    agent = await api.create_ok(account, llm_provider=provider, model=model)
+    agent = await _tool_agent(api, account, provider, model)
     first = await api.respond(account, agent["id"], content=SCRIPTED_CALL, tools=[ASK_TOOL])
     (call,) = first.json()["tool_calls"]
     messages = [

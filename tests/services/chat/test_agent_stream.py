@@ -15,7 +15,11 @@ import pytest
 from sqlalchemy import select
 from tests.services.chat.world import Member, World, chat_world
 
-from kibitz.services.chat.models import Message, ReplyJob
+from kibitz.kit.http import ServiceClient
+from kibitz.kit.ids import new_id
+from kibitz.services.chat.models import Message, ReplyJob, utcnow
+from kibitz.services.chat.replies.agent_stream import ReplyFailedError, ReplyProgress, read_reply
+from kibitz.services.chat.replies.orders import ReplyOrder
 from kibitz.services.chat.storage import ChatDatabase
 
 
@@ -95,3 +99,92 @@ async def test_a_reply_accepted_before_its_senders_logout_is_generated_after_it(
         await asyncio.sleep(0.05)
     assert reply.status == "complete", reply.content
     assert reply.content
+
+
+# -- tools offered, their calls reported, the conversation continued (issue 18) ----------------
+
+
+ASK_TOOL = {
+    "name": "ask_researcher",
+    "description": "Ask the researcher agent.",
+    "parameters": {"type": "object", "properties": {"task": {"type": "string"}}},
+}
+SCRIPTED_CALL = 'Plan it [sim:tool=ask_researcher;args={"task": "find old maps"}]'
+
+
+async def _agent(world: World, member: Member, provider: str, model: str) -> str:
+    response = await world.http.post(
+        world.url("/agents/create"),
+        headers=member.headers,
+        json={"name": "Lead", "llm_provider": provider, "model": model, "instructions": "Lead."},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _order(member: Member, agent_id: str, content: str) -> ReplyOrder:
+    return ReplyOrder(
+        message_id=new_id(),
+        user_message_id=new_id(),
+        chat_id=new_id(),
+        tenant_id=uuid.UUID(member.account.tenant_id),
+        user_id=uuid.UUID(member.account.user["id"]),
+        agent_id=uuid.UUID(agent_id),
+        context=[{"role": "user", "content": content}],
+        request_id=None,
+        created_at=utcnow(),
+    )
+
+
+def _agents(world: World) -> ServiceClient:
+    """Chat's own client of agents (with chat's service credential)."""
+    return world.stack.running.apps["chat"].state.chat_service.agents  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")]
+)
+async def test_a_reply_offered_tools_reports_the_calls_and_continues_with_their_results(
+    world: World, provider: str, model: str
+) -> None:
+    member = await world.member()
+    order = _order(member, await _agent(world, member, provider, model), SCRIPTED_CALL)
+    agents = _agents(world)
+    progress, deltas = ReplyProgress(), list[str]()
+
+    async def on_delta(text: str) -> None:
+        deltas.append(text)
+
+    await read_reply(agents, order, progress, on_delta, tools=[ASK_TOOL])
+    (call,) = progress.tool_calls
+    assert call["name"] == "ask_researcher" and call["arguments"] == {"task": "find old maps"}
+    assert call["id"] and progress.finish_reason == "tool_calls" and deltas == []
+    first_input = progress.input_tokens
+    assert first_input > 0
+    wire = world.simulator.requests[-1]["body"]
+    assert [tool.get("name") or tool["function"]["name"] for tool in wire["tools"]] == [
+        "ask_researcher"
+    ]
+
+    messages = [
+        *order.context,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "The Tabula Rogeriana."},
+    ]
+    await read_reply(agents, order, progress, on_delta, messages=messages, tools=[ASK_TOOL])
+    assert progress.tool_calls == []
+    assert f"[{call['id']}] The Tabula Rogeriana." in "".join(deltas)
+    # Usage adds up over the calls of one reply.
+    assert progress.input_tokens > first_input
+
+
+async def test_an_echo_agent_offered_tools_fails_the_reply_naming_why(world: World) -> None:
+    member = await world.member()
+    order = _order(member, await _agent(world, member, "echo", "echo"), "hello")
+
+    async def on_delta(text: str) -> None:
+        raise AssertionError("nothing streams")
+
+    with pytest.raises(ReplyFailedError) as failed:
+        await read_reply(_agents(world), order, ReplyProgress(), on_delta, tools=[ASK_TOOL])
+    assert "cannot call tools" in failed.value.detail

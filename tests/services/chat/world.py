@@ -234,6 +234,9 @@ async def chat_world(
         values = {
             "KIBITZ_AGENTS_OPENAI_API_KEY": "sk-simulated",
             "KIBITZ_AGENTS_OPENAI_BASE_URL": sim.openai_base_url,
+            # The simulator speaks Anthropic's wire format at its root.
+            "KIBITZ_AGENTS_ANTHROPIC_API_KEY": "sk-ant-simulated",
+            "KIBITZ_AGENTS_ANTHROPIC_BASE_URL": sim.url,
             "KIBITZ_AGENTS_PLAN_CACHE_SECONDS": "0",
             **(env or {}),
         }

@@ -195,6 +195,21 @@ async def update_agent(
 
 
 @internal.get(
+    "/agents/{agent_id}",
+    response_model=AgentRead,
+    responses=problem_responses(403, 404, 422),
+    summary="One agent of a user (a kibitz service acting for them)",
+)
+async def agent_for_user(
+    agent_id: uuid.UUID, principal: ActingPrincipal, session: SessionDep
+) -> dict[str, Any]:
+    """For chat's orchestrated replies: a delegate's name and instructions, as its user sees
+    them (404 when it is not theirs), asked long after the user's request ended."""
+    agent = await service.get_agent(session, principal=principal, agent_id=agent_id)
+    return service.agent_read(agent)
+
+
+@internal.get(
     "/tenants/{tenant_id}/agent-count",
     response_model=AgentCount,
     responses=problem_responses(403, 422),

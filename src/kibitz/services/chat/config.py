@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from kibitz.kit.settings import ServiceSettings
@@ -42,3 +42,8 @@ class ChatSettings(ServiceSettings):
     reply_timeout_seconds: PositiveFloat = 300.0
     # 5 s: how long a tenant's plan (the `multi_agent` feature) is reused before asking again.
     plan_cache_seconds: NonNegativeFloat = 5.0
+    # Orchestrated chats: the delegations (the orchestrator's calls of `ask_<agent>` tools) one
+    # turn may make in all, and how deep they nest (1: a delegate cannot delegate; 0: the
+    # orchestrator answers alone).
+    max_delegations_per_turn: NonNegativeInt = 4
+    max_delegation_depth: NonNegativeInt = 1

@@ -45,3 +45,18 @@ class MentionNotResolved(Unprocessable):
             f"@{mention} is {reason} in this chat; choose one of {listed}.",
             extra={"mention": mention, "reason": reason, "choices": list(choices)},
         )
+
+
+class OrchestratorCannotCallTools(Unprocessable):
+    """An orchestrated chat whose first agent cannot call tools (the offline `echo` demo)."""
+
+    problem_type, title = "orchestrator-cannot-call-tools", "Orchestrator Cannot Call Tools"
+
+    def __init__(self, name: str, provider: str) -> None:
+        message = (
+            f"the orchestrator (the first agent, {name}) uses {provider}, which cannot call "
+            "tools; put an openai, anthropic or custom agent first, or choose another mode"
+        )
+        super().__init__(
+            f"agent_ids: {message}.", extra={"errors": [{"field": "agent_ids", "message": message}]}
+        )

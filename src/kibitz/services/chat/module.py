@@ -112,6 +112,7 @@ def chat_parts(
         outbox=outbox,
         agents=agents,
         on_completed=titles.after_reply,
+        quota=quota,
     )
     return ChatService(
         settings=settings,

@@ -114,7 +114,8 @@ class MessageRead(BaseModel):
     sender: Literal["user", "agent"]
     # The agent that wrote a reply; null for the user's messages.
     agent_id: uuid.UUID | None = None
-    # The message this one follows (null for the chat's first message and its edits).
+    # The message this one follows (null for the chat's first message and its edits); for a
+    # delegated answer, the orchestrator's reply.
     parent_id: uuid.UUID | None = None
     # An answer an orchestrator asked for (a child of its reply, not a step of the branch).
     delegated: bool = False

@@ -28,9 +28,9 @@ from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.errors import MessageNotFound
 from kibitz.services.chat.models import MessageStatus, Sender, utcnow
 from kibitz.services.chat.participants import check_participants
-from kibitz.services.chat.replies.generate import EarlyStart, ReplyGenerator, new_holder
+from kibitz.services.chat.replies.generate import EarlyStart, ReplyGenerator
 from kibitz.services.chat.replies.jobs import ReplyJobs
-from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatSend
 from kibitz.services.chat.sending.checks import check_content

@@ -1,6 +1,6 @@
 """A chat's participants: 1 to 8 of the caller's agents (the first is the default) and the mode they
 answer in. More than one agent, or a mode other than `direct`, needs the plan feature
-`multi_agent`."""
+`multi_agent`; an orchestrated chat's first agent must be able to call tools (not `echo`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from kibitz.kit.http import ServiceClient
 from kibitz.kit.jwt import Principal
 from kibitz.kit.plans import PlanReader, TenantPlan
 from kibitz.kit.platform import Platform
+from kibitz.services.chat.errors import OrchestratorCannotCallTools
 from kibitz.services.chat.models import Chat, utcnow
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatCreate, ChatRead, ChatUpdate
@@ -48,15 +49,23 @@ async def check_participants(
     access_token: str,
     already_checked: frozenset[uuid.UUID] = frozenset(),
 ) -> None:
-    """The plan allows these participants (403 `feature-not-in-plan`) and each is an agent the
-    caller may use (404 `agent-not-found`); agents `already_checked` are not asked about again."""
+    """The plan allows these participants (403 `feature-not-in-plan`), each is an agent the
+    caller may use (404 `agent-not-found`; agents `already_checked` are not asked about again)
+    and an orchestrator can call tools (422 `orchestrator-cannot-call-tools`)."""
     if needs_multi_agent(agent_ids, mode):
         plan = await plans.current(principal.tenant_id)
         if not plan.has(FEATURE):  # a refusal is read afresh: an upgrade lifts it at once
             await plans.current(principal.tenant_id, fresh=True)
             await plans.require(principal.tenant_id, FEATURE, bearer_token=access_token)
     new = [agent_id for agent_id in agent_ids if agent_id not in already_checked]
-    await asyncio.gather(*(check_agent(agents, agent_id, access_token) for agent_id in new))
+    found = await asyncio.gather(*(check_agent(agents, agent_id, access_token) for agent_id in new))
+    if mode == "orchestrated":
+        # The orchestrator consults the others through tool calls: its provider must have them.
+        orchestrator = dict(zip(new, found, strict=True)).get(agent_ids[0]) or await check_agent(
+            agents, agent_ids[0], access_token
+        )
+        if orchestrator.get("llm_provider") == "echo":
+            raise OrchestratorCannotCallTools(str(orchestrator.get("name")), "echo")
 
 
 def participants_of(chat: Chat) -> list[uuid.UUID]:

@@ -1,5 +1,9 @@
 """Reading an agent's streamed reply: the SSE of `POST /agents/internal/respond` (agents'
-`/agents/respond` for the sender, asked by chat itself), event by event."""
+`/agents/respond` for the sender, asked by chat itself), event by event.
+
+A caller may offer the agent tools (`{name, description, parameters}`, the agents service's
+shape) and continue a conversation with their results: the model's calls come back as
+`tool_call` events (`{id, name, arguments}`) before `done`, collected in `ReplyProgress`."""
 
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ class ReplyProgress:
     finish_reason: str | None = None
     # The knowledge sources the agent was given (from its `done` event).
     citations: list[dict[str, Any]] | None = None
+    # The tools the model called in its latest answer ({id, name, arguments}), to be run.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def append(self, text: str) -> int:
         """Add a piece; returns the offset it starts at."""
@@ -65,7 +71,7 @@ class ReplyProgress:
         """Whether any content reached the fan-out."""
         return self.length > 0
 
-    def usage(self, context: list[dict[str, str]]) -> tuple[int, int]:
+    def usage(self, context: list[dict[str, Any]]) -> tuple[int, int]:
         """(input, output) tokens: as the provider reported them, else estimated from what
         streamed (and the context it was asked from); nothing when nothing streamed."""
         if self.input_tokens or self.output_tokens or not self.streamed:
@@ -74,10 +80,11 @@ class ReplyProgress:
         return asked, estimated_tokens(self.content)
 
     def finish(self, done: dict[str, Any]) -> None:
-        """Record the `done` event's usage and reason."""
+        """Record the `done` event's usage (added up: a reply may take several calls, one per
+        round of tool calls) and reason."""
         usage = done.get("usage") or {}
-        self.input_tokens = int(usage.get("input_tokens") or 0)
-        self.output_tokens = int(usage.get("output_tokens") or 0)
+        self.input_tokens += int(usage.get("input_tokens") or 0)
+        self.output_tokens += int(usage.get("output_tokens") or 0)
         self.model = done.get("model")
         self.finish_reason = done.get("finish_reason")
         citations = done.get("citations")
@@ -110,9 +117,13 @@ async def read_reply(
     order: ReplyOrder,
     progress: ReplyProgress,
     on_delta: DeltaHandler,
+    *,
+    messages: list[dict[str, Any]] | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Ask the agent and pass each piece of its reply on, until its `done` event (raises
-    ReplyFailedError when it fails or ends early)."""
+    """Ask the agent (the order's context, or these `messages`; offering `tools` if given) and
+    pass each piece of its reply on, until its `done` event; the tools it called are in
+    `progress.tool_calls` (raises ReplyFailedError when it fails or ends early)."""
     # As the sender, by chat's service credential: the send was accepted, so its reply is
     # generated even if their token lapsed or was revoked meanwhile.
     headers = {
@@ -121,7 +132,14 @@ async def read_reply(
     }
     if order.request_id:
         headers["X-Request-ID"] = order.request_id
-    body = {"agent_id": str(order.agent_id), "messages": order.context, "stream": True}
+    body: dict[str, Any] = {
+        "agent_id": str(order.agent_id),
+        "messages": order.context if messages is None else messages,
+        "stream": True,
+    }
+    if tools:
+        body["tools"] = tools
+    progress.tool_calls = []
     try:
         async with agents.stream(
             "POST", "/agents/internal/respond", json=body, headers=headers
@@ -133,6 +151,8 @@ async def read_reply(
                     text = str(data.get("content") or "")
                     if text:
                         await on_delta(text)
+                elif event == "tool_call":
+                    progress.tool_calls.append(_tool_call(data))
                 elif event == "done":
                     progress.finish(data)
                     await response.read_to_end()
@@ -144,3 +164,13 @@ async def read_reply(
     except ServiceCallError as exc:
         raise ReplyFailedError("The connection to the agent was lost.") from exc
     raise ReplyFailedError("The agent's reply ended unexpectedly.")
+
+
+def _tool_call(data: dict[str, Any]) -> dict[str, Any]:
+    """A `tool_call` event as the call to run (and to send back with its result)."""
+    arguments = data.get("arguments")
+    return {
+        "id": str(data.get("id") or ""),
+        "name": str(data.get("name") or ""),
+        "arguments": arguments if isinstance(arguments, dict) else {},
+    }

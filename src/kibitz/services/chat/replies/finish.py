@@ -93,6 +93,7 @@ async def finish_reply(
                 "sender": Sender.AGENT.value,
                 "agent_id": order.agent_id,
                 "parent_id": order.parent_id,
+                "delegated": order.delegated,
                 "created_at": order.created_at,
                 "updated_at": utcnow(),
             }

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -21,10 +20,12 @@ from kibitz.kit.http import ServiceClient
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.models import MessageStatus
 from kibitz.services.chat.replies.agent_stream import ReplyFailedError, ReplyProgress, read_reply
+from kibitz.services.chat.replies.delegation import Orchestration, TurnBudget
 from kibitz.services.chat.replies.finish import ended_after_crash, finish_reply
-from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import ChatRepository
+from kibitz.services.chat.sending.quota import QuotaGate
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.fanout import Fanout
 from kibitz.services.chat.turns.chain import TurnChain
@@ -41,11 +42,6 @@ _INTERRUPTED = "The reply was interrupted."
 _LET_GO_SECONDS = 1.0
 
 
-def new_holder() -> str:
-    """A lease token: whoever presents it holds the job."""
-    return secrets.token_hex(16)
-
-
 @dataclass
 class _Running:
     """A reply being generated in this process."""
@@ -59,7 +55,7 @@ class EarlyStart:
     """A reply asked while its send commits."""
 
     committed: asyncio.Future[None]
-    task: asyncio.Task[None]
+    task: asyncio.Task[ReplyEnding | None]
 
     def commit(self) -> None:
         """The send is stored and announced: let the deltas flow."""
@@ -70,6 +66,15 @@ class EarlyStart:
         """The send was refused: cancel the request, store nothing."""
         self.committed.cancel()
         self.task.cancel()
+
+
+@dataclass(frozen=True)
+class ReplyEnding:
+    """How a reply generated here ended."""
+
+    status: MessageStatus
+    content: str
+    error: str | None
 
 
 class LeaseLost(Exception):
@@ -88,6 +93,7 @@ class ReplyGenerator:
         outbox: Outbox,
         agents: ServiceClient,
         on_completed: Callable[[ReplyOrder, ReplyProgress], None] | None = None,
+        quota: QuotaGate | None = None,
     ) -> None:
         self.settings = settings
         # Told of every reply that completed (a new chat's title is proposed from its first).
@@ -96,10 +102,12 @@ class ReplyGenerator:
         self.fanout = fanout
         self.outbox = outbox
         self.agents = agents
+        # Delegated replies count against the tenant's messages like any reply.
+        self.quota = quota
         self.running: dict[uuid.UUID, _Running] = {}
         # Starts the next reply of a turn of several agents (its queue is wired by ReplyJobs).
         self.turns = TurnChain(lease_seconds=settings.reply_lease_seconds, new_holder=new_holder)
-        self._early: set[asyncio.Task[None]] = set()
+        self._early: set[asyncio.Task[ReplyEnding | None]] = set()
 
     # -- the queue's handler ------------------------------------------------------------------
 
@@ -163,16 +171,27 @@ class ReplyGenerator:
         return EarlyStart(committed=committed, task=task)
 
     async def generate(
-        self, order: ReplyOrder, *, holder: str, committed: asyncio.Future[None] | None = None
-    ) -> None:
-        """Stream the agent's reply to subscribers and store it, whoever is still listening."""
+        self,
+        order: ReplyOrder,
+        *,
+        holder: str,
+        committed: asyncio.Future[None] | None = None,
+        budget: TurnBudget | None = None,
+    ) -> ReplyEnding | None:
+        """Stream the agent's reply to subscribers and store it, whoever is still listening;
+        how it ended (None when another generator took it over). An orchestrating reply
+        delegates within the turn's `budget` (a new turn's when none is given)."""
         running = _Running()
         self.running[order.message_id] = running
         progress = ReplyProgress()
         status, error, lost = MessageStatus.COMPLETE, None, False
-        reader = asyncio.create_task(
-            read_reply(self.agents, order, progress, self._publisher(order, progress, committed))
-        )
+        publish = self._publisher(order, progress, committed)
+        if order.delegates:
+            turn = budget or TurnBudget(self.settings.max_delegations_per_turn)
+            answer = Orchestration(self, order, progress, publish, turn).run()
+        else:
+            answer = read_reply(self.agents, order, progress, publish)
+        reader = asyncio.create_task(answer)
         stopper = asyncio.create_task(running.stop.wait())
         keeper = asyncio.create_task(self._keep_lease(order, holder, progress, committed))
         try:
@@ -214,6 +233,7 @@ class ReplyGenerator:
                 running.done.set()
                 if self.running.get(order.message_id) is running:
                     del self.running[order.message_id]
+        return None if lost else ReplyEnding(status, progress.content, error)
 
     def _publisher(
         self, order: ReplyOrder, progress: ReplyProgress, committed: asyncio.Future[None] | None

@@ -21,8 +21,8 @@ from kibitz.kit.jobs import Job, JobQueue, Lease, Subscription
 from kibitz.kit.tracing import continued_span, trace_headers
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.models import utcnow
-from kibitz.services.chat.replies.generate import ReplyGenerator, new_holder
-from kibitz.services.chat.replies.orders import REPLY_JOB, ReplyOrder
+from kibitz.services.chat.replies.generate import ReplyGenerator
+from kibitz.services.chat.replies.orders import REPLY_JOB, ReplyOrder, new_holder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.storage import ChatDatabase
 

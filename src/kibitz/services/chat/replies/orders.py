@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -50,15 +51,26 @@ class ReplyOrder:
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     agent_id: uuid.UUID
-    context: list[dict[str, str]]
+    context: list[dict[str, Any]]
     # No access token: the generator asks agents with chat's service credential, acting for
     # `user_id` in `tenant_id` (a token stored here would outlive neither its 15 min nor a
     # logout, and a job may run later than either).
     request_id: str | None
     # When the reply was stored (its events show it).
     created_at: datetime
-    # The message the reply answers (its place in the chat's tree; its events show it).
+    # An orchestrating reply: the participants it may consult through tool calls (none
+    # otherwise), and how deep in its turn a reply is (0: it answers the user; 1: a delegate).
+    delegates: tuple[uuid.UUID, ...] = ()
+    depth: int = 0
+    # The message the reply answers (its place in the chat's tree; its events show it); for a
+    # delegated answer, the orchestrator's reply that asked for it.
     parent_id: uuid.UUID | None = None
+
+    @property
+    def delegated(self) -> bool:
+        """Whether this is an answer to an orchestrator (not to the user)."""
+        return self.depth > 0
+
     # A turn of several agents: this agent's name and the replies after it, in order.
     name: str = ""
     rest: tuple[TurnStep, ...] = field(default=())
@@ -69,7 +81,8 @@ class ReplyOrder:
         for name in _IDS:
             data[name] = str(data[name])
         data["created_at"] = self.created_at.isoformat()
-        data["parent_id"] = str(self.parent_id) if self.parent_id is not None else None
+        data["delegates"] = [str(agent_id) for agent_id in self.delegates]
+        data["parent_id"] = str(self.parent_id) if self.parent_id else None
         data["rest"] = [step.to_payload() for step in self.rest]
         return data
 
@@ -82,7 +95,14 @@ class ReplyOrder:
             context=list(payload.get("context") or []),
             request_id=payload.get("request_id"),
             created_at=datetime.fromisoformat(str(payload["created_at"])),
+            delegates=tuple(uuid.UUID(str(value)) for value in payload.get("delegates") or ()),
+            depth=int(payload.get("depth") or 0),
             parent_id=uuid.UUID(str(payload["parent_id"])) if payload.get("parent_id") else None,
             name=str(payload.get("name") or ""),
             rest=tuple(TurnStep.from_payload(step) for step in payload.get("rest") or ()),
         )
+
+
+def new_holder() -> str:
+    """A lease token: whoever presents it holds the job."""
+    return secrets.token_hex(16)

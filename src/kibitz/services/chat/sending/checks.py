@@ -22,13 +22,15 @@ def check_content(content: str, *, max_chars: int) -> None:
         raise ContentTooLarge(f"A message holds at most {max_chars} characters.")
 
 
-async def check_agent(agents: ServiceClient, agent_id: uuid.UUID, access_token: str) -> None:
-    """A new chat must be with one of the user's agents (404 otherwise)."""
+async def check_agent(
+    agents: ServiceClient, agent_id: uuid.UUID, access_token: str
+) -> dict[str, Any]:
+    """A new chat must be with one of the user's agents (404 otherwise); the agent."""
     response = await agents.request(
         "GET", f"/agents/{agent_id}", headers={"Authorization": f"Bearer {access_token}"}
     )
     if response.status_code == 200:
-        return
+        return dict(response.json())
     if response.status_code == 404:
         raise NotFound("No such agent.", problem_type="agent-not-found", title="Agent Not Found")
     if response.status_code == 401:

@@ -102,6 +102,14 @@ async def checked_view(
     return view
 
 
+def delegates_of(view: SendView, *, max_depth: int) -> tuple[uuid.UUID, ...]:
+    """Whom the reply may consult: in an orchestrated chat, every other participant (unless
+    delegation is turned off: depth 0)."""
+    if view.mode != "orchestrated" or max_depth < 1:
+        return ()
+    return tuple(agent_id for agent_id in view.agent_ids if agent_id != view.agent_id)
+
+
 async def store_send(
     database: ChatDatabase,
     *,
@@ -148,6 +156,7 @@ async def store_send(
                 context=reply_context(view.history, body.content, max_chars=settings.context_chars),
                 request_id=request_id,
                 created_at=now,
+                delegates=delegates_of(view, max_depth=settings.max_delegation_depth),
                 name=name,
                 rest=tuple(
                     TurnStep(message_id=message_id, agent_id=agent, name=agent_name)

@@ -20,8 +20,7 @@ from kibitz.kit.ids import new_id
 from kibitz.kit.jwt import Principal
 from kibitz.services.chat.errors import ChatNotFound, MessageNotFound
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender, utcnow
-from kibitz.services.chat.replies.generate import new_holder
-from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import (
     ChatRepository,

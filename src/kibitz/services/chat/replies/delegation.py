@@ -1,0 +1,297 @@
+"""Orchestrated replies: the chat's first agent consults the others through tool calls.
+
+The orchestrator is offered one tool per other participant, `ask_<handle>(task)`, described by
+that agent's name and instructions (the providers' native tool calling, through the agents
+service). Each call it makes is a delegation: a reply job of its own (a message whose
+`parent_id` is the orchestrator's reply, marked `delegated`, leased and streamed to the chat's
+subscribers like any reply), whose answer goes back to the orchestrator as the tool's result.
+The orchestrator then writes the final answer. Bounded: at most `max_delegations_per_turn` in a
+turn, nested at most `max_delegation_depth` deep (1: a delegate is offered no tools). A delegate
+that fails does not fail the turn: the orchestrator is told, and still answers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from kibitz.kit.errors import ProblemError
+from kibitz.kit.http import ServiceClient, acting_for
+from kibitz.kit.ids import new_id
+from kibitz.services.chat.models import Message, MessageStatus, Sender, utcnow
+from kibitz.services.chat.replies.agent_stream import ReplyProgress, read_reply
+from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
+from kibitz.services.chat.replies.repository import ReplyJobRepository
+from kibitz.services.chat.repository import ChatRepository
+from kibitz.services.chat.schemas import MessageRead
+from kibitz.services.chat.streams.cursor import CREATED
+
+if TYPE_CHECKING:
+    from kibitz.services.chat.replies.generate import ReplyGenerator
+
+logger = structlog.get_logger("kibitz.chat")
+
+DeltaHandler = Callable[[str], Awaitable[None]]
+# What the agents service accepts of a tool: a name of 1-64 of these, a 2000-character description.
+_NOT_IN_TOOL_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+_DESCRIPTION_CHARS = 2000
+# 8000 characters: a delegate's answer as the orchestrator reads it (a long one is cut, so a
+# few delegations stay well inside the agents service's 200 000-character conversation).
+_RESULT_CHARS = 8000
+_TASK_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "task": {
+            "type": "string",
+            "description": "What to ask, in full: the agent sees only this, not the chat.",
+        }
+    },
+    "required": ["task"],
+}
+
+
+@dataclass(frozen=True)
+class Delegate:
+    """A participant the orchestrator may consult, and the tool that asks it."""
+
+    agent_id: uuid.UUID
+    tool: str
+    name: str
+    instructions: str
+
+    def definition(self) -> dict[str, Any]:
+        """The tool as the agents service takes it."""
+        description = f"Ask {self.name}, another agent in this chat, and get its answer."
+        if self.instructions.strip():
+            description += f" Its instructions: {self.instructions.strip()}"
+        if len(description) > _DESCRIPTION_CHARS:
+            description = description[: _DESCRIPTION_CHARS - 1] + "…"
+        return {"name": self.tool, "description": description, "parameters": _TASK_PARAMETERS}
+
+
+def tool_name(agent_name: str, taken: set[str]) -> str:
+    """`ask_<handle>`: the name without spaces, lower case, in the characters a tool's name may
+    hold; made unique with a number when two participants would share it."""
+    handle = _NOT_IN_TOOL_NAME.sub("", "".join(agent_name.split()).casefold())[:48] or "agent"
+    name, number = f"ask_{handle}", 2
+    while name in taken:
+        name, number = f"ask_{handle}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+async def load_delegates(agents: ServiceClient, order: ReplyOrder) -> list[Delegate]:
+    """The order's delegates as the user may see them now (one gone meanwhile is left out)."""
+    headers = acting_for(tenant_id=order.tenant_id, user_id=order.user_id)
+
+    async def one(agent_id: uuid.UUID) -> dict[str, Any] | None:
+        try:
+            response = await agents.request(
+                "GET", f"/agents/internal/agents/{agent_id}", headers=headers
+            )
+        except Exception:
+            logger.warning("chat_delegate_lookup_failed", agent_id=str(agent_id))
+            return None
+        return dict(response.json()) if response.status_code == 200 else None
+
+    found = await asyncio.gather(*(one(agent_id) for agent_id in order.delegates))
+    taken: set[str] = set()
+    return [
+        Delegate(
+            agent_id=agent_id,
+            tool=tool_name(str(agent.get("name") or "agent"), taken),
+            name=str(agent.get("name") or "agent"),
+            instructions=str(agent.get("instructions") or ""),
+        )
+        for agent_id, agent in zip(order.delegates, found, strict=True)
+        if agent is not None
+    ]
+
+
+@dataclass
+class TurnBudget:
+    """The delegations an orchestrated turn may still make (shared by every level of it)."""
+
+    left: int
+
+    def take(self) -> bool:
+        """Use one delegation, if any is left."""
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class DelegateAnswer:
+    """How a delegation ended, as the orchestrator is told."""
+
+    status: MessageStatus
+    content: str
+    error: str | None = None
+
+
+class Orchestration:
+    """One orchestrating reply: rounds of (the orchestrator answers or calls tools → the calls
+    are delegated, one after another) until it answers without calling any."""
+
+    def __init__(
+        self,
+        generator: ReplyGenerator,
+        order: ReplyOrder,
+        progress: ReplyProgress,
+        on_delta: DeltaHandler,
+        budget: TurnBudget,
+    ) -> None:
+        self.generator = generator
+        self.order = order
+        self.progress = progress
+        self.on_delta = on_delta
+        self.budget = budget
+
+    async def run(self) -> None:
+        """Answer, consulting the delegates on the way; the text of every round streams."""
+        agents = self.generator.agents
+        delegates = await load_delegates(agents, self.order)
+        if not delegates:
+            await read_reply(agents, self.order, self.progress, self.on_delta)
+            return
+        by_tool = {delegate.tool: delegate for delegate in delegates}
+        tools = [delegate.definition() for delegate in delegates]
+        messages = list(self.order.context)
+        # Every round with calls spends budget or is refused; past this the model ignores the
+        # refusals, and its reply ends with what it wrote.
+        rounds_left = self.budget.left + 2
+        while rounds_left > 0:
+            rounds_left -= 1
+            start = self.progress.length
+            await read_reply(
+                agents, self.order, self.progress, self.on_delta, messages=messages, tools=tools
+            )
+            calls = self.progress.tool_calls
+            if not calls:
+                return
+            text = self.progress.content[start:]
+            messages.append({"role": "assistant", "content": text, "tool_calls": calls})
+            for call in calls:
+                result = await self._result(call, by_tool, delegates)
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        logger.warning("chat_orchestrator_kept_calling", message_id=str(self.order.message_id))
+
+    async def _result(
+        self, call: dict[str, Any], by_tool: dict[str, Delegate], delegates: list[Delegate]
+    ) -> str:
+        """What the orchestrator is told about one of its calls."""
+        delegate = by_tool.get(call["name"])
+        if delegate is None:
+            return f"There is no tool named {call['name']}; answer without it."
+        task = str(call["arguments"].get("task") or "").strip()
+        if not task:
+            return f"{delegate.tool} needs a task: say what to ask {delegate.name}."
+        if not self.budget.take():
+            return (
+                f"Not asked: this turn has used its delegations "
+                f"(at most {self.generator.settings.max_delegations_per_turn}). "
+                "Answer with what you have."
+            )
+        others = tuple(d.agent_id for d in delegates if d.agent_id != delegate.agent_id)
+        answer = await ask_delegate(self.generator, self.order, delegate, task, others, self.budget)
+        return told(delegate, answer)
+
+
+def told(delegate: Delegate, answer: DelegateAnswer) -> str:
+    """A delegate's answer as a tool result: its text, or that (and why) it failed."""
+    content = answer.content.strip()
+    if len(content) > _RESULT_CHARS:
+        content = content[: _RESULT_CHARS - 1] + "…"
+    if answer.status is MessageStatus.COMPLETE:
+        return content or f"{delegate.name} answered with nothing."
+    if answer.status is MessageStatus.STOPPED:
+        said = f"{delegate.name} was stopped before finishing."
+    else:
+        said = f"{delegate.name} failed and could not answer: {answer.error or 'no reason given'}"
+    return f"{said} What it wrote before that: {content}" if content else said
+
+
+async def ask_delegate(
+    generator: ReplyGenerator,
+    parent: ReplyOrder,
+    delegate: Delegate,
+    task: str,
+    others: tuple[uuid.UUID, ...],
+    budget: TurnBudget,
+) -> DelegateAnswer:
+    """Store the delegated reply and its job, announce it, generate it here (under its own
+    lease: if this process dies, the sweep takes it over like any reply) and wait for its end."""
+    settings = generator.settings
+    message_id, now = new_id(), utcnow()
+    depth = parent.depth + 1
+    order = ReplyOrder(
+        message_id=message_id,
+        # A delegated reply counts as a message of its own, reserved under its own id.
+        user_message_id=message_id,
+        chat_id=parent.chat_id,
+        tenant_id=parent.tenant_id,
+        user_id=parent.user_id,
+        agent_id=delegate.agent_id,
+        context=[{"role": "user", "content": task[: settings.max_content_chars]}],
+        request_id=parent.request_id,
+        created_at=now,
+        delegates=others if depth < settings.max_delegation_depth else (),
+        depth=depth,
+        parent_id=parent.message_id,
+    )
+    try:
+        if generator.quota is not None:
+            await generator.quota.reserve(parent.tenant_id, user_message_id=message_id)
+    except ProblemError as refused:
+        return DelegateAnswer(MessageStatus.FAILED, "", refused.detail)
+    holder = new_holder()
+    message = Message(
+        id=message_id,
+        chat_id=parent.chat_id,
+        tenant_id=parent.tenant_id,
+        user_id=parent.user_id,
+        sender=Sender.AGENT.value,
+        agent_id=delegate.agent_id,
+        parent_id=parent.message_id,
+        delegated=True,
+        content="",
+        status=MessageStatus.PENDING.value,
+        input_tokens=0,
+        output_tokens=0,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with generator.database.transaction() as session:
+            await ChatRepository(session).insert_messages([message])
+            await ReplyJobRepository(session).add(
+                message_id=message_id,
+                tenant_id=parent.tenant_id,
+                user_id=parent.user_id,
+                payload=order.to_payload(),
+                holder=holder,
+                lease_seconds=settings.reply_lease_seconds,
+            )
+    except IntegrityError:
+        return DelegateAnswer(MessageStatus.FAILED, "", "The chat was deleted.")
+    created = MessageRead.model_validate(message).model_dump(mode="json")
+    await generator.fanout.publish(str(parent.chat_id), {"type": CREATED, "message": created})
+    running = asyncio.create_task(generator.generate(order, holder=holder, budget=budget))
+    try:
+        ending = await asyncio.shield(running)
+    except asyncio.CancelledError:
+        # The orchestrator's reply is stopped or failed: its delegate stops too, keeping what
+        # streamed.
+        await generator.stop_here(message_id, wait_seconds=settings.stop_wait_seconds)
+        raise
+    if ending is None:  # taken over by another process: it ends the reply
+        return DelegateAnswer(MessageStatus.FAILED, "", "The reply was interrupted.")
+    return DelegateAnswer(ending.status, ending.content, ending.error)
