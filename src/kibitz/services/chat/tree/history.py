@@ -79,10 +79,25 @@ async def with_siblings(
         chat_id, list({message.parent_id for message in page})
     ):
         siblings[parent_id].append(message_id)
-    return [
-        BranchMessage(
-            **MessageRead.model_validate(message).model_dump(),
-            sibling_ids=siblings.get(message.parent_id) or [message.id],
+    # An orchestrator's reply brings the answers it asked for, right after it (the client nests
+    # them under it): they are not steps of the branch, so they never count against the page.
+    asked: dict[uuid.UUID, list[Message]] = defaultdict(list)
+    replies = [message.id for message in page if message.sender == "agent"]
+    for answer in await tree.delegated_under(chat_id, replies):
+        assert answer.parent_id is not None
+        asked[answer.parent_id].append(answer)
+    shown: list[BranchMessage] = []
+    for message in page:
+        shown.append(
+            BranchMessage(
+                **MessageRead.model_validate(message).model_dump(),
+                sibling_ids=siblings.get(message.parent_id) or [message.id],
+            )
         )
-        for message in page
-    ]
+        shown += [
+            BranchMessage(
+                **MessageRead.model_validate(answer).model_dump(), sibling_ids=[answer.id]
+            )
+            for answer in asked.get(message.id, [])
+        ]
+    return shown

@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -166,3 +167,20 @@ class TreeRepository:
             return []
         statement = children(chat_id, parent_ids)
         return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
+
+    async def delegated_under(
+        self, chat_id: uuid.UUID, parent_ids: Sequence[uuid.UUID]
+    ) -> list[Message]:
+        """The answers orchestrators among these messages asked for, oldest first."""
+        if not parent_ids:
+            return []
+        statement = (
+            select(Message)
+            .where(
+                Message.chat_id == chat_id,
+                Message.parent_id.in_(parent_ids),
+                Message.delegated == true(),
+            )
+            .order_by(Message.parent_id, Message.id)
+        )
+        return list((await self.session.execute(statement)).scalars().all())
