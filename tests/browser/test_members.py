@@ -19,7 +19,7 @@ def test_an_owner_invites_a_teammate_who_joins_as_a_member(
     login(page, owner)
     navigate(page, "/settings")
     members = page.locator("#members")
-    expect(members.get_by_role("cell", name=owner.email)).to_be_visible()
+    expect(members.get_by_role("cell", name=owner.email, exact=True)).to_be_visible()
     members.get_by_role("button", name="Create invite code").click()
     code = members.get_by_test_id("invite-code").locator("code").inner_text()
     assert code
@@ -44,7 +44,7 @@ def test_an_owner_invites_a_teammate_who_joins_as_a_member(
 
     navigate(page, "/dashboard")
     navigate(page, "/settings")
-    expect(members.get_by_role("cell", name="jessie@example.com")).to_be_visible()
+    expect(members.get_by_role("cell", name="jessie@example.com", exact=True)).to_be_visible()
 
 
 def test_an_owner_removes_a_member_who_can_no_longer_sign_in(kibitz: Kibitz, page: Page) -> None:
@@ -54,12 +54,12 @@ def test_an_owner_removes_a_member_who_can_no_longer_sign_in(kibitz: Kibitz, pag
     login(page, owner)
     navigate(page, "/settings")
     members = page.locator("#members")
-    expect(members.get_by_role("cell", name=member.email)).to_be_visible()
+    expect(members.get_by_role("cell", name=member.email, exact=True)).to_be_visible()
     # Nobody removes themselves here.
     expect(members.get_by_role("button", name=f"Remove {owner.email}")).to_have_count(0)
     page.once("dialog", lambda dialog: dialog.accept())
     members.get_by_role("button", name=f"Remove {member.email}").click()
-    expect(members.get_by_role("cell", name=member.email)).to_have_count(0)
+    expect(members.get_by_role("cell", name=member.email, exact=True)).to_have_count(0)
     refused = kibitz.api("POST", "/auth/login", json={"email": member.email, "password": PASSWORD})
     assert refused.status_code == 401
 
