@@ -15,7 +15,9 @@ from kibitz.kit.db.migrations import upgrade_to_head_async
 from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import Chat, Message, ReplyJob
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
-from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository, SendReads
+from kibitz.services.chat.repository import ChatRepository
+from kibitz.services.chat.sending.idempotency import IdempotencyRepository
+from kibitz.services.chat.sending.reads import SendReads
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 

@@ -29,8 +29,9 @@ from kibitz.services.chat.participants import plan_reader
 from kibitz.services.chat.replies.generate import ReplyGenerator
 from kibitz.services.chat.replies.jobs import ReplyJobs
 from kibitz.services.chat.replies.orders import REPLY_JOB
-from kibitz.services.chat.repository import ChatRepository, IdempotencyRepository
+from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.search.api import router as search_router
+from kibitz.services.chat.sending.idempotency import IdempotencyRepository
 from kibitz.services.chat.sending.quota import QuotaGate
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.storage import ChatDatabase

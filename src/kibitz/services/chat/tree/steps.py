@@ -22,12 +22,7 @@ from kibitz.services.chat.errors import ChatNotFound, MessageNotFound
 from kibitz.services.chat.models import Chat, Message, MessageStatus, Sender, utcnow
 from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
-from kibitz.services.chat.repository import (
-    ChatRepository,
-    IdempotencyRepository,
-    RecentMessage,
-    SendReads,
-)
+from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import (
     ChatSend,
     MessageEdit,
@@ -36,7 +31,13 @@ from kibitz.services.chat.schemas import (
     ReplyResult,
 )
 from kibitz.services.chat.sending.context import reply_context
-from kibitz.services.chat.sending.idempotency import checked_key, claim_key, released_on_failure
+from kibitz.services.chat.sending.idempotency import (
+    IdempotencyRepository,
+    checked_key,
+    claim_key,
+    released_on_failure,
+)
+from kibitz.services.chat.sending.reads import RecentMessage, SendReads
 from kibitz.services.chat.sending.store import StoredSend, too_many_generations
 from kibitz.services.chat.service import ChatService, SendOutcome, announce, send
 from kibitz.services.chat.streams.cursor import Batch
