@@ -16,8 +16,7 @@ from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import Chat, Message, ReplyJob
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
 from kibitz.services.chat.repository import ChatRepository
-from kibitz.services.chat.sending.idempotency import IdempotencyRepository
-from kibitz.services.chat.sending.reads import SendReads
+from kibitz.services.chat.sending.repository import IdempotencyRepository, SendReads
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 

@@ -31,8 +31,8 @@ from kibitz.services.chat.replies.jobs import ReplyJobs
 from kibitz.services.chat.replies.orders import REPLY_JOB
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.search.api import router as search_router
-from kibitz.services.chat.sending.idempotency import IdempotencyRepository
 from kibitz.services.chat.sending.quota import QuotaGate
+from kibitz.services.chat.sending.repository import IdempotencyRepository
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.stored_completions import internal as stored_completions

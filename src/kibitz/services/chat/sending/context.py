@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kibitz.services.chat.models import MessageStatus, Sender
-from kibitz.services.chat.sending.reads import RecentMessage
+from kibitz.services.chat.sending.repository import RecentMessage
 from kibitz.services.chat.titles.plain import plain_text
 
 # A chat's title defaults to this many of the first message's words.

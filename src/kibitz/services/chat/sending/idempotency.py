@@ -9,17 +9,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.kit.errors import BadRequest, Conflict
 from kibitz.services.chat.errors import IdempotencyKeyReused
-from kibitz.services.chat.models import IdempotencyKey, utcnow
+from kibitz.services.chat.models import utcnow
+from kibitz.services.chat.sending.repository import IdempotencyRepository
 from kibitz.services.chat.storage import ChatDatabase
 
 # 30 s: how long a repeated Idempotency-Key waits for the first request to finish.
@@ -112,40 +111,3 @@ async def released_on_failure(
                     user_id=user_id, key=key, unanswered_only=True
                 )
         raise
-
-
-class IdempotencyRepository:
-    """Remembered Idempotency-Keys, per user."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, *, user_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-        """The remembered key of this user."""
-        return await self.session.get(IdempotencyKey, (user_id, key), populate_existing=True)
-
-    async def claim(self, *, user_id: uuid.UUID, key: str, request_hash: str) -> None:
-        """Insert the key (raises IntegrityError when another request holds it)."""
-        self.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash))
-        await self.session.flush()
-
-    async def remove(self, *, user_id: uuid.UUID, key: str, unanswered_only: bool = False) -> None:
-        """Forget the key (only while it has no answer, if so asked)."""
-        statement = delete(IdempotencyKey).where(
-            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
-        )
-        if unanswered_only:
-            statement = statement.where(IdempotencyKey.response.is_(None))
-        await self.session.execute(statement)
-
-    async def remove_expired(self, *, before: datetime) -> None:
-        """Forget keys older than the retention window."""
-        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
-
-    async def record(self, *, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:
-        """Remember the first answer."""
-        await self.session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-            .values(response=response)
-        )

@@ -21,8 +21,7 @@ from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatSend, MessageRead, SendResult
 from kibitz.services.chat.sending.context import default_title, reply_context
-from kibitz.services.chat.sending.idempotency import IdempotencyRepository
-from kibitz.services.chat.sending.reads import SendReads, SendView
+from kibitz.services.chat.sending.repository import IdempotencyRepository, SendReads, SendView
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 from kibitz.services.chat.turns.turn import PlannedTurn, checked_turn

@@ -31,13 +31,8 @@ from kibitz.services.chat.schemas import (
     ReplyResult,
 )
 from kibitz.services.chat.sending.context import reply_context
-from kibitz.services.chat.sending.idempotency import (
-    IdempotencyRepository,
-    checked_key,
-    claim_key,
-    released_on_failure,
-)
-from kibitz.services.chat.sending.reads import RecentMessage, SendReads
+from kibitz.services.chat.sending.idempotency import checked_key, claim_key, released_on_failure
+from kibitz.services.chat.sending.repository import IdempotencyRepository, RecentMessage, SendReads
 from kibitz.services.chat.sending.store import StoredSend, too_many_generations
 from kibitz.services.chat.service import ChatService, SendOutcome, announce, send
 from kibitz.services.chat.streams.cursor import Batch

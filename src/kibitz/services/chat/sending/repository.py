@@ -1,17 +1,30 @@
-"""The reads of every send to an existing chat: the chat, the user's replies in flight and the
-branch the new message continues, in one statement."""
+"""The sending steps' queries: the reads of every send to an existing chat (the chat, the user's
+replies in flight and the branch the new message continues, in one statement), and the
+remembered Idempotency-Keys."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Boolean, Table, Uuid, bindparam, case, func, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    Boolean,
+    Table,
+    Uuid,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from kibitz.services.chat.models import Chat, Message, ReplyJob
+from kibitz.services.chat.models import Chat, IdempotencyKey, Message, ReplyJob
 from kibitz.services.chat.tree.placement import Placement
 from kibitz.services.chat.tree.repository import branch_up, newest_leaf
 
@@ -145,4 +158,41 @@ class SendReads:
             history=[RecentMessage(*row[5:]) for row in rows if row[6]],
             agent_ids=[uuid.UUID(str(value)) for value in agent_ids or [agent_id]],
             mode=mode or "direct",
+        )
+
+
+class IdempotencyRepository:
+    """Remembered Idempotency-Keys, per user."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, user_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+        """The remembered key of this user."""
+        return await self.session.get(IdempotencyKey, (user_id, key), populate_existing=True)
+
+    async def claim(self, *, user_id: uuid.UUID, key: str, request_hash: str) -> None:
+        """Insert the key (raises IntegrityError when another request holds it)."""
+        self.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash))
+        await self.session.flush()
+
+    async def remove(self, *, user_id: uuid.UUID, key: str, unanswered_only: bool = False) -> None:
+        """Forget the key (only while it has no answer, if so asked)."""
+        statement = delete(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+        )
+        if unanswered_only:
+            statement = statement.where(IdempotencyKey.response.is_(None))
+        await self.session.execute(statement)
+
+    async def remove_expired(self, *, before: datetime) -> None:
+        """Forget keys older than the retention window."""
+        await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
+
+    async def record(self, *, user_id: uuid.UUID, key: str, response: dict[str, Any]) -> None:
+        """Remember the first answer."""
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+            .values(response=response)
         )
