@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -77,13 +77,18 @@ class ReplyOrder:
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready (the job row's payload and the queued job's)."""
-        data = asdict(self)
-        for name in _IDS:
-            data[name] = str(data[name])
-        data["created_at"] = self.created_at.isoformat()
-        data["delegates"] = [str(agent_id) for agent_id in self.delegates]
-        data["parent_id"] = str(self.parent_id) if self.parent_id else None
-        data["rest"] = [step.to_payload() for step in self.rest]
+        # Field by field: `asdict` would deep-copy the context (every send's whole branch).
+        data: dict[str, Any] = {name: str(getattr(self, name)) for name in _IDS}
+        data.update(
+            context=self.context,
+            request_id=self.request_id,
+            created_at=self.created_at.isoformat(),
+            delegates=[str(agent_id) for agent_id in self.delegates],
+            depth=self.depth,
+            parent_id=str(self.parent_id) if self.parent_id else None,
+            name=self.name,
+            rest=[step.to_payload() for step in self.rest],
+        )
         return data
 
     @classmethod
