@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.services.chat.world import Member, SseEvent, World, chat_world, read_sse, reply_finished
+
+from kibitz.services.chat.models import Message, MessageStatus, utcnow
+from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.repository import ReplyJobRepository
+from kibitz.services.chat.service import ChatService
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "echo": "echo"}
 
@@ -28,6 +34,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 async def one_delegation(tmp_path: Path) -> AsyncIterator[World]:
     """The same, with at most one delegation per turn."""
     env = {"KIBITZ_CHAT_MAX_DELEGATIONS_PER_TURN": "1"}
+    async with chat_world(tmp_path, gateway=True, env=env) as running:
+        yield running
+
+
+@pytest.fixture
+async def two_delegations(tmp_path: Path) -> AsyncIterator[World]:
+    """The stack behind the gateway, with at most two delegations per turn."""
+    env = {"KIBITZ_CHAT_MAX_DELEGATIONS_PER_TURN": "2"}
     async with chat_world(tmp_path, gateway=True, env=env) as running:
         yield running
 
@@ -176,6 +190,65 @@ async def test_a_turn_makes_at_most_the_set_number_of_delegations(
     assert reply["status"] == "complete"
     assert "Not asked: this turn has used its delegations (at most 1)" in reply["content"]
     assert only["content"] in reply["content"]
+
+
+async def test_an_orchestrator_retried_after_a_crash_keeps_the_turns_delegation_budget(
+    two_delegations: World,
+) -> None:
+    world = two_delegations
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
+    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+    content = ask("ask_researcher", "one") + " " + ask("ask_critic", "two")
+    await turn(world, alice, chat_id, content)
+    messages = await history(world, alice, chat_id)
+    assert len(delegations(messages)) == 2
+    user = messages[0]
+    reply_id = uuid.UUID(next(m for m in messages if m["agent_id"] == lead)["id"])
+
+    # Its process died after both delegations, before a word of its own answer was stored: the
+    # reply is back to `pending` and empty, and its job's lease has lapsed.
+    service: ChatService = world.stack.running.apps["chat"].state.chat_service
+    async with service.database.transaction() as session:
+        reply = await session.get(Message, reply_id)
+        assert reply is not None
+        reply.status, reply.content = MessageStatus.PENDING.value, ""
+        order = ReplyOrder(
+            message_id=reply_id,
+            user_message_id=uuid.UUID(user["id"]),
+            chat_id=uuid.UUID(chat_id),
+            tenant_id=reply.tenant_id,
+            user_id=reply.user_id,
+            agent_id=uuid.UUID(lead),
+            context=[{"role": "user", "content": content}],
+            request_id=None,
+            created_at=utcnow(),
+            delegates=(uuid.UUID(researcher), uuid.UUID(critic)),
+            parent_id=uuid.UUID(user["id"]),
+        )
+        await ReplyJobRepository(session).add(
+            message_id=reply_id,
+            tenant_id=reply.tenant_id,
+            user_id=reply.user_id,
+            payload=order.to_payload(),
+            holder="dead",
+            lease_seconds=0,
+        )
+    await asyncio.sleep(0.01)
+    # The sweep's redelivery: claimed afresh, retried (nothing had streamed), asked again.
+    await service.generator.handle(
+        {"message_id": str(reply_id), "holder": "dead"}, redelivered=True
+    )
+
+    messages = await history(world, alice, chat_id)
+    retried = next(m for m in messages if m["id"] == str(reply_id))
+    assert retried["status"] == "complete"
+    # The retried orchestrator asked for both delegations again and was refused both: the turn
+    # made two in all, the bound, not two more.
+    assert len(delegations(messages)) == 2
+    assert retried["content"].count("Not asked: this turn has used its delegations") == 2
 
 
 async def test_a_delegate_failing_mid_turn_is_reported_to_the_orchestrator_which_still_answers(
