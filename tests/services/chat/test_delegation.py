@@ -305,6 +305,56 @@ async def test_an_orchestrator_that_cannot_call_tools_is_a_clear_422(world: Worl
     assert (await orchestrated_chat(world, alice, [helper, demo])).status_code == 201
 
 
+async def test_an_orchestrator_switched_to_echo_after_the_chat_was_made_is_refused_at_send(
+    world: World,
+) -> None:
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    helper = await agent(world, alice, "Helper", "openai", "Help.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, helper])).json()["id"]
+    # A first turn: this chat process now knows the chat's participants and their names.
+    await turn(world, alice, chat_id, "hello [sim:tokens=2]")
+    stored = await history(world, alice, chat_id)
+
+    switched = await world.http.patch(
+        world.url(f"/agents/{lead}"),
+        headers=alice.headers,
+        json={"llm_provider": "echo", "model": "echo"},
+    )
+    assert switched.status_code == 200, switched.text
+    refused = await world.send(alice, "and now?", chat_id=chat_id)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["type"].endswith("/orchestrator-cannot-call-tools")
+    assert problem["detail"].startswith("This chat's orchestrator, Lead, now uses echo")
+    assert "cannot call tools" in problem["detail"]
+    assert (problem["agent_id"], problem["agent_name"]) == (lead, "Lead")
+    assert await history(world, alice, chat_id) == stored  # nothing stored
+
+    # The same chat as a panel answers again (echo works there).
+    panel = await world.http.patch(
+        world.url(f"/chat/chats/{chat_id}"), headers=alice.headers, json={"mode": "panel"}
+    )
+    assert panel.status_code == 200, panel.text
+    answered = await world.send(alice, "panel? [sim:tokens=2]", chat_id=chat_id)
+    assert answered.status_code == 201, answered.text
+    for reply in answered.json()["agent_messages"]:
+        await world.wait_finished(alice, chat_id, reply["id"])
+    # Switched back to a model that calls tools, it orchestrates again.
+    back = await world.http.patch(
+        world.url(f"/agents/{lead}"),
+        headers=alice.headers,
+        json={"llm_provider": "openai", "model": MODELS["openai"]},
+    )
+    assert back.status_code == 200, back.text
+    orchestrated = await world.http.patch(
+        world.url(f"/chat/chats/{chat_id}"), headers=alice.headers, json={"mode": "orchestrated"}
+    )
+    assert orchestrated.status_code == 200, orchestrated.text
+    assert (await world.send(alice, "and again", chat_id=chat_id)).status_code == 201
+
+
 async def test_each_delegated_answer_counts_as_a_message_and_meters_its_tokens(
     world: World,
 ) -> None:
