@@ -67,7 +67,11 @@ async def run_level(
 
 
 async def bench(
-    args: argparse.Namespace, sim_url: str, urls: dict[str, str], stack_pids: list[int]
+    args: argparse.Namespace,
+    sim_url: str,
+    urls: dict[str, str],
+    stack_pids: list[int],
+    names: list[str] | None = None,
 ) -> None:
     gateway = urls["gateway"]
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
@@ -203,11 +207,15 @@ async def bench(
             ERRORS.clear()
             rounds = max(args.rounds, 30) if level == 1 else args.rounds
             d_samples, d_wall = await run_level([direct] * level, rounds)
-            cpu_before = sum(map(cpu_seconds, stack_pids))
+            cpu_before = [cpu_seconds(pid) for pid in stack_pids]
             c_samples, c_wall = await run_level(
                 [through_chat(user) for user in users[:level]], rounds
             )
-            stack_cpu = sum(map(cpu_seconds, stack_pids)) - cpu_before
+            cpu_spent = [
+                cpu_seconds(pid) - before
+                for pid, before in zip(stack_pids, cpu_before, strict=True)
+            ]
+            stack_cpu = sum(cpu_spent)
             d_ok = [s for s in d_samples if s[2]]
             c_ok = [s for s in c_samples if s[2]]
             errors = len(c_samples) - len(c_ok)
@@ -222,6 +230,15 @@ async def bench(
                 f"{stack_cpu * 1000 / max(1, len(c_samples)):>12.1f} | {errors}"
                 + (f" ({', '.join(f'{k}: {v}' for k, v in ERRORS.items())})" if ERRORS else "")
             )
+            if names:  # where the CPU went, per process (ms per reply)
+                shares = sorted(zip(cpu_spent, names, strict=True), reverse=True)
+                print(
+                    "      cpu/reply by process: "
+                    + ", ".join(
+                        f"{name} {spent * 1000 / max(1, len(c_samples)):.1f}"
+                        for spent, name in shares
+                    )
+                )
         # Where the added time goes at concurrency 1: each layer's first token, alone.
         layers = [
             ("simulator", direct),
@@ -254,7 +271,7 @@ def main() -> None:
     ) as stack:
         if args.distributed:
             print("distributed: 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out")
-        asyncio.run(bench(args, stack.sim_url, stack.urls, stack.pids))
+        asyncio.run(bench(args, stack.sim_url, stack.urls, stack.pids, stack.names))
 
 
 if __name__ == "__main__":

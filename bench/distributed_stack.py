@@ -36,6 +36,8 @@ class DistributedStack:
 
     urls: dict[str, str]
     pids: list[int]
+    # Each process's service, in the order of `pids`.
+    names: list[str]
 
 
 def _free_port() -> int:
@@ -148,7 +150,11 @@ def distributed_stack(env: dict[str, str], *, chat_replicas: int = 2) -> Iterato
                 _wait_healthy(url, process, log)
             urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
             urls["gateway"] = f"http://127.0.0.1:{gateway_port}"
-            yield DistributedStack(urls=urls, pids=[process.pid for process in processes])
+            yield DistributedStack(
+                urls=urls,
+                pids=[process.pid for process in processes],
+                names=[name for name, _ in listening],
+            )
     finally:
         for process in processes:
             if process.poll() is None:

@@ -32,11 +32,13 @@ from distributed_stack import distributed_stack
 
 @dataclass(frozen=True)
 class SimulatedStack:
-    """Where the simulator and the stack's modules listen, and the stack's process ids."""
+    """Where the simulator and the stack's modules listen, the stack's process ids, and (for
+    the distributed stack) what each process runs."""
 
     sim_url: str
     urls: dict[str, str]
     pids: list[int]
+    names: list[str] | None = None
 
 
 def free_port() -> int:
@@ -181,7 +183,7 @@ def simulated_stack(
         env.pop("KIBITZ_REDIS_URL", None)
         if distributed:
             with distributed_stack(env) as running:
-                yield SimulatedStack(sim_url, running.urls, running.pids)
+                yield SimulatedStack(sim_url, running.urls, running.pids, running.names)
         else:
             with all_in_one_stack(data_dir, env) as (urls, pid):
                 yield SimulatedStack(sim_url, urls, [pid])

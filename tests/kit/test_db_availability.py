@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from kibitz.kit.db import ConnectionPool, Database
 from kibitz.kit.db.availability import DatabaseUnavailable, database_unavailable
@@ -139,3 +139,40 @@ def test_every_service_sizes_its_pool_from_its_own_settings(
     )
     engine_pool = app.state.database.engine.pool
     assert (engine_pool.size(), engine_pool._max_overflow, engine_pool._timeout) == (3, 1, 2.5)
+
+
+@pytest.mark.postgres
+async def test_a_connection_cut_while_it_sat_idle_is_replaced_before_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with postgres_databases(["agents"]) as urls:
+        database = Database(urls["agents"], pool=ConnectionPool(size=1, max_overflow=0))
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+
+        async def backend() -> int:
+            async with database.transaction() as session:
+                return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+        async def cut(pid: int) -> None:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+
+        try:
+            # Handed back a moment ago: no ping (a round trip saved per transaction), so a
+            # connection cut meanwhile fails its next statement, and the pool starts anew.
+            first = await backend()
+            await cut(first)
+            with pytest.raises(DBAPIError) as broken:
+                await backend()
+            assert broken.value.connection_invalidated
+            assert database_unavailable(broken.value) is not None  # a 503, not a 500
+            second = await backend()
+            assert second != first
+
+            # Idle past the threshold: pinged on checkout, found cut, replaced unseen.
+            monkeypatch.setattr("kibitz.kit.db.database.PING_AFTER_IDLE_SECONDS", 0.0)
+            await cut(second)
+            third = await backend()
+            assert third not in (first, second)
+        finally:
+            await admin.close()
+            await database.dispose()

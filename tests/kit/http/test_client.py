@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import uvicorn
@@ -103,14 +103,24 @@ async def test_a_streamed_event_stream_is_read_event_by_event_as_it_arrives() ->
             await client.aclose()
 
 
-async def test_a_streamed_request_says_when_its_body_is_on_the_connection() -> None:
+async def test_a_stream_on_a_kept_alive_connection_is_written_before_it_is_entered() -> None:
     app = FastAPI()
-    received: list[bytes] = []
+    received: list[dict[str, int]] = []
     release = asyncio.Event()
+    gone: list[int] = []
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
 
     @app.post("/slow")
     async def slow(request: Request) -> StreamingResponse:
-        received.append(await request.body())
+        payload = await request.json()
+        received.append(payload)
+        if payload["n"] == 2:  # abandoned by the caller: it sees the connection go
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.01)
+            gone.append(payload["n"])
         await release.wait()  # the answer is held back until the test has looked
 
         async def body() -> AsyncIterator[bytes]:
@@ -118,25 +128,34 @@ async def test_a_streamed_request_says_when_its_body_is_on_the_connection() -> N
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
-    sent = asyncio.Event()
     async with serving(app) as url:
         client = ServiceClient("slow", [url])
-
-        async def call() -> list[tuple[str, str]]:
-            async with client.stream("POST", "/slow", json={"n": 1}, sent=sent) as response:
-                return [event async for event in response.aiter_events()]
-
         try:
-            answer = asyncio.create_task(call())
-            await asyncio.wait_for(sent.wait(), 5)
-            assert not answer.done()  # sent long before any answer
-            while not received:  # and it is the whole body
-                await asyncio.sleep(0.01)
-            assert [json.loads(body) for body in received] == [{"n": 1}]
+            # No connection yet: nothing goes out until the stream is entered.
+            cold = client.stream("POST", "/slow", json={"n": 0})
+            await asyncio.sleep(0.2)
+            assert received == []
+            cold.abandon()
+            (await client.request("GET", "/ping")).raise_for_status()  # one kept alive now
+
+            opened = client.stream("POST", "/slow", json={"n": 1})
+            await asyncio.wait_for(_until(lambda: bool(received)), 5)  # not entered yet
+            assert received == [{"n": 1}]
             release.set()
-            assert await answer == [("message", "done")]
+            async with opened as response:
+                assert [event async for event in response.aiter_events()] == [("message", "done")]
+
+            abandoned = client.stream("POST", "/slow", json={"n": 2})  # reuses that connection
+            await asyncio.wait_for(_until(lambda: len(received) == 2), 5)
+            abandoned.abandon()
+            await asyncio.wait_for(_until(lambda: gone == [2]), 5)
         finally:
             await client.aclose()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
 
 
 async def test_a_stream_reuses_its_connection_skips_dead_replicas_and_reads_error_bodies() -> None:

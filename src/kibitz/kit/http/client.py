@@ -13,7 +13,6 @@ import hmac
 import json as json_module
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +32,7 @@ from kibitz.kit.http.transport import (
     UpstreamClient,
     UpstreamError,
     UpstreamTimeoutError,
+    WrittenRequest,
 )
 from kibitz.kit.tracing import ClientSpan, client_span
 
@@ -174,20 +174,16 @@ class ServiceClient:
         head: list[tuple[bytes, bytes]],
         body: bytes | None,
         *,
-        sent: asyncio.Event | None = None,
+        written: WrittenRequest | None = None,
         read_timeout: float | None = None,
     ) -> UpstreamAnswer:
         try:
+            if written is not None:
+                return await written.answer()
             return await first_reachable(
                 self.pool,
                 lambda base_url: self._transport.send(
-                    base_url,
-                    method,
-                    target.encode(),
-                    head,
-                    body,
-                    sent=sent,
-                    read_timeout=read_timeout,
+                    base_url, method, target.encode(), head, body, read_timeout=read_timeout
                 ),
                 resend_after_reset=method in IDEMPOTENT_METHODS,
             )
@@ -232,35 +228,28 @@ class ServiceClient:
             span.end(status=answer.status)
         return ServiceResponse(answer.status, Headers(raw=answer.headers), content)
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         path: str,
         *,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
-        sent: asyncio.Event | None = None,
-    ) -> AsyncIterator[StreamedResponse]:
-        """Send a request and yield the answer with its body still unread (streaming).
+    ) -> OpenedStream:
+        """Send a request; `async with` it for the answer with its body still unread.
 
-        `sent` is set once the request is on the connection, well before the answer: a caller
-        can hold other work back until its request is on its way."""
+        The request is written during this call when a kept-alive connection to the next
+        replica is idle (otherwise on entering): a caller can go on with other work while the
+        other service starts on it, then enter (or `abandon` it)."""
         body = json_module.dumps(json).encode() if json is not None else None
         head = self._head(headers, json_body=body is not None)
         span = self._span(method, path, head)
-        try:
-            answer = await self._answer(method, path, head, body, sent=sent)
-            try:
-                yield StreamedResponse(answer)
-            finally:
-                answer.close()
-        except BaseException as error:
-            if span is not None:
-                span.end(error=error)
-            raise
-        if span is not None:
-            span.end(status=answer.status)
+        written = None
+        if method not in IDEMPOTENT_METHODS and (candidates := self.pool.candidates()):
+            # One replica, no fail-over to another once written: a request that is not safe to
+            # repeat goes to one replica anyway (`first_reachable`).
+            written = self._transport.send_now(candidates[0], method, path.encode(), head, body)
+        return OpenedStream(self, (method, path, head, body), span, written)
 
     def _span(self, method: str, path: str, head: list[tuple[bytes, bytes]]) -> ClientSpan | None:
         """A client span for the call (None when tracing is off), its context added to `head`."""
@@ -275,3 +264,56 @@ class ServiceClient:
     async def aclose(self) -> None:
         """Close pooled connections."""
         await self._transport.aclose()
+
+
+class OpenedStream:
+    """A streamed call (`ServiceClient.stream`): entering it reads the answer's head."""
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        request: tuple[str, str, list[tuple[bytes, bytes]], bytes | None],
+        span: ClientSpan | None,
+        written: WrittenRequest | None,
+    ) -> None:
+        self._client = client
+        self._request = request
+        self._span = span
+        self._written = written
+        self._entered = False
+        self._answer: UpstreamAnswer | None = None
+
+    async def __aenter__(self) -> StreamedResponse:
+        method, path, head, body = self._request
+        written, self._written = self._written, None
+        self._entered = True
+        try:
+            self._answer = await self._client._answer(method, path, head, body, written=written)
+        except BaseException as error:
+            if self._span is not None:
+                self._span.end(error=error)
+            raise
+        return StreamedResponse(self._answer)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        if self._answer is not None:
+            self._answer.close()
+        if self._span is not None:
+            if error is not None:
+                self._span.end(error=error)
+            elif self._answer is not None:
+                self._span.end(status=self._answer.status)
+
+    def abandon(self) -> None:
+        """Not entered after all (nothing happens once it was): a request already written
+        loses its connection, so the other service sees the call end."""
+        if self._entered:
+            return
+        self._entered = True
+        written, self._written = self._written, None
+        if written is not None:
+            written.abandon()
+        if self._span is not None:
+            self._span.end(error=asyncio.CancelledError())

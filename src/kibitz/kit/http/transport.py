@@ -415,27 +415,15 @@ class UpstreamClient:
             raise UpstreamConnectError(f"cannot connect: {exc.strerror or exc}") from exc
         return connection
 
-    async def send(
+    def _request_head(
         self,
-        base_url: str,
+        netloc: bytes,
         method: str,
         target: bytes,
         headers: Sequence[tuple[bytes, bytes]],
         body: bytes | AsyncIterator[bytes] | None,
-        *,
-        chunked_body: bool = False,
-        sent: asyncio.Event | None = None,
-        read_timeout: float | None = None,
-    ) -> UpstreamAnswer:
-        """Send one request and read the answer's head; the body is left to `UpstreamAnswer`.
-
-        A `bytes` body goes out with the head in one write (its Content-Length added); a streamed
-        one with chunked framing when `chunked_body`, otherwise `headers` must carry its length.
-        `sent` is set once the whole request is on the connection, before the answer is awaited.
-        `read_timeout` (default the client's) bounds the wait for the head and each body read.
-        """
-        host, port, netloc = self._address(base_url)
-        address = (host, port)
+        chunked_body: bool,
+    ) -> bytes:
         lines = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", netloc, b"\r\n"]
         for name, value in headers:
             lines += [name, b": ", value, b"\r\n"]
@@ -450,25 +438,68 @@ class UpstreamClient:
         ):
             lines.append(b"content-length: 0\r\n")
         lines.append(b"\r\n")
-        head = b"".join(lines)
-        seconds = read_timeout or self.read_timeout
+        return b"".join(lines)
 
-        connection = self._checkout(address)
-        if connection is not None and not isinstance(body, AsyncIterator):
-            try:
-                return await self._exchange(
-                    connection, method, head, body, chunked_body, sent, seconds
-                )
-            except UpstreamProtocolError as exc:
-                # A kept-alive connection the server had just closed: nothing was answered, and
-                # with no body, or one held whole, nothing is lost by sending again on a fresh
-                # connection.
-                if not exc.closed_unanswered:
-                    raise
-            connection = None
+    async def send(
+        self,
+        base_url: str,
+        method: str,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        chunked_body: bool = False,
+        read_timeout: float | None = None,
+    ) -> UpstreamAnswer:
+        """Send one request and read the answer's head; the body is left to `UpstreamAnswer`.
+
+        A `bytes` body goes out with the head in one write (its Content-Length added); a streamed
+        one with chunked framing when `chunked_body`, otherwise `headers` must carry its length.
+        `read_timeout` (default the client's) bounds the wait for the head and each body read.
+        """
+        written = self.send_now(base_url, method, target, headers, body, read_timeout=read_timeout)
+        if written is not None:
+            return await written.answer()
+        host, port, netloc = self._address(base_url)
+        head = self._request_head(netloc, method, target, headers, body, chunked_body)
+        connection = await self._connect((host, port))
+        return await self._exchange(
+            connection, method, head, body, chunked_body, read_timeout or self.read_timeout
+        )
+
+    def send_now(
+        self,
+        base_url: str,
+        method: str,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        read_timeout: float | None = None,
+    ) -> WrittenRequest | None:
+        """The request written at once, before this call returns, on an idle kept-alive
+        connection (None when there is none, or the body is streamed): the other side starts on
+        it while the caller goes on, and `WrittenRequest.answer` reads the head later."""
+        if isinstance(body, AsyncIterator):
+            return None
+        host, port, netloc = self._address(base_url)
+        connection = self._checkout((host, port))
         if connection is None:
-            connection = await self._connect(address)
-        return await self._exchange(connection, method, head, body, chunked_body, sent, seconds)
+            return None
+        head = self._request_head(netloc, method, target, headers, body, False)
+        seconds = read_timeout or self.read_timeout
+        self._write(connection, method, head, body)
+        return WrittenRequest(self, connection, (method, head, body), seconds)
+
+    def _write(self, connection: _Connection, method: str, head: bytes, body: bytes | None) -> None:
+        transport = connection.transport
+        assert transport is not None
+        connection._begin(head_only=method == "HEAD", expecting=True)
+        try:
+            transport.write(head + body if body else head)
+        except BaseException:
+            connection.close()
+            raise
 
     async def _exchange(
         self,
@@ -477,31 +508,34 @@ class UpstreamClient:
         head: bytes,
         body: bytes | AsyncIterator[bytes] | None,
         chunked_body: bool,
-        sent: asyncio.Event | None,
         read_timeout: float,
     ) -> UpstreamAnswer:
+        if not isinstance(body, AsyncIterator):
+            self._write(connection, method, head, body)
+            return await self._read_head(connection, read_timeout)
         transport = connection.transport
         assert transport is not None
         connection._begin(head_only=method == "HEAD", expecting=True)
         try:
-            if isinstance(body, bytes):
-                transport.write(head + body)
-            else:
-                transport.write(head)
-            if isinstance(body, AsyncIterator):
-                async for piece in body:
-                    if not piece:
-                        continue
-                    if chunked_body:
-                        transport.write(b"%x\r\n%b\r\n" % (len(piece), piece))
-                    else:
-                        transport.write(piece)
-                    async with asyncio.timeout(self.write_timeout):
-                        await connection.drain()
+            transport.write(head)
+            async for piece in body:
+                if not piece:
+                    continue
                 if chunked_body:
-                    transport.write(b"0\r\n\r\n")
-            if sent is not None:
-                sent.set()
+                    transport.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+                else:
+                    transport.write(piece)
+                async with asyncio.timeout(self.write_timeout):
+                    await connection.drain()
+            if chunked_body:
+                transport.write(b"0\r\n\r\n")
+        except BaseException:
+            connection.close()
+            raise
+        return await self._read_head(connection, read_timeout)
+
+    async def _read_head(self, connection: _Connection, read_timeout: float) -> UpstreamAnswer:
+        try:
             if not connection.head_done and connection.error is None:
                 async with asyncio.timeout(read_timeout):
                     while not connection.head_done and connection.error is None:
@@ -523,3 +557,39 @@ class UpstreamClient:
             for connection in idle:
                 connection.close()
         self._idle.clear()
+
+
+class WrittenRequest:
+    """A request already on a kept-alive connection, its answer not yet read."""
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        connection: _Connection,
+        request: tuple[str, bytes, bytes | None],
+        read_timeout: float,
+    ) -> None:
+        self._client = client
+        self._connection: _Connection | None = connection
+        self._request = request
+        self._read_timeout = read_timeout
+
+    async def answer(self) -> UpstreamAnswer:
+        """The answer's head. A kept-alive connection the server had just closed answered
+        nothing: with its body held whole, nothing is lost by sending again on a fresh one."""
+        connection, self._connection = self._connection, None
+        assert connection is not None, "answer() is read once"
+        try:
+            return await self._client._read_head(connection, self._read_timeout)
+        except UpstreamProtocolError as exc:
+            if not exc.closed_unanswered:
+                raise
+        method, head, body = self._request
+        fresh = await self._client._connect(connection.address)
+        return await self._client._exchange(fresh, method, head, body, False, self._read_timeout)
+
+    def abandon(self) -> None:
+        """Its answer will not be read: close the connection (nobody else may use it)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kibitz.kit.errors import ProblemError
-from kibitz.kit.http import ServiceCallError, ServiceClient, StreamedResponse, acting_for
+from kibitz.kit.http import (
+    OpenedStream,
+    ServiceCallError,
+    ServiceClient,
+    StreamedResponse,
+    acting_for,
+)
 from kibitz.services.chat.replies.orders import ReplyOrder
 
 # One token is about four characters of English text: the estimate for usage no provider
@@ -112,18 +118,15 @@ async def sse_events(response: StreamedResponse) -> AsyncIterator[tuple[str, dic
         yield event, payload if isinstance(payload, dict) else {}
 
 
-async def read_reply(
+def ask_agent(
     agents: ServiceClient,
     order: ReplyOrder,
-    progress: ReplyProgress,
-    on_delta: DeltaHandler,
     *,
     messages: list[dict[str, Any]] | None = None,
     tools: list[dict[str, Any]] | None = None,
-) -> None:
-    """Ask the agent (the order's context, or these `messages`; offering `tools` if given) and
-    pass each piece of its reply on, until its `done` event; the tools it called are in
-    `progress.tool_calls` (raises ReplyFailedError when it fails or ends early)."""
+) -> OpenedStream:
+    """The agent asked for the reply (the order's context, or these `messages`; offering
+    `tools` if given): the request is on its way when this returns, if a connection was ready."""
     # As the sender, by chat's service credential: the send was accepted, so its reply is
     # generated even if their token lapsed or was revoked meanwhile.
     headers = {
@@ -139,11 +142,27 @@ async def read_reply(
     }
     if tools:
         body["tools"] = tools
+    return agents.stream("POST", "/agents/internal/respond", json=body, headers=headers)
+
+
+async def read_reply(
+    agents: ServiceClient,
+    order: ReplyOrder,
+    progress: ReplyProgress,
+    on_delta: DeltaHandler,
+    *,
+    messages: list[dict[str, Any]] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    asked: OpenedStream | None = None,
+) -> None:
+    """Ask the agent (`ask_agent`, unless it was `asked` already) and pass each piece of its
+    reply on, until its `done` event; the tools it called are in `progress.tool_calls` (raises
+    ReplyFailedError when it fails or ends early)."""
     progress.tool_calls = []
+    if asked is None:
+        asked = ask_agent(agents, order, messages=messages, tools=tools)
     try:
-        async with agents.stream(
-            "POST", "/agents/internal/respond", json=body, headers=headers
-        ) as response:
+        async with asked as response:
             if response.status_code != 200:
                 raise ReplyFailedError(problem_detail(await response.aread(), response.status_code))
             async for event, data in sse_events(response):

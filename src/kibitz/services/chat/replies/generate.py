@@ -16,10 +16,15 @@ from typing import Any
 import structlog
 
 from kibitz.kit.events import Outbox
-from kibitz.kit.http import ServiceClient
+from kibitz.kit.http import OpenedStream, ServiceClient
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.models import MessageStatus
-from kibitz.services.chat.replies.agent_stream import ReplyFailedError, ReplyProgress, read_reply
+from kibitz.services.chat.replies.agent_stream import (
+    ReplyFailedError,
+    ReplyProgress,
+    ask_agent,
+    read_reply,
+)
 from kibitz.services.chat.replies.delegation import Orchestration, TurnBudget
 from kibitz.services.chat.replies.finish import ended_after_crash, finish_reply
 from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
@@ -56,6 +61,8 @@ class EarlyStart:
 
     committed: asyncio.Future[None]
     task: asyncio.Task[ReplyEnding | None]
+    # The agent's request, written when the send was checked (None: the task sends it).
+    asked: OpenedStream | None
 
     def commit(self) -> None:
         """The send is stored and announced: let the deltas flow."""
@@ -66,6 +73,8 @@ class EarlyStart:
         """The send was refused: cancel the request, store nothing."""
         self.committed.cancel()
         self.task.cancel()
+        if self.asked is not None:
+            self.asked.abandon()
 
 
 @dataclass(frozen=True)
@@ -162,13 +171,19 @@ class ReplyGenerator:
     # -- generating ---------------------------------------------------------------------------
 
     def start(self, order: ReplyOrder, *, holder: str) -> EarlyStart:
-        """Generate a send's reply here, asked while its send commits: deltas (and any write)
-        wait for `EarlyStart.commit`; `abandon` drops it unseen when the send was refused."""
+        """Generate a send's reply here, asked while its send commits: the agent's request is
+        written before this returns (when a connection is ready), so the agent starts while the
+        send's rows are written; deltas (and any write) wait for `EarlyStart.commit`; `abandon`
+        drops it unseen when the send was refused."""
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self.generate(order, holder=holder, committed=committed))
+        # An orchestrator's request offers its tools: `Orchestration` asks it.
+        asked = None if order.delegates else ask_agent(self.agents, order)
+        task = asyncio.create_task(
+            self.generate(order, holder=holder, committed=committed, asked=asked)
+        )
         self._early.add(task)
         task.add_done_callback(self._early.discard)
-        return EarlyStart(committed=committed, task=task)
+        return EarlyStart(committed=committed, task=task, asked=asked)
 
     async def generate(
         self,
@@ -177,6 +192,7 @@ class ReplyGenerator:
         holder: str,
         committed: asyncio.Future[None] | None = None,
         budget: TurnBudget | None = None,
+        asked: OpenedStream | None = None,
     ) -> ReplyEnding | None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening;
         how it ended (None when another generator took it over). An orchestrating reply
@@ -189,7 +205,7 @@ class ReplyGenerator:
         if order.delegates:
             answer = Orchestration(self, order, progress, publish, budget).run()
         else:
-            answer = read_reply(self.agents, order, progress, publish)
+            answer = read_reply(self.agents, order, progress, publish, asked=asked)
         reader = asyncio.create_task(answer)
         stopper = asyncio.create_task(running.stop.wait())
         keeper = asyncio.create_task(self._keep_lease(order, holder, progress, committed))
@@ -220,6 +236,8 @@ class ReplyGenerator:
         finally:
             for task in (reader, stopper, keeper):
                 task.cancel()
+            if asked is not None:
+                asked.abandon()  # the reader may have been stopped before it read a thing
             # The reply ends now, even if the agent connection is slow to let go.
             _, stuck = await asyncio.wait({reader, stopper, keeper}, timeout=_LET_GO_SECONDS)
             if stuck:

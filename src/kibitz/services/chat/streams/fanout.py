@@ -127,6 +127,10 @@ class _LocalSubscribers:
         for subscription in list(self.by_chat.get(chat_id, ())):
             subscription.deliver(event)
 
+    def following(self, chat_id: str) -> bool:
+        """Whether anyone here follows the chat."""
+        return chat_id in self.by_chat
+
 
 class InProcessFanout:
     """All-in-one: subscribers and snapshots live in this process."""
@@ -171,6 +175,15 @@ class InProcessFanout:
             await self._on_stop(message_id)
 
 
+# A delta in one command instead of MULTI, APPEND, EXPIRE, PUBLISH, EXEC: every delta of every
+# reply goes through here. The channel is an argument, not a key (channels are not keys).
+_APPEND_AND_PUBLISH = """
+redis.call('APPEND', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('PUBLISH', ARGV[3], ARGV[4])
+"""
+
+
 class RedisFanout:
     """Distributed: events travel over Redis pub/sub; snapshots are Redis strings.
 
@@ -187,6 +200,7 @@ class RedisFanout:
         # kit's one Redis client (lazy, retried after a cut connection); raw bytes: snapshots
         # are decoded whole, never a UTF-8 sequence split in two.
         self._redis = redis_client(url)
+        self._append_and_publish = self._redis.register_script(_APPEND_AND_PUBLISH)
         self._pubsub = self._redis.pubsub()
         self._local = _LocalSubscribers()
         self._reader: asyncio.Task[None] | None = None
@@ -230,7 +244,10 @@ class RedisFanout:
                 if self._on_stop is not None:
                     await self._on_stop(data)
             elif channel.startswith(self._EVENTS):
-                self._local.deliver(channel[len(self._EVENTS) :], json.loads(data))
+                chat_id = channel[len(self._EVENTS) :]
+                # Every replica hears every chat's events: only those followed here are decoded.
+                if self._local.following(chat_id):
+                    self._local.deliver(chat_id, json.loads(data))
 
     def subscribe(self, chat_id: str) -> contextlib.AbstractContextManager[Subscription]:
         """Receive the chat's events while the block runs."""
@@ -241,15 +258,17 @@ class RedisFanout:
         await self._redis.publish(self._EVENTS + chat_id, json.dumps(event))
 
     async def publish_delta(self, chat_id: str, message_id: str, offset: int, text: str) -> None:
-        """APPEND and PUBLISH in one MULTI, so a snapshot read orders before or after both."""
-        key = self._SNAPSHOT + message_id
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.append(key, text.encode())
-            pipe.expire(key, _SNAPSHOT_TTL_SECONDS)
-            pipe.publish(
-                self._EVENTS + chat_id, json.dumps(delta_event(chat_id, message_id, offset, text))
-            )
-            await pipe.execute()
+        """APPEND and PUBLISH in one script (atomic, like MULTI), so a snapshot read orders
+        before or after both."""
+        await self._append_and_publish(
+            keys=[self._SNAPSHOT + message_id],
+            args=[
+                text.encode(),
+                _SNAPSHOT_TTL_SECONDS,
+                self._EVENTS + chat_id,
+                json.dumps(delta_event(chat_id, message_id, offset, text)),
+            ],
+        )
 
     async def snapshot(self, message_id: str) -> str | None:
         """The reply's content so far, as stored in Redis."""
