@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chat_stream import cpu_seconds, free_port, generous_plans
+from simulated_stack import cpu_seconds, free_port, generous_plans
 
 PASSWORD = "correct horse battery staple"
 CONCURRENCY = 8

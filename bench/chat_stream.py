@@ -25,92 +25,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from distributed_stack import distributed_stack
+from simulated_stack import cpu_seconds, percentile, simulated_stack
 
 PASSWORD = "correct horse battery staple"
 LEVELS = (1, 16, 64)
 PROMPT = "Tell me something."
 
 
-# --- the stack under test (child process) -------------------------------------------------
-
-
-def serve(data_dir: str) -> None:
-    """Run every module all-in-one and print their URLs as one JSON line."""
-    import uvloop
-    from pydantic import SecretStr
-
-    from kibitz.kit.observability import configure_logging
-    from kibitz.kit.settings import PlatformSettings
-    from kibitz.runtime.server import run_all_in_one, tune_garbage_collection
-
-    tune_garbage_collection()  # as `kibitz up` does
-
-    async def main() -> None:
-        settings = PlatformSettings(
-            data_dir=Path(data_dir),
-            migrate_on_start=True,
-            internal_token=SecretStr("bench-internal-token"),
-            log_level="WARNING",
-        )
-        configure_logging(level="WARNING", json=True)
-        async with run_all_in_one(settings=settings, port=0) as stack:
-            print(json.dumps(stack.urls), flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-    uvloop.run(main())
-
-
-def generous_plans(path: Path) -> None:
-    """The shipped catalogue with Basic's limits out of the way."""
-    shipped = Path(__file__).parents[1] / "src/kibitz/services/tenants/plans.json"
-    catalogue = json.loads(shipped.read_text())
-    for plan in catalogue["plans"]:
-        plan["limits"].update(
-            requests_per_minute=1_000_000,
-            messages_per_day=1_000_000,
-            tokens_per_month=1_000_000_000,
-        )
-    path.write_text(json.dumps(catalogue))
-
-
 # --- measuring ------------------------------------------------------------------------------
 
 Sample = tuple[float, float, bool]  # (time to first token s, whole reply s, ok)
 ERRORS: Counter[str] = Counter()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live children (Linux /proc), seconds."""
-    proc = Path(f"/proc/{pid}")
-    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for children in proc.glob("task/*/children"):
-        total += sum(cpu_seconds(int(child)) for child in children.read_text().split())
-    return total
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def run_level(
@@ -315,12 +253,6 @@ async def bench(
             print(f"  {name:<28} {ttft:6.1f} ms")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="messages per user per level")
@@ -333,88 +265,13 @@ def main() -> None:
         action="store_true",
         help="kibitz serve per service, 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out",
     )
-    parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    simulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kibitz.simulator",
-            "--port",
-            str(sim_port),
-            "--ttft-ms",
-            str(args.ttft_ms),
-            "--gap-ms",
-            str(args.gap_ms),
-            "--tokens",
-            str(args.tokens),
-        ]
-    )
-    with tempfile.TemporaryDirectory(prefix="kibitz-chat-bench-") as data_dir:
-        plans = Path(data_dir) / "plans.json"
-        generous_plans(plans)
-        env = {
-            **os.environ,
-            "KIBITZ_AGENTS_OPENAI_API_KEY": "sk-bench",
-            "KIBITZ_AGENTS_OPENAI_BASE_URL": f"{sim_url}/v1",
-            "KIBITZ_TENANTS_PLANS_FILE": str(plans),
-            "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "1000000",
-            "KIBITZ_LOG_LEVEL": "WARNING",
-        }
-        env.pop("KIBITZ_REDIS_URL", None)
-        try:
-            wait_for_simulator(sim_url)
-            if args.distributed:
-                with distributed_stack(env) as running:
-                    print("distributed: 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out")
-                    asyncio.run(bench(args, sim_url, running.urls, running.pids, running.names))
-            else:
-                with all_in_one_stack(data_dir, env) as (urls, pid):
-                    asyncio.run(bench(args, sim_url, urls, [pid]))
-        finally:
-            simulator.terminate()
-            simulator.wait(10)
-
-
-def wait_for_simulator(sim_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{sim_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("the simulator did not start")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def all_in_one_stack(data_dir: str, env: dict[str, str]) -> Iterator[tuple[dict[str, str], int]]:
-    """The stack as `kibitz up` runs it, in a child process: its URLs and process id."""
-    stack = subprocess.Popen(
-        [sys.executable, __file__, "--serve", data_dir],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    try:
-        assert stack.stdout is not None
-        yield json.loads(stack.stdout.readline()), stack.pid
-    finally:
-        if stack.stdin is not None:
-            stack.stdin.close()
-        try:
-            stack.wait(15)
-        except subprocess.TimeoutExpired:
-            stack.kill()
+    with simulated_stack(
+        ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, tokens=args.tokens, distributed=args.distributed
+    ) as stack:
+        if args.distributed:
+            print("distributed: 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out")
+        asyncio.run(bench(args, stack.sim_url, stack.urls, stack.pids, stack.names))
 
 
 if __name__ == "__main__":

@@ -1,33 +1,35 @@
-"""Turns of several agents end to end: a 3-agent panel beside a single-agent send, through the
-gateway, at concurrency 1 and 16.
+"""Turns of several agents end to end: a 3-agent panel and a 2-delegate orchestrated turn beside a
+single-agent send, through the gateway, at concurrency 1 and 16.
 
     .venv/bin/python bench/multi_agent.py [--ttft-ms 50] [--gap-ms 5] [--tokens 20] [--rounds 6]
 
-Starts the LLM simulator and the whole stack all-in-one as bench/chat_stream.py does (SQLite, the
+Starts the LLM simulator and the whole stack all-in-one (bench/simulated_stack.py: SQLite, the
 in-process bus and queue). Each of K users is on the Gold plan with three `openai` agents (the
-simulator behind them), a one-agent chat and a panel chat of the three. At each concurrency K
-(each user sending one message after another, streamed, read to the end):
+simulator behind them), a one-agent chat, a panel chat of the three and an orchestrated one (the
+first agent consulting the other two). At each concurrency K (each user sending one message after
+another, streamed, read to the end):
 
 - single: a send to the one-agent chat; its time to first token;
 - panel: a send to the panel chat: time to the first agent's first token (target: within 2 ms
   of the single-agent send at p50), the hand-over from one agent's `message.completed` to the
   next agent's first delta beyond the model's own time to first token (the simulator's, measured
-  straight at the same concurrency; target at most 5 ms at p50), and turns/s.
-
-An orchestrated turn (the orchestrator delegating to two agents through tool calls) belongs here
-too once that mode lands: add it to MODES with the sends it needs.
+  straight at the same concurrency; target at most 5 ms at p50), and turns/s;
+- orchestrated: a send whose orchestrator calls `ask_critic` and `ask_editor` (simulator
+  markers). Its first round only calls tools (no token), so the turn's first token is the first
+  delegate's: compared with the single send after taking off that tool-call round as the
+  simulator takes it straight at the same concurrency. Hand-overs: the first delegate's end to
+  the second's first token, and the second's end to the orchestrator's final answer's first
+  token, beyond the model's own time to first token; turns/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -38,12 +40,19 @@ from typing import Any
 
 import httpx
 
-from chat_stream import free_port, generous_plans, percentile, serve
+sys.path.insert(0, str(Path(__file__).parent))
+from simulated_stack import percentile, simulated_stack
 
 PASSWORD = "correct horse battery staple"
 PROMPT = "What should we do next?"
 LEVELS = (1, 16)
 AGENTS = ("Planner", "Critic", "Editor")
+# The orchestrator's first round: the simulator makes it ask the other two.
+DELEGATIONS = (
+    '[sim:tool=ask_critic;args={"task": "Review the plan."}] '
+    '[sim:tool=ask_editor;args={"task": "Tighten the wording."}]'
+)
+ORCHESTRATED = f"{PROMPT} {DELEGATIONS}"
 ERRORS: Counter[str] = Counter()
 
 
@@ -57,16 +66,22 @@ class Turn:
     ended: dict[str, float] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
 
+    def speaking(self) -> list[str]:
+        """The replies in the order their first tokens came (an orchestrator's final answer
+        comes after its delegates')."""
+        return sorted(self.order, key=lambda message: self.first_delta[message])
+
     @property
     def ttft(self) -> float:
-        """Time to the first agent's first token."""
-        return self.first_delta[self.order[0]]
+        """Time to the turn's first token."""
+        return self.first_delta[self.speaking()[0]]
 
     def hand_overs(self) -> list[float]:
         """From each reply's end to the next one's first token."""
+        speaking = self.speaking()
         return [
             self.first_delta[after] - self.ended[before]
-            for before, after in zip(self.order, self.order[1:], strict=False)
+            for before, after in itertools.pairwise(speaking)
         ]
 
 
@@ -155,6 +170,46 @@ async def direct_ttft(http: httpx.AsyncClient, sim_url: str, level: int, rounds:
     return statistics.median(samples)
 
 
+async def direct_tool_round(
+    http: httpx.AsyncClient, sim_url: str, level: int, rounds: int
+) -> float:
+    """The orchestrator's first round (tool calls only) as the simulator takes it straight at
+    this concurrency, read to its end, p50 (ms)."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"ask_{name.casefold()}",
+                "description": f"Ask {name}.",
+                "parameters": {"type": "object", "properties": {"task": {"type": "string"}}},
+            },
+        }
+        for name in AGENTS[1:]
+    ]
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": ORCHESTRATED}],
+        "tools": tools,
+        "stream": True,
+    }
+    samples: list[float] = []
+
+    async def one() -> None:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            async with http.stream(
+                "POST",
+                f"{sim_url}/v1/chat/completions",
+                json=body,
+                headers={"Authorization": "Bearer sk"},
+            ) as response:
+                await response.aread()
+            samples.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(one() for _ in range(level)))
+    return statistics.median(samples)
+
+
 async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) -> None:
     gateway = urls["gateway"]
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
@@ -184,10 +239,14 @@ async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) ->
                 created.raise_for_status()
                 agents.append(created.json()["id"])
             chats = {}
-            for mode, agent_ids in (("single", agents[:1]), ("panel", agents)):
+            for mode, agent_ids in (
+                ("direct", agents[:1]),
+                ("panel", agents),
+                ("orchestrated", agents),
+            ):
                 created = await http.post(
                     f"{gateway}/chat/chats",
-                    json={"agent_ids": agent_ids, "mode": "panel" if mode == "panel" else "direct"},
+                    json={"agent_ids": agent_ids, "mode": mode},
                     headers=headers,
                 )
                 created.raise_for_status()
@@ -197,58 +256,130 @@ async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) ->
         users = [await new_user() for _ in range(max(args.levels))]
 
         def sender(user: dict[str, Any], mode: str) -> Callable[[], Awaitable[Turn]]:
-            body = {"content": PROMPT, "chat_id": user["chats"][mode]}
+            content = ORCHESTRATED if mode == "orchestrated" else PROMPT
+            body = {"content": content, "chat_id": user["chats"][mode]}
             return lambda: streamed_send(http, f"{gateway}/chat/send", body, user["headers"])
 
-        # MODES: what a turn of each kind sends (an orchestrated turn joins here).
-        modes = ("single", "panel")
+        # What a turn of each kind sends: its chat's mode.
+        modes = ("direct", "panel", "orchestrated")
         for user in users[:4]:  # warm: connections, JWKS, plan caches
             for mode in modes:
                 await sender(user, mode)()
 
         print(
             f"simulator: ttft {args.ttft_ms} ms, {args.tokens} tokens, {args.gap_ms} ms apart; "
-            f"panel of {len(AGENTS)}; each of K users sends {args.rounds} messages of each kind "
-            "in a row"
+            f"panel of {len(AGENTS)}, an orchestrator consulting {len(AGENTS) - 1}; each of K "
+            f"users sends {args.rounds} messages of each kind in a row (20 at K=1), the kinds "
+            "taking turns"
         )
+        results = [
+            await measure_level(args, http, sim_url, sender, users, level) for level in args.levels
+        ]
         print(
-            f"{'K':>3} | {'single ttft p50/p99':>19} | {'panel 1st ttft p50/p99':>22} | "
-            f"{'diff p50':>8} | {'hand-over p50/p99':>17} | {'beyond ttft p50':>15} | "
-            f"{'turns/s':>7} | {'single/s':>8} | errors"
+            f"\n{'K':>3} | {'single ttft p50/p99':>19} | {'single/s':>8} | "
+            f"{'model ttft':>10} | {'tool round':>10} | errors"
         )
-        for level in args.levels:
-            ERRORS.clear()
-            rounds = max(args.rounds, 20) if level == 1 else args.rounds
-            model_ttft = await direct_ttft(http, sim_url, level, 5)
-            singles, _ = await run_level([sender(u, "single") for u in users[:level]], rounds)
-            panels, panel_wall = await run_level(
-                [sender(u, "panel") for u in users[:level]], rounds
-            )
-            single_wall_turns, single_wall = await run_level(
-                [sender(u, "single") for u in users[:level]], rounds
-            )
-            singles += single_wall_turns
-            s_ok = [t.ttft * 1000 for t in singles if t.ok]
-            p_ok = [t for t in panels if t.ok]
-            p_ttft = [t.ttft * 1000 for t in p_ok]
-            hand = [gap * 1000 for t in p_ok for gap in t.hand_overs()]
-            s50, s99 = statistics.median(s_ok), percentile(s_ok, 0.99)
-            p50, p99 = statistics.median(p_ttft), percentile(p_ttft, 0.99)
-            h50, h99 = statistics.median(hand), percentile(hand, 0.99)
-            errors = len(panels) + len(singles) - len(p_ok) - len(s_ok)
+        for level, r in zip(args.levels, results, strict=True):
             print(
-                f"{level:>3} | {s50:>8.1f} / {s99:>8.1f} | {p50:>10.1f} / {p99:>9.1f} | "
-                f"{p50 - s50:>8.1f} | {h50:>7.1f} / {h99:>7.1f} | {h50 - model_ttft:>15.1f} | "
-                f"{len(p_ok) / panel_wall:>7.1f} | "
-                f"{len(single_wall_turns) / single_wall:>8.1f} | {errors}"
-                + (f" ({', '.join(f'{k}: {v}' for k, v in ERRORS.items())})" if ERRORS else "")
+                f"{level:>3} | {r.single[0]:>8.1f} / {r.single[1]:>8.1f} | {r.single_rate:>8.1f} | "
+                f"{r.model_ttft:>10.1f} | {r.tool_round:>10.1f} | {r.errors}"
+                + (f" ({r.error_kinds})" if r.error_kinds else "")
             )
+        for kind in ("panel", "orchestrated"):
+            print(
+                f"\n{kind}: {'K':>3} | {'1st ttft p50/p99':>17} | {'vs single p50':>13} | "
+                f"{'hand-over p50/p99':>17} | {'beyond ttft p50':>15} | {'turns/s':>7} | "
+                f"{'/ single/s':>10}"
+            )
+            for level, r in zip(args.levels, results, strict=True):
+                k = r.kinds[kind]
+                print(
+                    f"{'':>{len(kind) + 2}}{level:>3} | {k.ttft[0]:>7.1f} / {k.ttft[1]:>7.1f} | "
+                    f"{k.ttft[0] - k.ahead - r.single[0]:>+13.1f} | "
+                    f"{k.hand[0]:>7.1f} / {k.hand[1]:>7.1f} | {k.hand[0] - r.model_ttft:>+15.1f} | "
+                    f"{k.rate:>7.1f} | {k.rate / r.single_rate:>10.2f}"
+                )
         print(
-            "(hand-over: an agent's message.completed to the next agent's first delta; beyond ttft:"
+            "\n(vs single: the turn's first token minus the single send's, both p50; for the "
+            "orchestrated turn after\n taking off its tool-call round as the simulator takes it "
+            "straight. hand-over: an agent's message.completed\n to the next agent's first delta; "
+            "beyond ttft: minus the simulator's own time to first token at that concurrency)"
         )
-        print(
-            " minus the simulator's own time to first token measured straight at that concurrency)"
+
+
+@dataclass
+class KindFigures:
+    """A kind of turn's figures at one concurrency (ms, and turns/s)."""
+
+    ttft: tuple[float, float]
+    hand: tuple[float, float]
+    rate: float
+    # What the turn waits for before its first token that a single send does not (ms).
+    ahead: float = 0.0
+
+
+@dataclass
+class LevelFigures:
+    """Every kind's figures at one concurrency, and the baselines measured beside them."""
+
+    single: tuple[float, float]
+    single_rate: float
+    model_ttft: float
+    tool_round: float
+    kinds: dict[str, KindFigures]
+    errors: int
+    error_kinds: str
+
+
+def p50_p99(values: list[float]) -> tuple[float, float]:
+    """The median and the 99th percentile (nan for no values)."""
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.median(values), percentile(values, 0.99)
+
+
+async def measure_level(
+    args: argparse.Namespace,
+    http: httpx.AsyncClient,
+    sim_url: str,
+    sender: Callable[[dict[str, Any], str], Callable[[], Awaitable[Turn]]],
+    users: list[dict[str, Any]],
+    level: int,
+) -> LevelFigures:
+    """Single sends, panels and orchestrated turns at concurrency `level`, taking turns a
+    couple of rounds at a time (a busy moment of the machine weighs on every kind alike)."""
+    ERRORS.clear()
+    rounds = max(args.rounds, 20) if level == 1 else args.rounds
+    model_ttft = await direct_ttft(http, sim_url, level, 5)
+    tool_round = await direct_tool_round(http, sim_url, level, 5)
+    turns: dict[str, list[Turn]] = {"direct": [], "panel": [], "orchestrated": []}
+    walls: dict[str, float] = dict.fromkeys(turns, 0.0)
+    for _ in range(rounds // 2 or 1):
+        for mode in turns:
+            done, wall = await run_level([sender(user, mode) for user in users[:level]], 2)
+            turns[mode] += done
+            walls[mode] += wall
+
+    def figures(mode: str, ahead: float = 0.0) -> KindFigures:
+        ok = [t for t in turns[mode] if t.ok]
+        hand = [gap * 1000 for t in ok for gap in t.hand_overs()]
+        return KindFigures(
+            ttft=p50_p99([t.ttft * 1000 for t in ok]),
+            hand=p50_p99(hand),
+            rate=len(ok) / walls[mode],
+            ahead=ahead,
         )
+
+    single = figures("direct")
+    return LevelFigures(
+        single=single.ttft,
+        single_rate=single.rate,
+        model_ttft=model_ttft,
+        tool_round=tool_round,
+        kinds={"panel": figures("panel"), "orchestrated": figures("orchestrated", tool_round)},
+        errors=sum(not t.ok for done in turns.values() for t in done),
+        error_kinds=", ".join(f"{k}: {v}" for k, v in ERRORS.items()),
+    )
 
 
 def main() -> None:
@@ -260,70 +391,9 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
-    parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    simulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kibitz.simulator",
-            "--port",
-            str(sim_port),
-            "--ttft-ms",
-            str(args.ttft_ms),
-            "--gap-ms",
-            str(args.gap_ms),
-            "--tokens",
-            str(args.tokens),
-        ]
-    )
-    with tempfile.TemporaryDirectory(prefix="kibitz-multi-agent-bench-") as data_dir:
-        plans = Path(data_dir) / "plans.json"
-        generous_plans(plans)
-        env = {
-            **os.environ,
-            "KIBITZ_AGENTS_OPENAI_API_KEY": "sk-bench",
-            "KIBITZ_AGENTS_OPENAI_BASE_URL": f"{sim_url}/v1",
-            "KIBITZ_TENANTS_PLANS_FILE": str(plans),
-            "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "1000000",
-            "KIBITZ_LOG_LEVEL": "WARNING",
-        }
-        env.pop("KIBITZ_REDIS_URL", None)
-        stack = subprocess.Popen(
-            [sys.executable, __file__, "--serve", data_dir],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        try:
-            assert stack.stdout is not None
-            urls = json.loads(stack.stdout.readline())
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{sim_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the simulator did not start")
-                time.sleep(0.1)
-            asyncio.run(bench(args, sim_url, urls))
-        finally:
-            if stack.stdin is not None:
-                stack.stdin.close()
-            try:
-                stack.wait(15)
-            except subprocess.TimeoutExpired:
-                stack.kill()
-            simulator.terminate()
-            simulator.wait(10)
+    with simulated_stack(ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, tokens=args.tokens) as stack:
+        asyncio.run(bench(args, stack.sim_url, stack.urls))
 
 
 if __name__ == "__main__":

@@ -27,12 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -41,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from simulated_stack import percentile, simulated_stack
 
 PASSWORD = "correct horse battery staple"
 PROMPT = "Tell me something."
@@ -51,54 +50,7 @@ Sample = tuple[float, bool]  # (time to first token s, ok)
 One = Callable[[], Awaitable[Sample]]
 
 
-# --- the stack under test (child process) -------------------------------------------------
-
-
-def serve(data_dir: str) -> None:
-    """Run every module all-in-one and print their URLs as one JSON line."""
-    import uvloop
-    from pydantic import SecretStr
-
-    from kibitz.kit.observability import configure_logging
-    from kibitz.kit.settings import PlatformSettings
-    from kibitz.runtime.server import run_all_in_one, tune_garbage_collection
-
-    tune_garbage_collection()  # as `kibitz up` does
-
-    async def main() -> None:
-        settings = PlatformSettings(
-            data_dir=Path(data_dir),
-            migrate_on_start=True,
-            internal_token=SecretStr("bench-internal-token"),
-            log_level="WARNING",
-        )
-        configure_logging(level="WARNING", json=True)
-        async with run_all_in_one(settings=settings, port=0) as stack:
-            print(json.dumps(stack.urls), flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-    uvloop.run(main())
-
-
-def generous_plans(path: Path) -> None:
-    """The shipped catalogue with Basic's limits out of the way."""
-    shipped = Path(__file__).parents[1] / "src/kibitz/services/tenants/plans.json"
-    catalogue = json.loads(shipped.read_text())
-    for plan in catalogue["plans"]:
-        plan["limits"].update(
-            requests_per_minute=1_000_000,
-            messages_per_day=1_000_000,
-            tokens_per_month=1_000_000_000,
-        )
-    path.write_text(json.dumps(catalogue))
-
-
 # --- measuring ------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def run_level(workers: list[One], rounds: int) -> list[Sample]:
@@ -252,12 +204,6 @@ async def bench(args: argparse.Namespace, sim_url: str, urls: dict[str, str]) ->
             )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8, help="replies per user, path and level")
@@ -265,71 +211,9 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
-    parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    simulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kibitz.simulator",
-            "--port",
-            str(sim_port),
-            "--ttft-ms",
-            str(args.ttft_ms),
-            "--gap-ms",
-            str(args.gap_ms),
-            "--tokens",
-            str(args.tokens),
-        ]
-    )
-    with tempfile.TemporaryDirectory(prefix="kibitz-openai-bench-") as data_dir:
-        plans = Path(data_dir) / "plans.json"
-        generous_plans(plans)
-        env = {
-            **os.environ,
-            "KIBITZ_AGENTS_OPENAI_API_KEY": "sk-bench",
-            "KIBITZ_AGENTS_OPENAI_BASE_URL": f"{sim_url}/v1",
-            "KIBITZ_TENANTS_PLANS_FILE": str(plans),
-            "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "1000000",
-            "KIBITZ_LOG_LEVEL": "WARNING",
-        }
-        env.pop("KIBITZ_REDIS_URL", None)
-        stack = subprocess.Popen(
-            [sys.executable, __file__, "--serve", data_dir],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        try:
-            assert stack.stdout is not None
-            urls = json.loads(stack.stdout.readline())
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{sim_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the simulator did not start")
-                time.sleep(0.1)
-            asyncio.run(bench(args, sim_url, urls))
-        finally:
-            if stack.stdin is not None:
-                stack.stdin.close()
-            try:
-                stack.wait(15)
-            except subprocess.TimeoutExpired:
-                stack.kill()
-            simulator.terminate()
-            simulator.wait(10)
+    with simulated_stack(ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, tokens=args.tokens) as stack:
+        asyncio.run(bench(args, stack.sim_url, stack.urls))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.services.chat.world import Member, SseEvent, World, chat_world, read_sse, reply_finished
+
+from kibitz.services.chat.models import Message, MessageStatus, utcnow
+from kibitz.services.chat.replies.orders import ReplyOrder
+from kibitz.services.chat.replies.repository import ReplyJobRepository
+from kibitz.services.chat.service import ChatService
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "echo": "echo"}
 
@@ -28,6 +34,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 async def one_delegation(tmp_path: Path) -> AsyncIterator[World]:
     """The same, with at most one delegation per turn."""
     env = {"KIBITZ_CHAT_MAX_DELEGATIONS_PER_TURN": "1"}
+    async with chat_world(tmp_path, gateway=True, env=env) as running:
+        yield running
+
+
+@pytest.fixture
+async def two_delegations(tmp_path: Path) -> AsyncIterator[World]:
+    """The stack behind the gateway, with at most two delegations per turn."""
+    env = {"KIBITZ_CHAT_MAX_DELEGATIONS_PER_TURN": "2"}
     async with chat_world(tmp_path, gateway=True, env=env) as running:
         yield running
 
@@ -178,6 +192,65 @@ async def test_a_turn_makes_at_most_the_set_number_of_delegations(
     assert only["content"] in reply["content"]
 
 
+async def test_an_orchestrator_retried_after_a_crash_keeps_the_turns_delegation_budget(
+    two_delegations: World,
+) -> None:
+    world = two_delegations
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
+    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+    content = ask("ask_researcher", "one") + " " + ask("ask_critic", "two")
+    await turn(world, alice, chat_id, content)
+    messages = await history(world, alice, chat_id)
+    assert len(delegations(messages)) == 2
+    user = messages[0]
+    reply_id = uuid.UUID(next(m for m in messages if m["agent_id"] == lead)["id"])
+
+    # Its process died after both delegations, before a word of its own answer was stored: the
+    # reply is back to `pending` and empty, and its job's lease has lapsed.
+    service: ChatService = world.stack.running.apps["chat"].state.chat_service
+    async with service.database.transaction() as session:
+        reply = await session.get(Message, reply_id)
+        assert reply is not None
+        reply.status, reply.content = MessageStatus.PENDING.value, ""
+        order = ReplyOrder(
+            message_id=reply_id,
+            user_message_id=uuid.UUID(user["id"]),
+            chat_id=uuid.UUID(chat_id),
+            tenant_id=reply.tenant_id,
+            user_id=reply.user_id,
+            agent_id=uuid.UUID(lead),
+            context=[{"role": "user", "content": content}],
+            request_id=None,
+            created_at=utcnow(),
+            delegates=(uuid.UUID(researcher), uuid.UUID(critic)),
+            parent_id=uuid.UUID(user["id"]),
+        )
+        await ReplyJobRepository(session).add(
+            message_id=reply_id,
+            tenant_id=reply.tenant_id,
+            user_id=reply.user_id,
+            payload=order.to_payload(),
+            holder="dead",
+            lease_seconds=0,
+        )
+    await asyncio.sleep(0.01)
+    # The sweep's redelivery: claimed afresh, retried (nothing had streamed), asked again.
+    await service.generator.handle(
+        {"message_id": str(reply_id), "holder": "dead"}, redelivered=True
+    )
+
+    messages = await history(world, alice, chat_id)
+    retried = next(m for m in messages if m["id"] == str(reply_id))
+    assert retried["status"] == "complete"
+    # The retried orchestrator asked for both delegations again and was refused both: the turn
+    # made two in all, the bound, not two more.
+    assert len(delegations(messages)) == 2
+    assert retried["content"].count("Not asked: this turn has used its delegations") == 2
+
+
 async def test_a_delegate_failing_mid_turn_is_reported_to_the_orchestrator_which_still_answers(
     world: World,
 ) -> None:
@@ -230,6 +303,56 @@ async def test_an_orchestrator_that_cannot_call_tools_is_a_clear_422(world: Worl
     )
     # With a tool-calling orchestrator first, the same agents may be orchestrated.
     assert (await orchestrated_chat(world, alice, [helper, demo])).status_code == 201
+
+
+async def test_an_orchestrator_switched_to_echo_after_the_chat_was_made_is_refused_at_send(
+    world: World,
+) -> None:
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    helper = await agent(world, alice, "Helper", "openai", "Help.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, helper])).json()["id"]
+    # A first turn: this chat process now knows the chat's participants and their names.
+    await turn(world, alice, chat_id, "hello [sim:tokens=2]")
+    stored = await history(world, alice, chat_id)
+
+    switched = await world.http.patch(
+        world.url(f"/agents/{lead}"),
+        headers=alice.headers,
+        json={"llm_provider": "echo", "model": "echo"},
+    )
+    assert switched.status_code == 200, switched.text
+    refused = await world.send(alice, "and now?", chat_id=chat_id)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["type"].endswith("/orchestrator-cannot-call-tools")
+    assert problem["detail"].startswith("This chat's orchestrator, Lead, now uses echo")
+    assert "cannot call tools" in problem["detail"]
+    assert (problem["agent_id"], problem["agent_name"]) == (lead, "Lead")
+    assert await history(world, alice, chat_id) == stored  # nothing stored
+
+    # The same chat as a panel answers again (echo works there).
+    panel = await world.http.patch(
+        world.url(f"/chat/chats/{chat_id}"), headers=alice.headers, json={"mode": "panel"}
+    )
+    assert panel.status_code == 200, panel.text
+    answered = await world.send(alice, "panel? [sim:tokens=2]", chat_id=chat_id)
+    assert answered.status_code == 201, answered.text
+    for reply in answered.json()["agent_messages"]:
+        await world.wait_finished(alice, chat_id, reply["id"])
+    # Switched back to a model that calls tools, it orchestrates again.
+    back = await world.http.patch(
+        world.url(f"/agents/{lead}"),
+        headers=alice.headers,
+        json={"llm_provider": "openai", "model": MODELS["openai"]},
+    )
+    assert back.status_code == 200, back.text
+    orchestrated = await world.http.patch(
+        world.url(f"/chat/chats/{chat_id}"), headers=alice.headers, json={"mode": "orchestrated"}
+    )
+    assert orchestrated.status_code == 200, orchestrated.text
+    assert (await world.send(alice, "and again", chat_id=chat_id)).status_code == 201
 
 
 async def test_each_delegated_answer_counts_as_a_message_and_meters_its_tokens(

@@ -87,6 +87,27 @@ def test_a_filtered_cursor_ignores_other_messages() -> None:
     assert cursor.accept(delta(0, "x")) == []
 
 
+def test_a_filtered_cursor_follows_the_delegated_answers_of_its_replies() -> None:
+    orchestrator, other = str(uuid.uuid4()), str(uuid.uuid4())
+    cursor = StreamCursor(only={orchestrator})
+    asked = {**agent_message("pending"), "parent_id": orchestrator, "delegated": True}
+    elsewhere = {**asked, "id": str(uuid.uuid4()), "parent_id": other}
+    frames = cursor.accept({"type": "message.created", "message": asked})
+    frames += cursor.accept(delta(0, "maps"))
+    frames += cursor.accept({"type": "message.created", "message": elsewhere})
+    frames += cursor.accept(
+        {"type": "message.completed", "message": {**asked, "status": "complete", "content": "maps"}}
+    )
+    assert [(f.event, f.id) for f in frames] == [
+        ("message.created", f"{MID}:0"),
+        ("message.delta", f"{MID}:4"),
+        ("message.completed", f"{MID}:end"),
+    ]
+    # A reply to the orchestrator's reply that is not delegated (a branch) is not followed.
+    branch = {**agent_message("pending"), "id": str(uuid.uuid4()), "parent_id": orchestrator}
+    assert cursor.accept({"type": "message.created", "message": branch}) == []
+
+
 def test_frames_render_as_sse_with_an_id() -> None:
     frame = Frame("message.delta", f"{MID}:1", {"content": "x"})
     assert frame.sse() == f'id: {MID}:1\nevent: message.delta\ndata: {{"content":"x"}}\n\n'.encode()

@@ -60,3 +60,21 @@ class OrchestratorCannotCallTools(Unprocessable):
         super().__init__(
             f"agent_ids: {message}.", extra={"errors": [{"field": "agent_ids", "message": message}]}
         )
+
+
+class OrchestratorSwitchedToNoTools(Unprocessable):
+    """A send to an orchestrated chat whose orchestrator was switched to a provider that cannot
+    call tools after the chat was made (nothing is stored)."""
+
+    problem_type, title = (
+        OrchestratorCannotCallTools.problem_type,
+        OrchestratorCannotCallTools.title,
+    )
+
+    def __init__(self, name: str, provider: str, *, agent_id: str) -> None:
+        super().__init__(
+            f"This chat's orchestrator, {name}, now uses {provider}, which cannot call tools: "
+            f"switch {name} back to an openai, anthropic or custom model, put another agent "
+            "first, or change the chat's mode.",
+            extra={"agent_id": agent_id, "agent_name": name, "provider": provider},
+        )

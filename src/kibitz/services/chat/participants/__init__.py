@@ -21,6 +21,8 @@ from kibitz.services.chat.schemas import ChatCreate, ChatRead, ChatUpdate
 from kibitz.services.chat.sending.checks import check_agent
 
 FEATURE = "multi_agent"
+# Providers whose models cannot call tools, so cannot orchestrate (the offline demo).
+NO_TOOLS = frozenset({"echo"})
 
 
 def plan_reader(platform: Platform, *, cache_seconds: float) -> PlanReader:
@@ -64,8 +66,9 @@ async def check_participants(
         orchestrator = dict(zip(new, found, strict=True)).get(agent_ids[0]) or await check_agent(
             agents, agent_ids[0], access_token
         )
-        if orchestrator.get("llm_provider") == "echo":
-            raise OrchestratorCannotCallTools(str(orchestrator.get("name")), "echo")
+        provider = str(orchestrator.get("llm_provider"))
+        if provider in NO_TOOLS:
+            raise OrchestratorCannotCallTools(str(orchestrator.get("name")), provider)
 
 
 def participants_of(chat: Chat) -> list[uuid.UUID]:

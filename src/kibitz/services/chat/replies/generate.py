@@ -196,15 +196,14 @@ class ReplyGenerator:
     ) -> ReplyEnding | None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening;
         how it ended (None when another generator took it over). An orchestrating reply
-        delegates within the turn's `budget` (a new turn's when none is given)."""
+        delegates within the turn's `budget` (read from the database when none is given)."""
         running = _Running()
         self.running[order.message_id] = running
         progress = ReplyProgress()
         status, error, lost = MessageStatus.COMPLETE, None, False
         publish = self._publisher(order, progress, committed)
         if order.delegates:
-            turn = budget or TurnBudget(self.settings.max_delegations_per_turn)
-            answer = Orchestration(self, order, progress, publish, turn).run()
+            answer = Orchestration(self, order, progress, publish, budget).run()
         else:
             answer = read_reply(self.agents, order, progress, publish, asked=asked)
         reader = asyncio.create_task(answer)

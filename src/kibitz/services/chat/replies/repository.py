@@ -1,4 +1,5 @@
-"""Queries on reply jobs: the durable half of each reply in flight and its lease."""
+"""Queries on reply jobs (the durable half of each reply in flight and its lease) and on the
+delegated replies an orchestrated turn has made."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kibitz.services.chat.models import ReplyJob, utcnow
+from kibitz.services.chat.models import Message, ReplyJob, utcnow
 
 _JOBS = cast(Table, ReplyJob.__table__)
+_MESSAGES = cast(Table, Message.__table__)
 _INSERT = insert(_JOBS)
 _RENEW = (
     update(_JOBS)
@@ -153,3 +155,37 @@ class ReplyJobRepository:
             )
         )
         return (await self.session.execute(statement)).scalars().all()
+
+
+class DelegationRepository:
+    """An orchestrated turn's delegated replies: messages marked `delegated` whose parent is the
+    reply that asked for them (nested as deep as delegations go)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def ancestor(self, message_id: uuid.UUID, *, levels: int) -> uuid.UUID:
+        """The message `levels` parents above this one (itself for 0; the highest one found
+        when the chain ends earlier)."""
+        for _ in range(levels):
+            statement = select(_MESSAGES.c.parent_id).where(_MESSAGES.c.id == message_id)
+            parent = (await self.session.execute(statement)).scalar_one_or_none()
+            if parent is None:
+                break
+            message_id = parent
+        return message_id
+
+    async def count_under(self, chat_id: uuid.UUID, root_id: uuid.UUID, *, depth: int) -> int:
+        """How many delegated replies hang under `root_id`, down to `depth` levels."""
+        total, level = 0, [root_id]
+        for _ in range(depth):
+            statement = select(_MESSAGES.c.id).where(
+                _MESSAGES.c.chat_id == chat_id,
+                _MESSAGES.c.parent_id.in_(level),
+                _MESSAGES.c.delegated.is_(True),
+            )
+            level = list((await self.session.execute(statement)).scalars())
+            if not level:
+                break
+            total += len(level)
+        return total

@@ -156,9 +156,18 @@ class StreamCursor:
         frames.append(Frame(terminal_event_name(message["status"]), f"{message_id}:{END}", message))
         return frames
 
+    def adopt_delegated(self, message: dict[str, Any]) -> None:
+        """Follow a delegated answer to a reply this subscriber follows: it is part of that
+        reply (a send's stream shows the orchestrator's consultations live)."""
+        parent = message.get("parent_id")
+        if self.only is not None and message.get("delegated") and str(parent) in self.only:
+            self.only.add(str(message["id"]))
+
     def accept(self, event: StreamEvent) -> list[Frame]:
         """Frames for one live event from the fan-out."""
         kind = event.get("type")
+        if kind in (CREATED, COMPLETED, FAILED):
+            self.adopt_delegated(event["message"])
         if kind == CREATED:
             return self.created(event["message"])
         if kind == DELTA:

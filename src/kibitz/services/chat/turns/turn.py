@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from kibitz.kit.http import ServiceClient
 from kibitz.kit.jwt import Principal
 from kibitz.kit.plans import FeatureNotInPlan, PlanReader
-from kibitz.services.chat.errors import MentionNotResolved
-from kibitz.services.chat.participants import FEATURE
+from kibitz.services.chat.errors import MentionNotResolved, OrchestratorSwitchedToNoTools
+from kibitz.services.chat.participants import FEATURE, NO_TOOLS
 from kibitz.services.chat.turns.plan import Participant, mentioned, plan_turn
 
 
@@ -62,14 +62,26 @@ def checked_turn(
     return turn
 
 
-async def agent_name(agents: ServiceClient, agent_id: uuid.UUID, access_token: str) -> str | None:
-    """The agent's name, as its user sees it (None when they no longer may use it)."""
+@dataclass(frozen=True)
+class AgentCard:
+    """What planning needs of an agent: its name, and its provider (an orchestrator's must
+    call tools)."""
+
+    name: str
+    provider: str
+
+
+async def agent_card(
+    agents: ServiceClient, agent_id: uuid.UUID, access_token: str
+) -> AgentCard | None:
+    """The agent as its user sees it (None when they no longer may use it)."""
     response = await agents.request(
         "GET", f"/agents/{agent_id}", headers={"Authorization": f"Bearer {access_token}"}
     )
     if response.status_code != 200:
         return None
-    return str(response.json().get("name") or "")
+    agent = response.json()
+    return AgentCard(str(agent.get("name") or ""), str(agent.get("llm_provider") or ""))
 
 
 # 30 s: how long a participant's name is reused (a rename shows in labels within this long; a
@@ -89,7 +101,7 @@ class TurnPlanner:
 
     def __init__(self) -> None:
         self._chats: dict[uuid.UUID, tuple[tuple[uuid.UUID, ...], str]] = {}
-        self._names: dict[uuid.UUID, tuple[float, str | None]] = {}
+        self._cards: dict[uuid.UUID, tuple[float, AgentCard | None]] = {}
 
     def remember(self, chat_id: uuid.UUID, seen: TurnToPlan) -> None:
         """The chat's participants and mode, as a send's transaction read them."""
@@ -122,34 +134,36 @@ class TurnPlanner:
                 content=content,
                 access_token=access_token,
             )
-        except (MentionNotResolved, FeatureNotInPlan):
+        except (MentionNotResolved, FeatureNotInPlan, OrchestratorSwitchedToNoTools):
             # Maybe only for participants since changed: the send's transaction reads them.
             self._chats.pop(chat_id, None)
             return None
 
-    async def names(
+    async def cards(
         self,
         agents: ServiceClient,
         participants: Sequence[uuid.UUID],
         access_token: str,
         *,
         fresh: bool = False,
-    ) -> list[str | None]:
-        """The participants' names (None for one its user may no longer use)."""
+        always: tuple[uuid.UUID, ...] = (),
+    ) -> list[AgentCard | None]:
+        """The participants as their user sees them (None for one they may no longer use);
+        read afresh when `fresh`, and those in `always` every time."""
         now = time.monotonic()
         missing = [
             agent_id
             for agent_id in participants
-            if fresh or self._names.get(agent_id, (0.0, None))[0] < now
+            if fresh or agent_id in always or self._cards.get(agent_id, (0.0, None))[0] < now
         ]
         fetched = await asyncio.gather(
-            *(agent_name(agents, agent_id, access_token) for agent_id in missing)
+            *(agent_card(agents, agent_id, access_token) for agent_id in missing)
         )
-        if len(self._names) > _CACHE_ENTRIES:
-            self._names.clear()
-        for agent_id, name in zip(missing, fetched, strict=True):
-            self._names[agent_id] = (now + _NAME_SECONDS, name)
-        return [self._names[agent_id][1] for agent_id in participants]
+        if len(self._cards) > _CACHE_ENTRIES:
+            self._cards.clear()
+        for agent_id, card in zip(missing, fetched, strict=True):
+            self._cards[agent_id] = (now + _NAME_SECONDS, card)
+        return [self._cards[agent_id][1] for agent_id in participants]
 
     async def plan(
         self,
@@ -169,15 +183,23 @@ class TurnPlanner:
         allowed = (await plans.current(principal.tenant_id)).has(FEATURE)
         if not allowed:  # a refusal is read afresh: an upgrade lifts it at once
             allowed = (await plans.current(principal.tenant_id, fresh=True)).has(FEATURE)
-        names = await self.names(agents, participants, access_token)
+        orchestrator = participants[0]
+        # The orchestrator is read afresh: its provider may have changed since the chat was made.
+        always = (orchestrator,) if allowed and mode == "orchestrated" else ()
+        cards = await self.cards(agents, participants, access_token, always=always)
+        card = cards[0]
+        if always and card is not None and card.provider in NO_TOOLS:
+            raise OrchestratorSwitchedToNoTools(
+                card.name, card.provider, agent_id=str(orchestrator)
+            )
         try:
             chat, answering = _answering(
-                participants, names, mode if allowed else "direct", content
+                participants, cards, mode if allowed else "direct", content
             )
         except MentionNotResolved:  # maybe a rename this process has not seen yet
-            names = await self.names(agents, participants, access_token, fresh=True)
+            cards = await self.cards(agents, participants, access_token, fresh=True)
             chat, answering = _answering(
-                participants, names, mode if allowed else "direct", content
+                participants, cards, mode if allowed else "direct", content
             )
         if not allowed and answering != [participants[0]]:
             await plans.require(principal.tenant_id, FEATURE, bearer_token=access_token)
@@ -194,12 +216,12 @@ class TurnPlanner:
 
 
 def _answering(
-    participants: Sequence[uuid.UUID], names: Sequence[str | None], mode: str, content: str
+    participants: Sequence[uuid.UUID], cards: Sequence[AgentCard | None], mode: str, content: str
 ) -> tuple[list[Participant], list[uuid.UUID]]:
     """The chat as mentions see it, and who answers. An agent its user may no longer use keeps
     its place (its reply fails, saying so) but cannot be named."""
     chat = [
-        Participant(agent_id, name or "")
-        for agent_id, name in zip(participants, names, strict=True)
+        Participant(agent_id, card.name if card else "")
+        for agent_id, card in zip(participants, cards, strict=True)
     ]
     return chat, plan_turn(content, chat, mode)
