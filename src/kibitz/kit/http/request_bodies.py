@@ -26,7 +26,7 @@ import re
 
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kibitz.kit.errors import payload_too_large, problem_response
@@ -62,6 +62,7 @@ class BodyLimit:
     that runs outside it."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, service: str | None = None) -> None:
+        self.app = app
         self.max_bytes = max_bytes
         self._counted = RequestBodyLimitMiddleware(app, max_body_size=max_bytes)
         self._refuse: ASGIApp = (
@@ -75,10 +76,15 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if declared is None:  # chunked: counted as it is read
+            await self._counted(scope, receive, send)
+        elif declared > self.max_bytes:
             await self._refuse(scope, receive, send)
-            return
-        await self._counted(scope, receive, send)
+        else:
+            # The server reads no byte past a declared length: nothing to count, and the
+            # answer's messages (every chunk of a stream) skip the counting wrapper.
+            scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_bytes
+            await self.app(scope, receive, send)
 
 
 class RequestBodies:
