@@ -62,7 +62,8 @@ def _login_counters(platform: Platform, settings: AuthSettings) -> CounterStore:
 def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
     if settings.encryption_key is not None:
         return SecretCipher.from_setting(settings.encryption_key.get_secret_value())
-    # No key configured (all-in-one): one is generated and kept under the data dir.
+    # No key configured (all-in-one; run apart it is required): one is generated and kept
+    # under the data dir.
     return SecretCipher.from_key_file(platform.settings.data_dir / KEY_FILE_NAME)
 
 
@@ -168,4 +169,11 @@ def create_app(platform: Platform) -> FastAPI:
     return app
 
 
-module = Module(name=NAME, create_app=create_app, migrate=migrate)
+module = Module(
+    name=NAME,
+    create_app=create_app,
+    migrate=migrate,
+    # A tenant's client secret stored through one replica, and a sign-in cookie sealed by the
+    # replica that started the sign-in, must open on whichever replica reads them.
+    shared_settings=("KIBITZ_AUTH_ENCRYPTION_KEY",),
+)
