@@ -43,7 +43,7 @@ _REPLAY_NOT_AFTER = KEEP_HANDLED - timedelta(days=1)
 
 async def rotate_signing_key(settings: PlatformSettings) -> Any:
     """Have auth sign with a new key (see `KeyRing.rotate`); the rotation's outcome."""
-    from kibitz.services.auth.service import KeyRing
+    from kibitz.services.auth.signing_keys.service import KeyRing
 
     database = Database(database_url_of("auth", settings))
     try:

@@ -36,7 +36,9 @@ from kibitz.services.auth.login_throttle import (
     RedisCounters,
 )
 from kibitz.services.auth.models import SessionRevocation, outbox_table
-from kibitz.services.auth.service import AuthService, KeyRing
+from kibitz.services.auth.service import AuthService
+from kibitz.services.auth.sessions.service import Sessions
+from kibitz.services.auth.signing_keys.service import KeyRing
 from kibitz.services.auth.sso.api import router as sso_router
 from kibitz.services.auth.sso.service import SsoService
 
@@ -90,9 +92,15 @@ def create_app(platform: Platform) -> FastAPI:
     outbox = Outbox(outbox_table)
     tenants = platform.client("tenants") if platform.has_service("tenants") else None
     login_counters = _login_counters(platform, settings)
-    auth = AuthService(
+    sessions = Sessions(
         database=database,
         keys=keys,
+        outbox=outbox,
+        refresh_token_seconds=settings.refresh_token_seconds,
+    )
+    auth = AuthService(
+        database=database,
+        sessions=sessions,
         outbox=outbox,
         throttle=LoginThrottle(
             login_counters,
@@ -103,7 +111,6 @@ def create_app(platform: Platform) -> FastAPI:
             max_delay_seconds=settings.login_max_delay_seconds,
             window_seconds=settings.login_failure_window_seconds,
         ),
-        refresh_token_seconds=settings.refresh_token_seconds,
         tenants=tenants,
     )
     sso = SsoService(
