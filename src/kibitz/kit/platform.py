@@ -105,7 +105,7 @@ class Platform:
             answer: dict[str, Any] = response.json()
             return answer
 
-        broker = self.settings.bus_url not in ("", "memory")
+        broker = self.settings.has_broker
         await self.revocations.keep_current(
             self.bus,
             fetch if self.has_service("auth") else None,

@@ -157,7 +157,7 @@ async def run_all_in_one(
             child = ChildService(name, sockets[name], url=urls[name], environment=environment)
             children.append(child)
             await child.start()
-            if not _has_broker(settings):  # with one, the child connects to it itself
+            if not settings.has_broker:  # with one, the child connects to it itself
                 relayed += await relay_events_to(platform.client(name), platform.bus)
         yield RunningStack(platform=platform, urls=urls, apps=apps, children=children)
     finally:
@@ -184,11 +184,6 @@ def _modules_apart(settings: PlatformSettings, selected: dict[str, Module]) -> l
                 f"{name} cannot run in a process of its own all-in-one: it publishes events"
             )
     return apart
-
-
-def _has_broker(settings: PlatformSettings) -> bool:
-    """Whether events go through a broker every process connects to (else the bus is memory)."""
-    return settings.bus_url not in ("", "memory")
 
 
 async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None], name: str) -> None:
@@ -260,7 +255,7 @@ async def serve_one(
     """Run one module in this process until a signal stops it (or, as a child of `kibitz up`
     serving the socket inherited as `fd`, until the parent `parent_pid` is gone)."""
     # A child of `kibitz up` without a broker hears the events its parent relays.
-    relayed = parent_pid is not None and not _has_broker(settings)
+    relayed = parent_pid is not None and not settings.has_broker
     platform = distributed_platform(settings, bus=RelayedBus() if relayed else None)
     check_required_peers(module, platform)
     if parent_pid is None:  # a child of `kibitz up` shares its parent's generated keys
