@@ -5,6 +5,8 @@ apart on NATS JetStream (it connects to the broker itself)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -76,3 +78,32 @@ async def test_a_deleted_accounts_agents_are_erased(
         assert await _agents_of(stack, leaving) == 0
         mine = await stack.http.get(f"{stack.url('agents')}/agents/my", headers=staying.headers)
         assert [agent["id"] for agent in mine.json()["items"]] == [kept]
+
+
+async def test_an_account_deleted_while_the_child_restarts_is_erased_by_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """The parent owns the child's socket: the event it relays while no child runs waits in the
+    socket's queue for the next one."""
+    async with start_stack(MODULES, data_dir=tmp_path, own_processes=["agents"]) as stack:
+        leaving = await stack.register()
+        await _create_agent(stack, leaving, "First")
+        (child,) = stack.running.children
+        first = child.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+
+        deleted = await stack.http.request(
+            "DELETE",
+            f"{stack.url('auth')}/auth/account",
+            headers=leaving.headers,
+            json={"password": DEFAULT_PASSWORD},
+        )
+        assert deleted.status_code == 204, deleted.text
+        # A restart takes the child's start-up (imports, migrations): seconds, not minutes.
+        for _ in range(600):
+            if await _agents_of(stack, leaving) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await _agents_of(stack, leaving) == 0
+        assert child.pid != first
