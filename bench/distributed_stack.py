@@ -109,8 +109,9 @@ def distributed_stack(env: dict[str, str], *, chat_replicas: int = 2) -> Iterato
         **os.environ,
         **env,
         "KIBITZ_INTERNAL_TOKEN": secrets.token_urlsafe(32),
-        # Every agents replica must share it (kibitz serve agents refuses to start without).
+        # Every agents (auth) replica must share it: kibitz serve refuses to start without.
         "KIBITZ_AGENTS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "KIBITZ_AUTH_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "KIBITZ_BUS_URL": f"{redis_url}?prefix={prefix}",
         "KIBITZ_QUEUE_URL": f"{redis_url}?prefix={prefix}",
         "KIBITZ_REDIS_URL": redis_url,

@@ -51,8 +51,9 @@ async def test_every_service_in_its_own_process_serves_a_whole_conversation(
         ports = {name: free_port() for name in [*SERVICES, "chat2", "gateway"]}
         env = {
             "KIBITZ_INTERNAL_TOKEN": secrets.token_urlsafe(32),
-            # Run apart, agents needs the key every replica shares (issue 15, finding 11).
+            # Run apart, agents and auth need the keys every replica shares (issue 15, finding 11).
             "KIBITZ_AGENTS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "KIBITZ_AUTH_ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "KIBITZ_BUS_URL": f"nats://127.0.0.1:4222?prefix=t{uuid.uuid4().hex[:10]}",
             "KIBITZ_REDIS_URL": "redis://127.0.0.1:6379/0",
             "KIBITZ_DATA_DIR": str(tmp_path / "data"),

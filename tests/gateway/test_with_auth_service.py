@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from kibitz.kit.jwt import SigningKey
 from tests.fixtures.stack import DEFAULT_PASSWORD, start_stack
@@ -79,6 +80,8 @@ def _auth_processes(
         **os.environ,
         "KIBITZ_DATA_DIR": str(data_dir),
         "KIBITZ_INTERNAL_TOKEN": "shared-internal-token",
+        # Run apart, every auth replica needs the same key (`serve auth` refuses to start without).
+        "KIBITZ_AUTH_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "KIBITZ_LOG_LEVEL": "WARNING",
     }
     subprocess.run(

@@ -79,7 +79,7 @@ async def test_a_child_that_dies_is_started_again_on_the_same_address(tmp_path: 
         assert await _echo_reply(stack.http, stack.entry, account.headers) == "hi"
 
 
-async def test_a_module_that_uses_the_bus_cannot_run_apart(tmp_path: Path) -> None:
+async def test_a_module_that_publishes_events_cannot_run_apart(tmp_path: Path) -> None:
     settings = PlatformSettings(data_dir=tmp_path, own_processes=["chat"])
     with pytest.raises(ValueError, match="chat cannot run in a process of its own"):
         async with run_all_in_one(settings=settings, port=0, modules=["auth", "chat"]):

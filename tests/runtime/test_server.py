@@ -64,46 +64,54 @@ async def test_readiness_fails_while_a_required_service_does_not_answer(tmp_path
     assert not_ready.json()["checks"] == {"tenants": "unavailable"}
 
 
-def test_agents_run_apart_without_an_encryption_key_does_not_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("name", ["agents", "auth"])
+def test_a_service_run_apart_without_its_encryption_key_does_not_start(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every replica generating its own key made half the replies unreadable (issue 15,
-    finding 11): run apart, the key is a setting, and its absence is one line naming it."""
+    finding 11): run apart, the key is a setting, and its absence is one line naming it. Auth's
+    seals tenants' SSO client secrets and the sign-in cookie another replica may open."""
     from typer.testing import CliRunner
 
     from kibitz.cli import app as kibitz
 
+    variable = f"KIBITZ_{name.upper()}_ENCRYPTION_KEY"
     monkeypatch.setenv("KIBITZ_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("KIBITZ_INTERNAL_TOKEN", "t" * 32)
     monkeypatch.setenv("KIBITZ_AUTH_URL", "http://127.0.0.1:9")
-    monkeypatch.delenv("KIBITZ_AGENTS_ENCRYPTION_KEY", raising=False)
+    monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("COLUMNS", "400")
     # A port in use: code that did start would end there at once, not serve for ever.
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
-        result = CliRunner().invoke(
-            kibitz, ["serve", "agents", "--host", "127.0.0.1", "--port", port]
-        )
+        result = CliRunner().invoke(kibitz, ["serve", name, "--host", "127.0.0.1", "--port", port])
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "kibitz did not start: KIBITZ_AGENTS_ENCRYPTION_KEY must be set: every agents replica "
+        f"kibitz did not start: {variable} must be set: every {name} replica "
         "needs the same value (only kibitz up generates one)"
     )
-    assert not (tmp_path / "agents-encryption.key").exists()
+    assert not (tmp_path / f"{name}-encryption.key").exists()
 
 
-def test_a_shared_setting_is_looked_for_as_settings_are_read() -> None:
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [
+        ("agents", "KIBITZ_AGENTS_ENCRYPTION_KEY"),  # users' stored provider keys
+        ("auth", "KIBITZ_AUTH_ENCRYPTION_KEY"),  # tenants' SSO client secrets, sign-in cookies
+    ],
+)
+def test_a_shared_setting_is_looked_for_as_settings_are_read(name: str, variable: str) -> None:
     from kibitz.runtime.children import StartupError
     from kibitz.runtime.registry import available_modules
     from kibitz.runtime.server import check_shared_settings
 
-    agents = available_modules(["agents"])["agents"]
-    check_shared_settings(agents, {"kibitz_agents_encryption_key": "a-key"})  # any case
-    for blank in ({}, {"KIBITZ_AGENTS_ENCRYPTION_KEY": "  "}):
-        with pytest.raises(StartupError, match="KIBITZ_AGENTS_ENCRYPTION_KEY must be set"):
-            check_shared_settings(agents, blank)
+    module = available_modules([name])[name]
+    check_shared_settings(module, {variable.lower(): "a-key"})  # any case
+    for blank in ({}, {variable: "  "}):
+        with pytest.raises(StartupError, match=f"{variable} must be set: every {name} replica"):
+            check_shared_settings(module, blank)
 
 
 def test_an_unusable_encryption_key_is_a_bad_setting_without_its_value(

@@ -12,11 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from kibitz.kit.db.availability import install_database_problems
-from kibitz.kit.errors import document_route_problems, install_problem_handlers
+from kibitz.kit.errors import NotFound, document_route_problems, install_problem_handlers
+from kibitz.kit.events import EventEnvelope
+from kibitz.kit.events.relay import CONSUMERS_PATH, DELIVERY_PATH, RelayedBus, UnknownConsumer
 from kibitz.kit.http.fast_routes import FastRoutes, fast_endpoints
 from kibitz.kit.http.request_bodies import DEFAULT_MAX_BODY_BYTES, RequestBodies
 from kibitz.kit.observability import RequestContextMiddleware, metrics_endpoint
 from kibitz.kit.platform import Platform
+from kibitz.kit.security import ServiceCaller
 from kibitz.kit.service_gauges import ServiceGauges
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -111,6 +114,8 @@ def create_service_app(
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["probes"], summary="Alive")
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["probes"], summary="Ready")
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    if isinstance(platform.bus, RelayedBus):
+        _take_relayed_events(app, platform.bus)
     fast_endpoints(app, service=name)  # refuses a route it cannot serve now, not at a request
     app.add_middleware(FastRoutes, fastapi_app=app, service=name, serve_fast=fast_routes)
     # Added last, so it runs first: no route reads a body over its limit, fast ones included.
@@ -118,3 +123,35 @@ def create_service_app(
         RequestBodies, fastapi_app=app, service=name, default_max_bytes=max_body_bytes
     )
     return app
+
+
+def _take_relayed_events(app: FastAPI, bus: RelayedBus) -> None:
+    """The routes through which the parent of a process apart relays its events (see
+    `kit/events/relay.py`); for kibitz services only."""
+
+    async def consumers() -> dict[str, Any]:
+        return {"items": bus.consumers()}
+
+    async def deliver(consumer: str, request: Request) -> Response:
+        envelope = EventEnvelope.from_bytes(await request.body())
+        try:
+            await bus.deliver(consumer, envelope)
+        except UnknownConsumer as exc:
+            raise NotFound("This process has no such event consumer.") from exc
+        return Response(status_code=204)
+
+    only_services = [ServiceCaller]
+    app.add_api_route(
+        CONSUMERS_PATH,
+        consumers,
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=only_services,
+    )
+    app.add_api_route(
+        DELIVERY_PATH,
+        deliver,
+        methods=["POST"],
+        include_in_schema=False,
+        dependencies=only_services,
+    )

@@ -105,7 +105,7 @@ class Platform:
             answer: dict[str, Any] = response.json()
             return answer
 
-        broker = self.settings.bus_url not in ("", "memory")
+        broker = self.settings.has_broker
         await self.revocations.keep_current(
             self.bus,
             fetch if self.has_service("auth") else None,
@@ -130,5 +130,6 @@ class Module:
     shared_settings: tuple[str, ...] = ()
     # Applies the module's migrations (None when it has no database).
     migrate: Callable[[Platform], Awaitable[None]] | None = None
-    # Publishes and consumes no events: all-in-one may run it in a process of its own.
-    bus_free: bool = False
+    # Publishes events: all-in-one runs it in the process whose memory holds the bus. One that
+    # only consumes may run in a process of its own; the parent relays its events to it.
+    publishes_events: bool = True

@@ -50,9 +50,14 @@ class PlatformSettings(BaseSettings):
     otlp_endpoint: str | None = None
     # All-in-one: modules that run in child processes of their own (comma-separated), so that
     # the model streams of agents use a second core, and knowledge's embedding and Qdrant's
-    # local mode (pure Python) never hold the other services' event loop. Only modules without
-    # events may.
+    # local mode (pure Python) never hold the other services' event loop. Only modules that
+    # publish no events may (the parent relays them the events they consume).
     own_processes: Annotated[list[str], NoDecode] = ["agents", "knowledge"]
+
+    @property
+    def has_broker(self) -> bool:
+        """Whether events go through a broker every process connects to (else: in memory)."""
+        return self.bus_url not in ("", "memory")
 
     def bus_retention(self) -> Retention:
         """What the broker keeps of the event streams."""

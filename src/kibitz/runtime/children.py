@@ -1,9 +1,11 @@
 """All-in-one modules in child processes of their own, so a second core shares the work.
 
-Only a module that uses no event bus can run apart: the all-in-one bus lives in the parent's
-memory. The parent binds the module's loopback socket and hands it over (the address is known
-before the child starts and stays the same when the child is restarted); the child runs
-`kibitz serve NAME --fd N` with the parent's settings and the addresses of the other services.
+Only a module that publishes no events can run apart: the all-in-one bus lives in the parent's
+memory, and the parent relays to the child the events it consumes (`relay_events_to`, see
+`kit/events/relay.py`). The parent binds the module's loopback socket and hands it over (the
+address is known before the child starts and stays the same when the child is restarted); the
+child runs `kibitz serve NAME --fd N` with the parent's settings and the addresses of the other
+services.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ import socket
 import sys
 import time
 from collections.abc import Mapping
+from urllib.parse import quote
 
 import structlog
 
+from kibitz.kit.events import EventBus, EventEnvelope
+from kibitz.kit.events.relay import CONSUMERS_PATH, DELIVERY_PATH, relay_to
+from kibitz.kit.http import ServiceClient
 from kibitz.kit.http.transport import UpstreamClient, UpstreamError
 from kibitz.kit.settings import ENV_PREFIX, PlatformSettings
+from kibitz.kit.subscription import Subscription
 
 logger = structlog.get_logger("kibitz.runtime")
 
@@ -180,3 +187,17 @@ async def _healthy(http: UpstreamClient, url: str) -> bool:
     except UpstreamError:
         return False
     return answer.status == 200
+
+
+async def relay_events_to(child: ServiceClient, bus: EventBus) -> list[Subscription]:
+    """Subscribe on the parent's bus every consumer the running child names, and post it their
+    events (a group subscribed now still gets what the bus logged before)."""
+    answer = await child.request("GET", CONSUMERS_PATH)
+    answer.raise_for_status()
+
+    async def forward(consumer_id: str, envelope: EventEnvelope) -> bool:
+        path = DELIVERY_PATH.format(consumer=quote(consumer_id, safe=""))
+        posted = await child.request("POST", path, json=envelope.model_dump(mode="json"))
+        return posted.status_code == 204
+
+    return await relay_to(bus, list(answer.json()["items"]), forward)

@@ -43,7 +43,7 @@ _REPLAY_NOT_AFTER = KEEP_HANDLED - timedelta(days=1)
 
 async def rotate_signing_key(settings: PlatformSettings) -> Any:
     """Have auth sign with a new key (see `KeyRing.rotate`); the rotation's outcome."""
-    from kibitz.services.auth.service import KeyRing
+    from kibitz.services.auth.signing_keys.service import KeyRing
 
     database = Database(database_url_of("auth", settings))
     try:
@@ -115,7 +115,7 @@ async def replay_dead_letters(
     its id), the one that parked it runs its handler anew (and parks it again if it still
     fails). Events parked moments ago, or too old for the inboxes to remember, are left.
     """
-    if settings.bus_url in ("", "memory"):
+    if not settings.has_broker:
         raise ValueError(
             "the bus is in-process (KIBITZ_BUS_URL=memory): only the kibitz process that owns "
             "it can deliver events; set KIBITZ_BUS_URL to the deployment's broker"
@@ -202,7 +202,7 @@ async def dependency_problems(settings: PlatformSettings) -> list[str]:
         _check_database(name, database_url_of(name, settings))
         for name in available_modules(SERVICE_NAMES)
     ]
-    if settings.bus_url not in ("", "memory"):
+    if settings.has_broker:
         checks.append(_check_bus(settings.bus_url))
     if settings.redis_url:
         checks.append(_check_redis(settings.redis_url))

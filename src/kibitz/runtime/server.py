@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI
 
-from kibitz.kit.events import create_bus
+from kibitz.kit.events import EventBus, create_bus
+from kibitz.kit.events.relay import RelayedBus
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.settings import ENV_PREFIX, PlatformSettings, service_urls_from_env
-from kibitz.runtime.children import ChildService, StartupError, settings_environment
+from kibitz.kit.subscription import Subscription
+from kibitz.runtime.children import (
+    ChildService,
+    StartupError,
+    relay_events_to,
+    settings_environment,
+)
 from kibitz.runtime.registry import SERVICE_NAMES, available_modules
 
 
@@ -134,6 +141,7 @@ async def run_all_in_one(
     }
     servers: list[tuple[EmbeddedServer, asyncio.Task[None]]] = []
     children: list[ChildService] = []
+    relayed: list[Subscription] = []
     try:
         for name, app in apps.items():
             server = EmbeddedServer(server_config(app))
@@ -149,8 +157,12 @@ async def run_all_in_one(
             child = ChildService(name, sockets[name], url=urls[name], environment=environment)
             children.append(child)
             await child.start()
+            if not settings.has_broker:  # with one, the child connects to it itself
+                relayed += await relay_events_to(platform.client(name), platform.bus)
         yield RunningStack(platform=platform, urls=urls, apps=apps, children=children)
     finally:
+        for subscription in relayed:
+            await subscription.cancel()
         await asyncio.gather(*(child.stop() for child in children), return_exceptions=True)
         for server, _ in reversed(servers):
             server.should_exit = True
@@ -164,12 +176,12 @@ async def run_all_in_one(
 
 
 def _modules_apart(settings: PlatformSettings, selected: dict[str, Module]) -> list[str]:
-    """The selected modules to run in child processes (only those that use no event bus)."""
+    """The selected modules to run in child processes (only those that publish no events)."""
     apart = [name for name in settings.own_processes if name in selected]
     for name in apart:
-        if not selected[name].bus_free:
+        if selected[name].publishes_events:
             raise ValueError(
-                f"{name} cannot run in a process of its own all-in-one: it uses the event bus"
+                f"{name} cannot run in a process of its own all-in-one: it publishes events"
             )
     return apart
 
@@ -189,14 +201,15 @@ def _url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def distributed_platform(settings: PlatformSettings) -> Platform:
-    """A platform whose service addresses come from `KIBITZ_<SERVICE>_URL` variables."""
+def distributed_platform(settings: PlatformSettings, *, bus: EventBus | None = None) -> Platform:
+    """A platform whose service addresses come from `KIBITZ_<SERVICE>_URL` variables (and whose
+    bus is the broker's, unless another is given)."""
     if settings.internal_token is None:
         raise StartupError("KIBITZ_INTERNAL_TOKEN must be set when services run apart")
     return Platform(
         settings=settings,
         service_urls=service_urls_from_env(SERVICE_NAMES),
-        bus=create_bus(settings.bus_url, retention=settings.bus_retention()),
+        bus=bus or create_bus(settings.bus_url, retention=settings.bus_retention()),
         internal_token=settings.internal_token.get_secret_value(),
     )
 
@@ -241,7 +254,9 @@ async def serve_one(
 ) -> None:
     """Run one module in this process until a signal stops it (or, as a child of `kibitz up`
     serving the socket inherited as `fd`, until the parent `parent_pid` is gone)."""
-    platform = distributed_platform(settings)
+    # A child of `kibitz up` without a broker hears the events its parent relays.
+    relayed = parent_pid is not None and not settings.has_broker
+    platform = distributed_platform(settings, bus=RelayedBus() if relayed else None)
     check_required_peers(module, platform)
     if parent_pid is None:  # a child of `kibitz up` shares its parent's generated keys
         check_shared_settings(module)

@@ -227,8 +227,10 @@ async def chat_world(
     modules: list[str] | None = None,
     env: dict[str, str] | None = None,
     simulator: dict[str, Any] | None = None,
+    own_processes: list[str] | None = None,
 ) -> AsyncIterator[World]:
-    """Start the simulator and a stack wired to it."""
+    """Start the simulator and a stack wired to it (`own_processes` run apart, as `kibitz up`
+    runs agents and knowledge)."""
     async with start_simulator(**(simulator or {"ttft_ms": 5, "gap_ms": 2})) as sim:
         names = list(modules or SERVICE_MODULES) + (["gateway"] if gateway else [])
         values = {
@@ -240,7 +242,9 @@ async def chat_world(
             "KIBITZ_AGENTS_PLAN_CACHE_SECONDS": "0",
             **(env or {}),
         }
-        async with start_stack(names, data_dir=data_dir, database=database, env=values) as stack:
+        async with start_stack(
+            names, data_dir=data_dir, database=database, env=values, own_processes=own_processes
+        ) as stack:
             base = stack.url("gateway") if gateway else stack.url("chat")
             yield World(stack=stack, simulator=sim, base=base, through_gateway=gateway)
 

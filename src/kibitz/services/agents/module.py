@@ -13,6 +13,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
+from kibitz.services.agents import events
 from kibitz.services.agents.agent_cache import AgentCache
 from kibitz.services.agents.api import internal, router
 from kibitz.services.agents.api_key_cipher import ApiKeyCipher
@@ -67,9 +68,11 @@ def create_app(platform: Platform) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if platform.settings.migrate_on_start:
             await migrate(platform)
+        deletions = await events.subscribe(platform.bus, runtime=runtime)
         try:
             yield
         finally:
+            await deletions.cancel()
             await usage_meter.aclose()
             await chat_keeper.aclose()
             await runtime.providers.aclose()
@@ -98,7 +101,7 @@ module = Module(
     create_app=create_app,
     depends_on=("auth",),
     migrate=migrate,
-    bus_free=True,
+    publishes_events=False,
     # A key stored through one replica must be readable through every other.
     shared_settings=("KIBITZ_AGENTS_ENCRYPTION_KEY",),
 )

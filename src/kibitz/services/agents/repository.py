@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kibitz.services.agents.models import Agent
@@ -69,6 +69,15 @@ class AgentRepository:
     async def delete(self, agent: Agent) -> None:
         """Stage the agent's removal."""
         await self.session.delete(agent)
+
+    async def delete_all_of_user(
+        self, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """Stage the removal of every agent of the user; their ids."""
+        mine = (Agent.tenant_id == tenant_id, Agent.user_id == user_id)
+        ids = list((await self.session.execute(select(Agent.id).where(*mine))).scalars())
+        await self.session.execute(delete(Agent).where(*mine))
+        return ids
 
 
 class StoredKeyRepository:

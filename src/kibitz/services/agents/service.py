@@ -322,6 +322,17 @@ async def delete_agent(session: AsyncSession, *, runtime: AgentsRuntime, agent: 
     runtime.agents.forget(agent.id)
 
 
+async def erase_account(
+    session: AsyncSession, *, runtime: AgentsRuntime, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> int:
+    """A deleted account's agents go (their stored keys with them); how many there were."""
+    erased = await AgentRepository(session).delete_all_of_user(tenant_id=tenant_id, user_id=user_id)
+    await session.flush()
+    for agent_id in erased:
+        runtime.agents.forget(agent_id)
+    return len(erased)
+
+
 async def provider_catalogue(*, runtime: AgentsRuntime, principal: Principal) -> ProviderCatalogue:
     """Providers and models this deployment offers, marked with what the tenant's plan allows."""
     plan = await runtime.plans.current(principal.tenant_id, fresh=True)

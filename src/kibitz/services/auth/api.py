@@ -32,7 +32,7 @@ from kibitz.services.auth.schemas import (
     UserRead,
     as_utc,
 )
-from kibitz.services.auth.service import IssuedSession
+from kibitz.services.auth.sessions.service import IssuedSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -160,7 +160,7 @@ async def refresh(
     body: RefreshRequest | None = None,
 ) -> AuthenticatedSession:
     token, from_cookie = _refresh_token_of(request, body)
-    issued = await auth.refresh(refresh_token=token)
+    issued = await auth.sessions.refresh(refresh_token=token)
     if from_cookie or _is_web_client(request):
         set_refresh_cookie(request, response, issued.refresh_token)
     return _session_body(issued, response)
@@ -178,7 +178,7 @@ async def logout(
     request: Request, auth: AuthServiceDep, body: RefreshRequest | None = None
 ) -> Response:
     token, _ = _refresh_token_of(request, body)
-    await auth.logout(refresh_token=token)
+    await auth.sessions.logout(refresh_token=token)
     answer = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_refresh_cookie(request, answer)
     return answer
@@ -241,7 +241,7 @@ async def jwks(response: Response, auth: AuthServiceDep) -> dict[str, Any]:
 async def session_revocations(
     session: SessionDep, auth: AuthServiceDep, since: datetime | None = None
 ) -> SessionRevocationPage:
-    now, revocations = await auth.session_revocations(
+    now, revocations = await auth.sessions.session_revocations(
         session, since=as_utc(since) if since is not None else None
     )
     return SessionRevocationPage(

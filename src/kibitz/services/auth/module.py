@@ -36,7 +36,9 @@ from kibitz.services.auth.login_throttle import (
     RedisCounters,
 )
 from kibitz.services.auth.models import SessionRevocation, outbox_table
-from kibitz.services.auth.service import AuthService, KeyRing
+from kibitz.services.auth.service import AuthService
+from kibitz.services.auth.sessions.service import Sessions
+from kibitz.services.auth.signing_keys.service import KeyRing
 from kibitz.services.auth.sso.api import router as sso_router
 from kibitz.services.auth.sso.service import SsoService
 
@@ -62,7 +64,8 @@ def _login_counters(platform: Platform, settings: AuthSettings) -> CounterStore:
 def _cipher(platform: Platform, settings: AuthSettings) -> SecretCipher:
     if settings.encryption_key is not None:
         return SecretCipher.from_setting(settings.encryption_key.get_secret_value())
-    # No key configured (all-in-one): one is generated and kept under the data dir.
+    # No key configured (all-in-one; run apart it is required): one is generated and kept
+    # under the data dir.
     return SecretCipher.from_key_file(platform.settings.data_dir / KEY_FILE_NAME)
 
 
@@ -89,9 +92,15 @@ def create_app(platform: Platform) -> FastAPI:
     outbox = Outbox(outbox_table)
     tenants = platform.client("tenants") if platform.has_service("tenants") else None
     login_counters = _login_counters(platform, settings)
-    auth = AuthService(
+    sessions = Sessions(
         database=database,
         keys=keys,
+        outbox=outbox,
+        refresh_token_seconds=settings.refresh_token_seconds,
+    )
+    auth = AuthService(
+        database=database,
+        sessions=sessions,
         outbox=outbox,
         throttle=LoginThrottle(
             login_counters,
@@ -102,7 +111,6 @@ def create_app(platform: Platform) -> FastAPI:
             max_delay_seconds=settings.login_max_delay_seconds,
             window_seconds=settings.login_failure_window_seconds,
         ),
-        refresh_token_seconds=settings.refresh_token_seconds,
         tenants=tenants,
     )
     sso = SsoService(
@@ -168,4 +176,11 @@ def create_app(platform: Platform) -> FastAPI:
     return app
 
 
-module = Module(name=NAME, create_app=create_app, migrate=migrate)
+module = Module(
+    name=NAME,
+    create_app=create_app,
+    migrate=migrate,
+    # A tenant's client secret stored through one replica, and a sign-in cookie sealed by the
+    # replica that started the sign-in, must open on whichever replica reads them.
+    shared_settings=("KIBITZ_AUTH_ENCRYPTION_KEY",),
+)

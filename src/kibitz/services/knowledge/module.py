@@ -13,6 +13,7 @@ from kibitz.kit.db import Database
 from kibitz.kit.db.migrations import ServiceSchema
 from kibitz.kit.platform import Module, Platform
 from kibitz.kit.service_gauges import ServiceGauges
+from kibitz.services.knowledge import events
 from kibitz.services.knowledge.api import MULTIPART_OVERHEAD_BYTES, internal, router, uploads
 from kibitz.services.knowledge.config import KnowledgeSettings
 from kibitz.services.knowledge.ingest.jobs import IndexingWorker
@@ -80,9 +81,11 @@ def create_app(platform: Platform) -> FastAPI:
             await embedder.load()  # the first search must not pay for it
         # Documents left pending or mid-indexing by a previous run are taken up from here.
         worker.start()
+        deletions = await events.subscribe(platform.bus, runtime=runtime)
         try:
             yield
         finally:
+            await deletions.cancel()
             await worker.stop()
             await runtime.plans.aclose()
             await embedder.aclose()
@@ -109,5 +112,9 @@ def create_app(platform: Platform) -> FastAPI:
 
 
 module = Module(
-    name=NAME, create_app=create_app, depends_on=("auth",), migrate=migrate, bus_free=True
+    name=NAME,
+    create_app=create_app,
+    depends_on=("auth",),
+    migrate=migrate,
+    publishes_events=False,
 )

@@ -82,13 +82,34 @@ class KnowledgeRepository:
 
     async def delete_collection(self, collection: Collection) -> None:
         """Stage a collection's removal with its documents and chunks."""
-        documents = select(Document.id).where(Document.collection_id == collection.id)
+        await self._delete_documents_of([collection.id])
+        await self.session.delete(collection)
+
+    async def private_collection_ids(
+        self, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """The ids of the user's private collections."""
+        query = select(Collection.id).where(
+            Collection.tenant_id == tenant_id,
+            Collection.user_id == user_id,
+            Collection.scope == Scope.PRIVATE.value,
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def delete_collections(self, collection_ids: Sequence[uuid.UUID]) -> None:
+        """Stage the removal of these collections with their documents and chunks."""
+        await self._delete_documents_of(collection_ids)
+        await self.session.execute(delete(Collection).where(Collection.id.in_(collection_ids)))
+
+    async def _delete_documents_of(self, collection_ids: Sequence[uuid.UUID]) -> None:
+        documents = select(Document.id).where(Document.collection_id.in_(collection_ids))
         await self.session.execute(delete(Chunk).where(Chunk.document_id.in_(documents)))
         await self.session.execute(
             delete(DocumentContent).where(DocumentContent.document_id.in_(documents))
         )
-        await self.session.execute(delete(Document).where(Document.collection_id == collection.id))
-        await self.session.delete(collection)
+        await self.session.execute(
+            delete(Document).where(Document.collection_id.in_(collection_ids))
+        )
 
     # -- documents --------------------------------------------------------------------------
 

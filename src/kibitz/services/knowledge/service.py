@@ -213,6 +213,21 @@ async def delete_collection(
     )
 
 
+async def erase_account(
+    session: AsyncSession, *, runtime: KnowledgeRuntime, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> int:
+    """A deleted account's private collections go, with their documents, chunks and vectors
+    (collections shared with the tenant stay the tenant's); how many there were. Vectors go
+    first: should the rows' removal fail, a redelivery finds the collections again."""
+    repository = KnowledgeRepository(session)
+    collection_ids = await repository.private_collection_ids(tenant_id=tenant_id, user_id=user_id)
+    if collection_ids:
+        await runtime.vectors.delete_collections(tenant_id=tenant_id, collection_ids=collection_ids)
+        await repository.delete_collections(collection_ids)
+        await session.flush()
+    return len(collection_ids)
+
+
 # -- documents ------------------------------------------------------------------------------
 
 

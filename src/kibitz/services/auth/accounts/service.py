@@ -29,6 +29,7 @@ from kibitz.services.auth.api_keys.service import ApiKeyService
 from kibitz.services.auth.errors import TenantsUnavailable
 from kibitz.services.auth.schemas import as_utc
 from kibitz.services.auth.service import AuthService
+from kibitz.services.auth.sessions import repository as sessions_repository
 
 logger = structlog.get_logger("kibitz.auth.accounts")
 
@@ -69,7 +70,7 @@ class AccountService:
         user = await repository.get_user(session, user_id=user_id)
         if user is None or (tenant_id is not None and user.tenant_id != tenant_id):
             return False
-        await self.auth.revoke_all_sessions_of_user(session, user_id=user.id, reason=reason)
+        await self.auth.sessions.revoke_all_of_user(session, user_id=user.id, reason=reason)
         await self.api_keys.revoke_all_of_user(session, user_id=user.id, tenant_id=user.tenant_id)
         await repository.delete_user(session, user_id=user.id)
         await self.outbox.add(
@@ -86,7 +87,9 @@ class AccountService:
         async with self.database.transaction() as session:
             user = await self.auth.get_user(session, user_id=principal.user_id)
             family = (
-                await repository.get_family(session, family_id=uuid.UUID(principal.session_id))
+                await sessions_repository.get_family(
+                    session, family_id=uuid.UUID(principal.session_id)
+                )
                 if principal.session_id
                 else None
             )

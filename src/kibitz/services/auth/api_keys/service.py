@@ -27,7 +27,7 @@ from kibitz.services.auth.api_keys.errors import (
 from kibitz.services.auth.api_keys.models import ApiKey
 from kibitz.services.auth.models import User
 from kibitz.services.auth.schemas import as_utc
-from kibitz.services.auth.service import KeyRing
+from kibitz.services.auth.signing_keys.service import KeyRing
 
 logger = structlog.get_logger("kibitz.auth.api_keys")
 

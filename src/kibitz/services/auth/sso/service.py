@@ -30,10 +30,10 @@ from kibitz.services.auth.models import User
 from kibitz.services.auth.service import (
     ROLE_OWNER,
     AuthService,
-    IssuedSession,
     check_password_policy,
     email_domain,
 )
+from kibitz.services.auth.sessions.service import IssuedSession
 from kibitz.services.auth.sso import repository
 from kibitz.services.auth.sso.errors import (
     ClientSecretRequired,

@@ -190,7 +190,13 @@ class VectorStore:
 
     async def delete_collection(self, *, tenant_id: uuid.UUID, collection_id: uuid.UUID) -> None:
         """Remove a knowledge collection's points from every model's collection."""
-        await self._delete(_tenant_filter(tenant_id, collection_id=collection_id))
+        await self.delete_collections(tenant_id=tenant_id, collection_ids=[collection_id])
+
+    async def delete_collections(
+        self, *, tenant_id: uuid.UUID, collection_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """Remove the points of these knowledge collections from every model's collection."""
+        await self._delete(_tenant_filter(tenant_id, collection_id=list(collection_ids)))
 
     async def _delete(self, selector: models.Filter) -> None:
         for name in await self._names():
