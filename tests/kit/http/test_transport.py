@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -37,8 +38,10 @@ async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
         server.close()
 
 
-def _client(*, read_timeout: float = 2.0) -> UpstreamClient:
-    return UpstreamClient(connect_timeout=1.0, read_timeout=read_timeout, write_timeout=2.0)
+def _client(*, read_timeout: float = 2.0, connect_timeout: float = 1.0) -> UpstreamClient:
+    return UpstreamClient(
+        connect_timeout=connect_timeout, read_timeout=read_timeout, write_timeout=2.0
+    )
 
 
 async def _body(answer: object) -> bytes:
@@ -254,3 +257,28 @@ async def test_a_body_cut_short_is_an_error() -> None:
             await _body(answer)
         answer.close()
     await client.aclose()
+
+
+async def test_a_connect_made_while_the_loop_stalled_is_no_timeout() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = _client(connect_timeout=0.5)
+    try:
+        sending = asyncio.create_task(
+            client.send(f"http://127.0.0.1:{port}", "GET", b"/", [], None)
+        )
+        # The loop is busy elsewhere past the connect timeout (a collection, a starved
+        # process): the kernel made the connection in time, so it is no timeout.
+        asyncio.get_running_loop().call_soon(time.sleep, 0.8)
+        answer_ = await sending
+        assert answer_.status == 200
+        answer_.close()
+    finally:
+        await client.aclose()
+        server.close()

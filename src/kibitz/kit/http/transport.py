@@ -30,6 +30,8 @@ import httptools
 MAX_HEAD_BYTES = 64 * 1024
 # Body bytes buffered unread before the connection stops reading (the sender then waits).
 _PAUSE_READING_BYTES = 256 * 1024
+# 0.1 s: after a stalled loop, what a connect the kernel made needs to finish (see `_connect`).
+_CONNECT_GRACE_SECONDS = 0.1
 
 
 class UpstreamError(Exception):
@@ -404,13 +406,25 @@ class UpstreamClient:
 
     async def _connect(self, address: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
+        connecting = asyncio.ensure_future(
+            loop.create_connection(lambda: _Connection(address), address[0], address[1])
+        )
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(address), address[0], address[1]
-                )
-        except TimeoutError as exc:
-            raise UpstreamConnectError("connect timed out") from exc
+            done, _ = await asyncio.wait({connecting}, timeout=self.connect_timeout)
+            if not done:
+                # After a stalled loop (a collection, a starved process) the timer comes due
+                # with a connect the kernel made in time: the loop's delay is not the peer's,
+                # so the connect gets a last moment (0.1 s) to finish.
+                done, _ = await asyncio.wait({connecting}, timeout=_CONNECT_GRACE_SECONDS)
+        except asyncio.CancelledError:  # the caller gave up: so does the connect
+            connecting.cancel()
+            raise
+        if not done:
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            raise UpstreamConnectError("connect timed out")
+        try:
+            _, connection = connecting.result()
         except OSError as exc:
             raise UpstreamConnectError(f"cannot connect: {exc.strerror or exc}") from exc
         return connection
