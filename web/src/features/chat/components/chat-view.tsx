@@ -28,7 +28,8 @@ import { SendError } from "./send-error";
 /**
  * History pages of the branch on screen (oldest first) overlaid with what is streaming live. A
  * live message joins only where it continues that branch: a reply streamed into another branch
- * (before a switch, or a regeneration's old sibling) stays there.
+ * (before a switch, or a regeneration's old sibling) stays there. A delegated answer is no step
+ * of a branch: it joins wherever the orchestrator reply it answers is shown.
  */
 function mergeMessages(history: ShownMessage[], live: Message[]): ShownMessage[] {
   const liveById = new Map(live.map((m) => [m.id, m]));
@@ -43,7 +44,9 @@ function mergeMessages(history: ShownMessage[], live: Message[]): ShownMessage[]
   for (const message of live) {
     if (seen.has(message.id)) continue;
     const last = merged[merged.length - 1];
-    if (message.id.startsWith("local-") || (message.parent_id ?? null) === (last?.id ?? null)) {
+    const continues = (message.parent_id ?? null) === (last?.id ?? null);
+    const consulted = Boolean(message.delegated) && Boolean(message.parent_id) && seen.has(message.parent_id ?? "");
+    if (message.id.startsWith("local-") || continues || consulted) {
       merged.push(message);
       seen.add(message.id);
     }
