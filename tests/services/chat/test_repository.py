@@ -12,13 +12,16 @@ from sqlalchemy import text
 from tests.fixtures.stack import postgres_databases
 
 from kibitz.kit.db.migrations import upgrade_to_head_async
+from kibitz.kit.events import Outbox
 from kibitz.kit.ids import new_id
-from kibitz.services.chat.models import Chat, Message, ReplyJob
+from kibitz.services.chat.models import Chat, Message, MessageStatus, ReplyJob, outbox_table
 from kibitz.services.chat.module import MIGRATIONS, VERSION_TABLE
+from kibitz.services.chat.replies.orders import ReplyOrder, TurnStep
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.sending.repository import IdempotencyRepository, SendReads
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
+from kibitz.services.chat.turns.chain import TurnChain
 
 TENANT, USER = uuid.uuid4(), uuid.uuid4()
 
@@ -227,3 +230,67 @@ async def test_idempotency_keys_past_their_window_are_forgotten(chat_db: ChatDat
             keys = IdempotencyRepository(session)
             await keys.remove_expired(before=before)
             assert (await keys.get(user_id=USER, key="k") is not None) is kept
+
+
+async def test_a_turn_under_way_is_never_stale_however_long_it_runs(chat_db: ChatDatabase) -> None:
+    # A panel of three: the first reply just ended after a long while; the other two waited
+    # their turn since the send, untouched (the sweep's definition of stale).
+    long_ago = datetime.now(UTC) - timedelta(minutes=20)
+    chat_id = await new_chat(chat_db, 1)
+    async with chat_db.transaction() as session:
+        user_message = (await ChatRepository(session).history_page(chat_id, limit=1, before=None))[
+            0
+        ]
+        first, *waiting = (new_id(), new_id(), new_id())
+        parent = user_message.id
+        for message_id in (first, *waiting):
+            session.add(
+                Message(
+                    id=message_id,
+                    parent_id=parent,
+                    chat_id=chat_id,
+                    tenant_id=TENANT,
+                    user_id=USER,
+                    sender="agent",
+                    content="",
+                    status="streaming" if message_id == first else "pending",
+                    input_tokens=0,
+                    output_tokens=0,
+                    created_at=long_ago,
+                    updated_at=long_ago,
+                )
+            )
+            parent = message_id
+    order = ReplyOrder(
+        message_id=first,
+        user_message_id=user_message.id,
+        chat_id=chat_id,
+        tenant_id=TENANT,
+        user_id=USER,
+        agent_id=uuid.uuid4(),
+        context=[{"role": "user", "content": "0"}],
+        request_id=None,
+        created_at=long_ago,
+        rest=tuple(TurnStep(message_id=m, agent_id=uuid.uuid4(), name="A") for m in waiting),
+    )
+    chain = TurnChain(lease_seconds=5, new_holder=lambda: "h")
+    async with chat_db.transaction() as session:
+        await ChatRepository(session).finish(
+            first,
+            content="done",
+            status="complete",
+            input_tokens=1,
+            output_tokens=1,
+            model=None,
+            finish_reason="stop",
+            error=None,
+        )
+        following = await chain.step(
+            session, Outbox(outbox_table), order, status=MessageStatus.COMPLETE, content="done"
+        )
+    assert following.order is not None and following.order.message_id == waiting[0]
+    async with chat_db.transaction() as session:
+        failed = await ChatRepository(session).fail_stale(
+            untouched_since=datetime.now(UTC) - timedelta(minutes=10), reason="interrupted"
+        )
+    assert failed == 0  # the next one started, the last one still waits: both touched

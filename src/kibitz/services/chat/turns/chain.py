@@ -85,6 +85,7 @@ class TurnChain:
                     context=context,
                     rest=order.rest[index + 1 :],
                 )
+                await turns.still_waiting([later.message_id for later in following.rest])
                 holder = self.new_holder()
                 await jobs.add(
                     message_id=step.message_id,

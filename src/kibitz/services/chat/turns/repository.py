@@ -34,6 +34,19 @@ class TurnRepository:
         result = await self.session.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
+    async def still_waiting(self, message_ids: Sequence[uuid.UUID]) -> None:
+        """Touch the replies that still wait their turn: a turn under way is not stale, however
+        long it runs (the sweep fails replies nobody advanced for `stale_generation_seconds`)."""
+        if message_ids:
+            await self.session.execute(
+                update(_MESSAGES)
+                .where(
+                    _MESSAGES.c.id.in_(message_ids),
+                    _MESSAGES.c.status == MessageStatus.PENDING.value,
+                )
+                .values(updated_at=utcnow())
+            )
+
     async def stop_waiting(self, message_ids: Sequence[uuid.UUID]) -> Sequence[Message]:
         """End the replies that still wait as `stopped`, with no content; those it ended."""
         if not message_ids:
