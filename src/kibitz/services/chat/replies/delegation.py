@@ -394,16 +394,17 @@ async def ask_delegate(
             return DelegateAnswer(MessageStatus.FAILED, "", "The chat was deleted.")
         raise
     created = MessageRead.model_validate(message).model_dump(mode="json")
+    running = early.task if early is not None else None
     try:
-        await generator.fanout.publish(str(parent.chat_id), {"type": CREATED, "message": created})
-    finally:
-        if early is not None:
-            early.commit()
-    if early is not None:
-        running = early.task
-    else:
-        running = asyncio.create_task(generator.generate(order, holder=holder, budget=budget))
-    try:
+        try:
+            await generator.fanout.publish(
+                str(parent.chat_id), {"type": CREATED, "message": created}
+            )
+        finally:
+            if early is not None:
+                early.commit()
+        if running is None:
+            running = asyncio.create_task(generator.generate(order, holder=holder, budget=budget))
         ending = await asyncio.shield(running)
     except asyncio.CancelledError:
         # The orchestrator's reply is stopped or failed: its delegate stops too, keeping what
