@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from kibitz.kit.errors import ProblemError
-from kibitz.kit.http import ServiceClient, acting_for
+from kibitz.kit.http import OpenedStream, ServiceClient, acting_for
 from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import Message, MessageStatus, Sender, utcnow
 from kibitz.services.chat.replies.agent_stream import ReplyProgress, read_reply
@@ -209,6 +209,9 @@ class Orchestration:
         progress: ReplyProgress,
         on_delta: DeltaHandler,
         budget: TurnBudget | None,
+        *,
+        asked: OpenedStream | None = None,
+        offered: list[Delegate] | None = None,
     ) -> None:
         self.generator = generator
         self.order = order
@@ -216,6 +219,10 @@ class Orchestration:
         self.on_delta = on_delta
         # The turn's, when a reply of it above this one runs here; else read at the start.
         self.given = budget
+        # Its first request, already on its way (`ReplyGenerator.start`), and the tools it
+        # offered.
+        self.asked: OpenedStream | None = asked if offered else None
+        self.offered: list[Delegate] | None = offered
 
     async def run(self) -> None:
         """Answer, consulting the delegates on the way; the text of every round streams."""
@@ -246,7 +253,9 @@ class Orchestration:
     ) -> None:
         agents = self.generator.agents
         # The tools offered: as last read when this process read them lately, else read now.
-        offered = self.generator.descriptions.remembered(self.order) or await allowed
+        offered = (
+            self.offered or self.generator.descriptions.remembered(self.order) or await allowed
+        )
         if not offered:
             await read_reply(agents, self.order, self.progress, self.on_delta)
             return
@@ -257,8 +266,15 @@ class Orchestration:
         while True:
             rounds += 1
             start = self.progress.length
+            asked, self.asked = self.asked, None
             await read_reply(
-                agents, self.order, self.progress, self.on_delta, messages=messages, tools=tools
+                agents,
+                self.order,
+                self.progress,
+                self.on_delta,
+                messages=messages,
+                tools=tools,
+                asked=asked,
             )
             calls = self.progress.tool_calls
             if not calls:

@@ -26,6 +26,7 @@ from kibitz.services.chat.replies.agent_stream import (
     read_reply,
 )
 from kibitz.services.chat.replies.delegation import (
+    Delegate,
     DelegateDescriptions,
     Orchestration,
     TurnBudget,
@@ -184,10 +185,22 @@ class ReplyGenerator:
         starts while the rows are written; deltas (and any write) wait for
         `EarlyStart.commit`; `abandon` drops it unseen when it was refused."""
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # An orchestrator's request offers its tools: `Orchestration` asks it.
-        asked = None if order.delegates else ask_agent(self.agents, order)
+        # An orchestrator's request offers its tools: asked here when its delegates were read
+        # lately, else by `Orchestration` once they are.
+        offered = self.descriptions.remembered(order) if order.delegates else None
+        asked = None
+        if offered or not order.delegates:
+            tools = [delegate.definition() for delegate in offered] if offered else None
+            asked = ask_agent(self.agents, order, tools=tools)
         task = asyncio.create_task(
-            self.generate(order, holder=holder, committed=committed, budget=budget, asked=asked)
+            self.generate(
+                order,
+                holder=holder,
+                committed=committed,
+                budget=budget,
+                asked=asked,
+                offered=offered,
+            )
         )
         self._early.add(task)
         task.add_done_callback(self._early.discard)
@@ -201,6 +214,7 @@ class ReplyGenerator:
         committed: asyncio.Future[None] | None = None,
         budget: TurnBudget | None = None,
         asked: OpenedStream | None = None,
+        offered: list[Delegate] | None = None,
     ) -> ReplyEnding | None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening;
         how it ended (None when another generator took it over). An orchestrating reply
@@ -211,7 +225,9 @@ class ReplyGenerator:
         status, error, lost = MessageStatus.COMPLETE, None, False
         publish = self._publisher(order, progress, committed)
         if order.delegates:
-            answer = Orchestration(self, order, progress, publish, budget).run()
+            answer = Orchestration(
+                self, order, progress, publish, budget, asked=asked, offered=offered
+            ).run()
         else:
             answer = read_reply(self.agents, order, progress, publish, asked=asked)
         reader = asyncio.create_task(answer)
