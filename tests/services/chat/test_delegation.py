@@ -192,6 +192,28 @@ async def test_a_turn_makes_at_most_the_set_number_of_delegations(
     assert only["content"] in reply["content"]
 
 
+async def test_a_delegate_deleted_since_its_tool_was_last_offered_is_not_asked(
+    world: World,
+) -> None:
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, researcher])).json()["id"]
+    await turn(world, alice, chat_id, ask("ask_researcher", "one"))
+    deleted = await world.http.delete(world.url(f"/agents/{researcher}"), headers=alice.headers)
+    assert deleted.status_code in (200, 204), deleted.text
+
+    # Offered from the descriptions read a moment ago; whom it may ask is read afresh.
+    await turn(world, alice, chat_id, ask("ask_researcher", "two"))
+
+    messages = await history(world, alice, chat_id)
+    (only,) = delegations(messages)
+    assert only["content"].endswith("You said: one")
+    reply = [m for m in messages if m["agent_id"] == lead][-1]
+    assert reply["status"] == "complete"
+    assert "Researcher can no longer be asked; answer without it." in reply["content"]
+
+
 async def test_an_orchestrator_retried_after_a_crash_keeps_the_turns_delegation_budget(
     two_delegations: World,
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from kibitz.kit.errors import ProblemError
-from kibitz.kit.http import ServiceClient, acting_for
+from kibitz.kit.http import OpenedStream, ServiceClient, acting_for
 from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import Message, MessageStatus, Sender, utcnow
 from kibitz.services.chat.replies.agent_stream import ReplyProgress, read_reply
@@ -86,6 +87,15 @@ def tool_name(agent_name: str, taken: set[str]) -> str:
     return name
 
 
+def named(found: list[tuple[uuid.UUID, str, str]]) -> list[Delegate]:
+    """The delegates ((agent id, name, instructions) in the chat's order) with their tools."""
+    taken: set[str] = set()
+    return [
+        Delegate(agent_id=agent_id, tool=tool_name(name, taken), name=name, instructions=text)
+        for agent_id, name, text in found
+    ]
+
+
 async def load_delegates(agents: ServiceClient, order: ReplyOrder) -> list[Delegate]:
     """The order's delegates as the user may see them now (one gone meanwhile is left out)."""
     headers = acting_for(tenant_id=order.tenant_id, user_id=order.user_id)
@@ -101,17 +111,57 @@ async def load_delegates(agents: ServiceClient, order: ReplyOrder) -> list[Deleg
         return dict(response.json()) if response.status_code == 200 else None
 
     found = await asyncio.gather(*(one(agent_id) for agent_id in order.delegates))
-    taken: set[str] = set()
-    return [
-        Delegate(
-            agent_id=agent_id,
-            tool=tool_name(str(agent.get("name") or "agent"), taken),
-            name=str(agent.get("name") or "agent"),
-            instructions=str(agent.get("instructions") or ""),
-        )
-        for agent_id, agent in zip(order.delegates, found, strict=True)
-        if agent is not None
-    ]
+    return named(
+        [
+            (agent_id, str(agent.get("name") or "agent"), str(agent.get("instructions") or ""))
+            for agent_id, agent in zip(order.delegates, found, strict=True)
+            if agent is not None
+        ]
+    )
+
+
+# 30 s: how long a delegate's name and instructions are offered as last read (an edit shows in
+# the orchestrator's tools within this long; whom it may ask is read afresh for every reply).
+_DESCRIPTION_SECONDS = 30.0
+# Entries kept before the descriptions start over (only hints: forgetting costs a look-up).
+_DESCRIPTION_ENTRIES = 10_000
+
+
+class DelegateDescriptions:
+    """The delegates' names and instructions as this process last read them, per user: an
+    orchestrator's request offers its tools from them at once, while the look-ups that say whom
+    it may ask run beside its model call (needed only once it calls a tool). Measured by
+    bench/multi_agent.py at concurrency 1: the two look-ups in front of the orchestrator's
+    request cost 6.3 ms of the first delegate's first token; with them (and the budget read)
+    beside its model call, and each delegate asked before its reservation and store, the
+    first delegate's first token came 16-19 -> 8-13 ms behind a single send's (beyond the
+    tool round; before/after alternated in one run), and a hand-over 2-3.5 -> about 1 ms
+    beyond the model's own time to first token."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, str, str]] = {}
+
+    def remembered(self, order: ReplyOrder) -> list[Delegate] | None:
+        """The order's delegates as last read, if every one was read lately (None: look up)."""
+        now, found = time.monotonic(), []
+        for agent_id in order.delegates:
+            seen = self._seen.get((order.user_id, agent_id))
+            if seen is None or seen[0] < now:
+                return None
+            found.append((agent_id, seen[1], seen[2]))
+        return named(found)
+
+    def learn(self, order: ReplyOrder, delegates: list[Delegate]) -> None:
+        """The delegates as just read (one left out is forgotten: looked up before its next
+        offer)."""
+        if len(self._seen) > _DESCRIPTION_ENTRIES:
+            self._seen.clear()
+        until = time.monotonic() + _DESCRIPTION_SECONDS
+        for agent_id in order.delegates:
+            self._seen.pop((order.user_id, agent_id), None)
+        for delegate in delegates:
+            key = (order.user_id, delegate.agent_id)
+            self._seen[key] = (until, delegate.name, delegate.instructions)
 
 
 @dataclass
@@ -156,9 +206,6 @@ class Orchestration:
     """One orchestrating reply: rounds of (the orchestrator answers or calls tools → the calls
     are delegated, one after another) until it answers without calling any."""
 
-    # What the turn may still delegate, known once `run` starts.
-    budget: TurnBudget
-
     def __init__(
         self,
         generator: ReplyGenerator,
@@ -166,6 +213,9 @@ class Orchestration:
         progress: ReplyProgress,
         on_delta: DeltaHandler,
         budget: TurnBudget | None,
+        *,
+        asked: OpenedStream | None = None,
+        offered: list[Delegate] | None = None,
     ) -> None:
         self.generator = generator
         self.order = order
@@ -173,60 +223,105 @@ class Orchestration:
         self.on_delta = on_delta
         # The turn's, when a reply of it above this one runs here; else read at the start.
         self.given = budget
+        # Its first request, already on its way (`ReplyGenerator.start`), and the tools it
+        # offered.
+        self.asked: OpenedStream | None = asked if offered else None
+        self.offered: list[Delegate] | None = offered
 
     async def run(self) -> None:
         """Answer, consulting the delegates on the way; the text of every round streams."""
+        # Whom it may ask and what the turn may still delegate matter only once it calls a
+        # tool: both are read while its first model call runs.
+        allowed = asyncio.create_task(self._look_up())
+        budget = asyncio.create_task(self._budget())
+        try:
+            await self._converse(allowed, budget)
+        finally:
+            for task in (allowed, budget):
+                task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # an unused read that failed is no failure of the reply
+
+    async def _look_up(self) -> list[Delegate]:
+        found = await load_delegates(self.generator.agents, self.order)
+        self.generator.descriptions.learn(self.order, found)
+        return found
+
+    async def _budget(self) -> TurnBudget:
+        if self.given is not None:
+            return self.given
+        return await turn_budget(self.generator, self.order)
+
+    async def _converse(
+        self, allowed: asyncio.Task[list[Delegate]], budgeted: asyncio.Task[TurnBudget]
+    ) -> None:
         agents = self.generator.agents
-        if self.given is None:
-            # Both before the first model call: read side by side (3 ms + 6 ms at c=1).
-            self.budget, delegates = await asyncio.gather(
-                turn_budget(self.generator, self.order), load_delegates(agents, self.order)
-            )
-        else:
-            self.budget, delegates = self.given, await load_delegates(agents, self.order)
-        if not delegates:
+        # The tools offered: as last read when this process read them lately, else read now.
+        offered = (
+            self.offered or self.generator.descriptions.remembered(self.order) or await allowed
+        )
+        if not offered:
             await read_reply(agents, self.order, self.progress, self.on_delta)
             return
-        by_tool = {delegate.tool: delegate for delegate in delegates}
-        tools = [delegate.definition() for delegate in delegates]
+        by_tool = {delegate.tool: delegate for delegate in offered}
+        tools = [delegate.definition() for delegate in offered]
         messages = list(self.order.context)
-        # Every round with calls spends budget or is refused; past this the model ignores the
-        # refusals, and its reply ends with what it wrote.
-        rounds_left = self.budget.left + 2
-        while rounds_left > 0:
-            rounds_left -= 1
+        rounds, last_round = 0, 0
+        while True:
+            rounds += 1
             start = self.progress.length
+            asked, self.asked = self.asked, None
             await read_reply(
-                agents, self.order, self.progress, self.on_delta, messages=messages, tools=tools
+                agents,
+                self.order,
+                self.progress,
+                self.on_delta,
+                messages=messages,
+                tools=tools,
+                asked=asked,
             )
             calls = self.progress.tool_calls
             if not calls:
                 return
+            budget, may_ask = await budgeted, await allowed
+            # Every round with calls spends budget or is refused; past this the model ignores
+            # the refusals, and its reply ends with what it wrote.
+            last_round = last_round or budget.left + 2
             text = self.progress.content[start:]
             messages.append({"role": "assistant", "content": text, "tool_calls": calls})
             for call in calls:
-                result = await self._result(call, by_tool, delegates)
+                result = await self._result(call, by_tool, may_ask, budget)
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+            if rounds >= last_round:
+                break
         logger.warning("chat_orchestrator_kept_calling", message_id=str(self.order.message_id))
 
     async def _result(
-        self, call: dict[str, Any], by_tool: dict[str, Delegate], delegates: list[Delegate]
+        self,
+        call: dict[str, Any],
+        by_tool: dict[str, Delegate],
+        may_ask: list[Delegate],
+        budget: TurnBudget,
     ) -> str:
         """What the orchestrator is told about one of its calls."""
-        delegate = by_tool.get(call["name"])
-        if delegate is None:
+        offered = by_tool.get(call["name"])
+        if offered is None:
             return f"There is no tool named {call['name']}; answer without it."
+        # As read for this reply: offered from older descriptions, it may be gone since.
+        delegate = next((d for d in may_ask if d.agent_id == offered.agent_id), None)
+        if delegate is None:
+            return f"{offered.name} can no longer be asked; answer without it."
         task = str(call["arguments"].get("task") or "").strip()
         if not task:
-            return f"{delegate.tool} needs a task: say what to ask {delegate.name}."
-        if not self.budget.take():
+            return f"{offered.tool} needs a task: say what to ask {delegate.name}."
+        if not budget.take():
             return (
                 f"Not asked: this turn has used its delegations "
                 f"(at most {self.generator.settings.max_delegations_per_turn}). "
                 "Answer with what you have."
             )
-        others = tuple(d.agent_id for d in delegates if d.agent_id != delegate.agent_id)
-        answer = await ask_delegate(self.generator, self.order, delegate, task, others, self.budget)
+        others = tuple(d.agent_id for d in may_ask if d.agent_id != delegate.agent_id)
+        answer = await ask_delegate(self.generator, self.order, delegate, task, others, budget)
         return told(delegate, answer)
 
 
@@ -252,14 +347,14 @@ async def ask_delegate(
     others: tuple[uuid.UUID, ...],
     budget: TurnBudget,
 ) -> DelegateAnswer:
-    """Store the delegated reply and its job, announce it, generate it here (under its own
-    lease: if this process dies, the sweep takes it over like any reply) and wait for its end."""
+    """Ask the delegate, reserve its message and store the delegated reply and its job, announce
+    it, generate it here (under its own lease: if this process dies, the sweep takes it over
+    like any reply) and wait for its end."""
     settings = generator.settings
     message_id, now = new_id(), utcnow()
     depth = parent.depth + 1
     order = ReplyOrder(
         message_id=message_id,
-        # A delegated reply counts as a message of its own, reserved under its own id.
         user_message_id=message_id,
         chat_id=parent.chat_id,
         tenant_id=parent.tenant_id,
@@ -272,11 +367,6 @@ async def ask_delegate(
         depth=depth,
         parent_id=parent.message_id,
     )
-    try:
-        if generator.quota is not None:
-            await generator.quota.reserve(parent.tenant_id, user_message_id=message_id)
-    except ProblemError as refused:
-        return DelegateAnswer(MessageStatus.FAILED, "", refused.detail)
     holder = new_holder()
     message = Message(
         id=message_id,
@@ -294,7 +384,17 @@ async def ask_delegate(
         created_at=now,
         updated_at=now,
     )
+    # Asked at once, as a send's reply is (`ReplyGenerator.start`): the agent works while its
+    # message is reserved and stored, and its deltas wait for the commit. A tenant near its
+    # quota is asked only once its reservation is granted.
+    quota = generator.quota
+    early = None
+    if quota is None or quota.comfortable(parent.tenant_id):
+        early = generator.start(order, holder=holder, budget=budget)
     try:
+        if quota is not None:
+            # A delegated reply counts as a message of its own, reserved under its own id.
+            await quota.reserve(parent.tenant_id, user_message_id=message_id)
         async with generator.database.transaction() as session:
             await ChatRepository(session).insert_messages([message])
             await ReplyJobRepository(session).add(
@@ -305,12 +405,26 @@ async def ask_delegate(
                 holder=holder,
                 lease_seconds=settings.reply_lease_seconds,
             )
-    except IntegrityError:
-        return DelegateAnswer(MessageStatus.FAILED, "", "The chat was deleted.")
+    except BaseException as failed:
+        if early is not None:
+            early.abandon()  # nothing stored: nothing streams, nothing is counted
+        if isinstance(failed, ProblemError):  # the reservation was refused
+            return DelegateAnswer(MessageStatus.FAILED, "", failed.detail)
+        if isinstance(failed, IntegrityError):
+            return DelegateAnswer(MessageStatus.FAILED, "", "The chat was deleted.")
+        raise
     created = MessageRead.model_validate(message).model_dump(mode="json")
-    await generator.fanout.publish(str(parent.chat_id), {"type": CREATED, "message": created})
-    running = asyncio.create_task(generator.generate(order, holder=holder, budget=budget))
+    running = early.task if early is not None else None
     try:
+        try:
+            await generator.fanout.publish(
+                str(parent.chat_id), {"type": CREATED, "message": created}
+            )
+        finally:
+            if early is not None:
+                early.commit()
+        if running is None:
+            running = asyncio.create_task(generator.generate(order, holder=holder, budget=budget))
         ending = await asyncio.shield(running)
     except asyncio.CancelledError:
         # The orchestrator's reply is stopped or failed: its delegate stops too, keeping what

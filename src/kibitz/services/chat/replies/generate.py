@@ -25,7 +25,12 @@ from kibitz.services.chat.replies.agent_stream import (
     ask_agent,
     read_reply,
 )
-from kibitz.services.chat.replies.delegation import Orchestration, TurnBudget
+from kibitz.services.chat.replies.delegation import (
+    Delegate,
+    DelegateDescriptions,
+    Orchestration,
+    TurnBudget,
+)
 from kibitz.services.chat.replies.finish import ended_after_crash, finish_reply
 from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
@@ -117,6 +122,8 @@ class ReplyGenerator:
         # Starts the next reply of a turn of several agents (its queue is wired by ReplyJobs).
         self.turns = TurnChain(lease_seconds=settings.reply_lease_seconds, new_holder=new_holder)
         self._early: set[asyncio.Task[ReplyEnding | None]] = set()
+        # The tools an orchestrator offers, as last read.
+        self.descriptions = DelegateDescriptions()
 
     # -- the queue's handler ------------------------------------------------------------------
 
@@ -170,16 +177,30 @@ class ReplyGenerator:
 
     # -- generating ---------------------------------------------------------------------------
 
-    def start(self, order: ReplyOrder, *, holder: str) -> EarlyStart:
-        """Generate a send's reply here, asked while its send commits: the agent's request is
-        written before this returns (when a connection is ready), so the agent starts while the
-        send's rows are written; deltas (and any write) wait for `EarlyStart.commit`; `abandon`
-        drops it unseen when the send was refused."""
+    def start(
+        self, order: ReplyOrder, *, holder: str, budget: TurnBudget | None = None
+    ) -> EarlyStart:
+        """Generate a reply here, asked while its send (or delegation) commits: the agent's
+        request is written before this returns (when a connection is ready), so the agent
+        starts while the rows are written; deltas (and any write) wait for
+        `EarlyStart.commit`; `abandon` drops it unseen when it was refused."""
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # An orchestrator's request offers its tools: `Orchestration` asks it.
-        asked = None if order.delegates else ask_agent(self.agents, order)
+        # An orchestrator's request offers its tools: asked here when its delegates were read
+        # lately, else by `Orchestration` once they are.
+        offered = self.descriptions.remembered(order) if order.delegates else None
+        asked = None
+        if offered or not order.delegates:
+            tools = [delegate.definition() for delegate in offered] if offered else None
+            asked = ask_agent(self.agents, order, tools=tools)
         task = asyncio.create_task(
-            self.generate(order, holder=holder, committed=committed, asked=asked)
+            self.generate(
+                order,
+                holder=holder,
+                committed=committed,
+                budget=budget,
+                asked=asked,
+                offered=offered,
+            )
         )
         self._early.add(task)
         task.add_done_callback(self._early.discard)
@@ -193,6 +214,7 @@ class ReplyGenerator:
         committed: asyncio.Future[None] | None = None,
         budget: TurnBudget | None = None,
         asked: OpenedStream | None = None,
+        offered: list[Delegate] | None = None,
     ) -> ReplyEnding | None:
         """Stream the agent's reply to subscribers and store it, whoever is still listening;
         how it ended (None when another generator took it over). An orchestrating reply
@@ -203,7 +225,9 @@ class ReplyGenerator:
         status, error, lost = MessageStatus.COMPLETE, None, False
         publish = self._publisher(order, progress, committed)
         if order.delegates:
-            answer = Orchestration(self, order, progress, publish, budget).run()
+            answer = Orchestration(
+                self, order, progress, publish, budget, asked=asked, offered=offered
+            ).run()
         else:
             answer = read_reply(self.agents, order, progress, publish, asked=asked)
         reader = asyncio.create_task(answer)
@@ -243,6 +267,11 @@ class ReplyGenerator:
             if stuck:
                 logger.warning("chat_reply_task_slow_to_stop", message_id=str(order.message_id))
             try:
+                if committed is not None and not committed.done():
+                    # Ended before its rows were stored (an agent that refused at once): its
+                    # end is stored once they are, or not at all when it is abandoned.
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({committed}, timeout=self.settings.reply_lease_seconds)
                 stored = committed is None or (committed.done() and not committed.cancelled())
                 if stored and not lost:
                     await self._finish(order, progress, status, error)
