@@ -86,6 +86,16 @@ async def orchestrated_chat(world: World, member: Member, agent_ids: list[str]) 
     )
 
 
+async def lead_with_two_delegates(world: World) -> tuple[Member, tuple[str, str, str], str]:
+    """A Gold member's orchestrated chat: Lead consults Researcher and Critic (all `openai`)."""
+    alice = await gold_member(world)
+    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
+    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
+    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
+    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+    return alice, (lead, researcher, critic), str(chat_id)
+
+
 async def turn(world: World, member: Member, chat_id: str, content: str) -> list[SseEvent]:
     """Send in the chat and read its stream until the orchestrator's reply ends."""
     async with world.stream(member, chat_id) as stream:
@@ -174,11 +184,7 @@ async def test_a_turn_makes_at_most_the_set_number_of_delegations(
     one_delegation: World,
 ) -> None:
     world = one_delegation
-    alice = await gold_member(world)
-    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
-    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
-    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
-    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+    alice, (lead, researcher, _), chat_id = await lead_with_two_delegates(world)
 
     content = ask("ask_researcher", "one") + " " + ask("ask_critic", "two")
     await turn(world, alice, chat_id, content)
@@ -218,11 +224,7 @@ async def test_an_orchestrator_retried_after_a_crash_keeps_the_turns_delegation_
     two_delegations: World,
 ) -> None:
     world = two_delegations
-    alice = await gold_member(world)
-    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
-    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
-    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
-    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+    alice, (lead, researcher, critic), chat_id = await lead_with_two_delegates(world)
     content = ask("ask_researcher", "one") + " " + ask("ask_critic", "two")
     await turn(world, alice, chat_id, content)
     messages = await history(world, alice, chat_id)
@@ -380,11 +382,7 @@ async def test_an_orchestrator_switched_to_echo_after_the_chat_was_made_is_refus
 async def test_each_delegated_answer_counts_as_a_message_and_meters_its_tokens(
     world: World,
 ) -> None:
-    alice = await gold_member(world)
-    lead = await agent(world, alice, "Lead", "openai", "Coordinate.")
-    researcher = await agent(world, alice, "Researcher", "openai", "Research.")
-    critic = await agent(world, alice, "Critic", "openai", "Criticise.")
-    chat_id = (await orchestrated_chat(world, alice, [lead, researcher, critic])).json()["id"]
+    alice, _, chat_id = await lead_with_two_delegates(world)
 
     await turn(world, alice, chat_id, ask("ask_researcher", "one") + " " + ask("ask_critic", "two"))
 
