@@ -53,9 +53,6 @@ export function SettingsRoute() {
           <div id="profile">
             <ProfileForm profile={me.data} />
           </div>
-          <div id="sign-in">
-            <WaysIn />
-          </div>
           <div id="preferences">
             <PreferencesForm profile={me.data} agents={(agents.data?.items ?? []).map(({ id, name, model }) => ({ id, name, model }))} />
           </div>
@@ -63,6 +60,13 @@ export function SettingsRoute() {
       ) : null}
       <PlanComparison canManage={canManage} throughBilling={billingEnabled} />
       <BillingPanel canManage={canManage} />
+      {/* After the forms above, in the order of the section links: it renders once its data has
+          come, and a card appearing above the preferences would move them under the pointer. */}
+      {me.data ? (
+        <div id="sign-in">
+          <WaysIn />
+        </div>
+      ) : null}
       <MembersPanel canManage={canManage} />
       <ApiKeysPanel canManage={canManage} />
       {isOwner ? (
