@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from kibitz.kit.batching import CallBatcher
+from kibitz.kit.batching import CallBatcher, OrderedCoalescer
 
 
 class Remote:
@@ -118,3 +118,60 @@ async def test_a_full_batch_does_not_linger() -> None:
     calls = [asyncio.create_task(batcher.call(n)) for n in (1, 2)]
     assert await asyncio.wait_for(asyncio.gather(*calls), timeout=5) == [1, 4]
     assert remote.batches == [[1, 2]]
+
+
+class Lanes:
+    """A per-key send that records what each send carried and can be held or made to fail."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, list[int]]] = []
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail_next = False
+
+    async def send(self, key: str, items: list[int]) -> None:
+        self.sends.append((key, items))
+        await self.release.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("remote down")
+
+
+async def test_a_lone_item_goes_at_once_and_what_comes_meanwhile_goes_together() -> None:
+    lanes = Lanes()
+    coalescer: OrderedCoalescer[str, int] = OrderedCoalescer(lanes.send)
+    lanes.release.clear()
+    coalescer.add("a", 1)
+    await asyncio.sleep(0)  # the first send is out, held
+    coalescer.add("a", 2)
+    coalescer.add("a", 3)
+    coalescer.add("b", 9)  # another key has its own lane: not held behind "a"
+    await asyncio.sleep(0)
+    assert lanes.sends == [("a", [1]), ("b", [9])]
+    lanes.release.set()
+    await coalescer.drain("a")
+    assert lanes.sends == [("a", [1]), ("b", [9]), ("a", [2, 3])]
+    await coalescer.close()
+    assert coalescer._lanes == {}  # idle lanes are forgotten
+
+
+async def test_a_failed_send_is_raised_once_to_the_next_add_or_drain_of_its_key() -> None:
+    lanes = Lanes()
+    coalescer: OrderedCoalescer[str, int] = OrderedCoalescer(lanes.send)
+    lanes.fail_next = True
+    coalescer.add("a", 1)
+    coalescer.add("b", 2)
+    await coalescer.drain("b")  # "b" went after the failure was used up by "a"'s send
+    with pytest.raises(ConnectionError):
+        await coalescer.drain("a")
+    await coalescer.drain("a")  # reported once
+    lanes.fail_next = True
+    coalescer.add("a", 3)
+    await asyncio.sleep(0.01)
+    with pytest.raises(ConnectionError):
+        coalescer.add("a", 4)
+    assert (("a", [4])) not in lanes.sends
+    coalescer.add("a", 5)
+    await coalescer.drain("a")
+    assert lanes.sends[-1] == ("a", [5])
+    assert coalescer._lanes == {}

@@ -1,4 +1,5 @@
-"""Concurrent calls to one remote operation, coalesced into batches (one round trip each)."""
+"""Calls to a remote operation, coalesced: concurrent calls into batches (one round trip each),
+and one producer's items per key into fewer sends."""
 
 from __future__ import annotations
 
@@ -78,3 +79,77 @@ class CallBatcher(Generic[Item, Result]):
         """Wait for the batches already asked for."""
         if self._sender is not None:
             await asyncio.gather(self._sender, return_exceptions=True)
+
+
+Key = TypeVar("Key")
+
+
+class _Lane(Generic[Item]):
+    def __init__(self) -> None:
+        self.waiting: list[Item] = []
+        self.sender: asyncio.Task[None] | None = None
+        self.failure: Exception | None = None
+
+
+class OrderedCoalescer(Generic[Key, Item]):
+    """Sends items in the order given, per key, without making their producer wait: one send in
+    flight per key, and whatever is added meanwhile goes together in the next (`send` gets the
+    key and every item since the last send).
+
+    A lone item goes at once; under load each round trip carries what piled up during the last
+    one, so a fast producer costs fewer round trips instead of waiting on each. A failed send is
+    raised to the next `add` or `drain` of its key (the items it carried are lost with it).
+    """
+
+    def __init__(self, send: Callable[[Key, list[Item]], Awaitable[None]]) -> None:
+        self._send = send
+        self._lanes: dict[Key, _Lane[Item]] = {}
+
+    def add(self, key: Key, item: Item) -> None:
+        """Queue the item behind the key's earlier ones (raises an earlier send's failure)."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        elif lane.failure is not None:
+            self._report(key, lane)
+        lane.waiting.append(item)
+        if lane.sender is None:
+            lane.sender = asyncio.create_task(self._send_all(key, lane))
+
+    async def drain(self, key: Key) -> None:
+        """Wait until every item added under the key is sent (raises a failed send's error)."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            return
+        if lane.sender is not None:
+            await asyncio.shield(lane.sender)
+        if lane.failure is not None:
+            self._report(key, lane)
+
+    async def close(self) -> None:
+        """Wait for every key's items to be sent."""
+        senders = [lane.sender for lane in self._lanes.values() if lane.sender is not None]
+        await asyncio.gather(*senders, return_exceptions=True)
+
+    async def _send_all(self, key: Key, lane: _Lane[Item]) -> None:
+        try:
+            while lane.waiting:
+                items, lane.waiting = lane.waiting, []
+                try:
+                    await self._send(key, items)
+                except Exception as error:
+                    lane.failure = error
+                    lane.waiting.clear()
+        finally:
+            lane.sender = None
+            # An idle lane is forgotten, unless it still has a failure to report.
+            if not lane.waiting and lane.failure is None and self._lanes.get(key) is lane:
+                del self._lanes[key]
+
+    def _report(self, key: Key, lane: _Lane[Item]) -> None:
+        """Raise the lane's failure once, and forget the lane (it is idle: the send failed)."""
+        failure, lane.failure = lane.failure, None
+        if self._lanes.get(key) is lane and lane.sender is None:
+            del self._lanes[key]
+        assert failure is not None
+        raise failure

@@ -69,11 +69,39 @@ async def test_snapshots_hold_what_streamed_until_forgotten(
     publisher, listener, _ = fanouts
     chat, message = str(uuid.uuid4()), str(uuid.uuid4())
     assert await listener.snapshot(message) is None
-    await publisher.publish_delta(chat, message, 0, "Grüße ")
-    await publisher.publish_delta(chat, message, 6, "🙂")
+    with listener.subscribe(chat) as subscription:
+        await publisher.publish_delta(chat, message, 0, "Grüße ")
+        await publisher.publish_delta(chat, message, 6, "🙂")
+        seen = ""
+        while len(seen) < len("Grüße 🙂"):
+            seen += (await subscription.next(2))["content"]
+    # What a subscriber saw is in the snapshot.
     assert await listener.snapshot(message) == "Grüße 🙂"
-    await publisher.forget(message)
+    await publisher.forget(chat, message)
     assert await listener.snapshot(message) is None
+
+
+async def test_deltas_that_come_while_one_is_out_go_joined_in_order(
+    fanouts: tuple[Fanout, Fanout, list[str]],
+) -> None:
+    publisher, listener, _ = fanouts
+    chat, first, second = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    with listener.subscribe(chat) as subscription:
+        # No await in between gives Redis no chance to take them one by one.
+        for offset, text in ((0, "one "), (4, "two "), (8, "three")):
+            await publisher.publish_delta(chat, first, offset, text)
+        await publisher.publish(chat, {"type": "message.completed", "message": {"id": first}})
+        await publisher.publish_delta(chat, second, 0, "next")
+        joins = isinstance(publisher, RedisFanout)  # in process, nothing waits: nothing to join
+        events = [await subscription.next(2) for _ in range(3 if joins else 5)]
+        with pytest.raises(TimeoutError):
+            await subscription.next(0.2)
+    assert [event["type"] for event in events][-2:] == ["message.completed", "message.delta"]
+    text = "".join(event.get("content", "") for event in events if event.get("message_id") == first)
+    assert text == "one two three"
+    if joins:
+        assert (events[0]["offset"], events[0]["content"]) == (0, "one two three")
+    assert await listener.snapshot(first) == "one two three"
 
 
 async def test_a_stop_request_reaches_the_generating_replica(

@@ -102,7 +102,7 @@ async def finish_reply(
         with contextlib.suppress(Exception):
             await fanout.publish(str(order.chat_id), event)
     with contextlib.suppress(Exception):
-        await fanout.forget(str(order.message_id))
+        await fanout.forget(str(order.chat_id), str(order.message_id))
     if turns is not None:
         await turns.after_commit(fanout, following)
     return finished

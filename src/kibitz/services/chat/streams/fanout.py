@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from kibitz.kit.batching import OrderedCoalescer
 from kibitz.kit.redis_client import redis_client
 
 logger = structlog.get_logger("kibitz.chat.fanout")
@@ -83,12 +84,14 @@ class Fanout(Protocol):
         """Send an event to every subscriber of the chat."""
 
     async def publish_delta(self, chat_id: str, message_id: str, offset: int, text: str) -> None:
-        """Extend the reply's snapshot and send the delta, as one step."""
+        """Extend the reply's snapshot and send the delta, as one step, after the chat's earlier
+        events (it may still be on its way when this returns; the chat's next `publish` or
+        `forget` follows it)."""
 
     async def snapshot(self, message_id: str) -> str | None:
         """What has streamed so far of a reply in flight (None when unknown)."""
 
-    async def forget(self, message_id: str) -> None:
+    async def forget(self, chat_id: str, message_id: str) -> None:
         """Drop the snapshot of a finished reply."""
 
     async def request_stop(self, message_id: str) -> None:
@@ -165,7 +168,7 @@ class InProcessFanout:
         parts = self._snapshots.get(message_id)
         return "".join(parts) if parts is not None else None
 
-    async def forget(self, message_id: str) -> None:
+    async def forget(self, chat_id: str, message_id: str) -> None:
         """Drop the snapshot."""
         self._snapshots.pop(message_id, None)
 
@@ -188,7 +191,10 @@ class RedisFanout:
     """Distributed: events travel over Redis pub/sub; snapshots are Redis strings.
 
     Every replica holds one pattern subscription to all chat channels and dispatches to its own
-    subscribers, so subscribing a client costs no round trip to Redis.
+    subscribers, so subscribing a client costs no round trip to Redis. A reply's deltas do not
+    wait for Redis: one script call per chat is in flight, and the deltas that come meanwhile go
+    joined in the next (a reply streams at the model's pace; Redis and every replica's reader
+    pay per message).
     """
 
     _PREFIX = "kibitz:chat:"
@@ -201,6 +207,7 @@ class RedisFanout:
         # are decoded whole, never a UTF-8 sequence split in two.
         self._redis = redis_client(url)
         self._append_and_publish = self._redis.register_script(_APPEND_AND_PUBLISH)
+        self._deltas: OrderedCoalescer[str, StreamEvent] = OrderedCoalescer(self._send_deltas)
         self._pubsub = self._redis.pubsub()
         self._local = _LocalSubscribers()
         self._reader: asyncio.Task[None] | None = None
@@ -218,7 +225,8 @@ class RedisFanout:
         self._reader = asyncio.create_task(self._read())
 
     async def close(self) -> None:
-        """Stop dispatching and disconnect."""
+        """Send the deltas on their way, stop dispatching and disconnect."""
+        await self._deltas.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -254,34 +262,59 @@ class RedisFanout:
         return self._local.subscribe(chat_id)
 
     async def publish(self, chat_id: str, event: StreamEvent) -> None:
-        """Publish to every replica."""
+        """Publish to every replica, after the chat's deltas."""
+        await self._deltas.drain(chat_id)
         await self._redis.publish(self._EVENTS + chat_id, json.dumps(event))
 
     async def publish_delta(self, chat_id: str, message_id: str, offset: int, text: str) -> None:
-        """APPEND and PUBLISH in one script (atomic, like MULTI), so a snapshot read orders
-        before or after both."""
-        await self._append_and_publish(
-            keys=[self._SNAPSHOT + message_id],
-            args=[
-                text.encode(),
-                _SNAPSHOT_TTL_SECONDS,
-                self._EVENTS + chat_id,
-                json.dumps(delta_event(chat_id, message_id, offset, text)),
-            ],
-        )
+        """Queue the delta behind the chat's others (raises when an earlier one failed)."""
+        self._deltas.add(chat_id, delta_event(chat_id, message_id, offset, text))
+
+    async def _send_deltas(self, chat_id: str, deltas: list[StreamEvent]) -> None:
+        """Each run of one reply's deltas as one: APPEND and PUBLISH in one script (atomic, like
+        MULTI), so a snapshot read orders before or after both."""
+        for delta in joined_deltas(deltas):
+            await self._append_and_publish(
+                keys=[self._SNAPSHOT + delta["message_id"]],
+                args=[
+                    delta["content"].encode(),
+                    _SNAPSHOT_TTL_SECONDS,
+                    self._EVENTS + chat_id,
+                    json.dumps(delta),
+                ],
+            )
 
     async def snapshot(self, message_id: str) -> str | None:
         """The reply's content so far, as stored in Redis."""
         value = await self._redis.get(self._SNAPSHOT + message_id)
         return _text(value) if value is not None else None
 
-    async def forget(self, message_id: str) -> None:
-        """Drop the snapshot."""
+    async def forget(self, chat_id: str, message_id: str) -> None:
+        """Drop the snapshot, once the reply's last deltas are in it."""
+        with contextlib.suppress(Exception):  # a failed delta was reported to its reply
+            await self._deltas.drain(chat_id)
         await self._redis.delete(self._SNAPSHOT + message_id)
 
     async def request_stop(self, message_id: str) -> None:
         """Tell every replica; the one generating the reply stops it."""
         await self._redis.publish(self._STOP, message_id)
+
+
+def joined_deltas(deltas: list[StreamEvent]) -> list[StreamEvent]:
+    """Consecutive deltas of one reply, each run joined into one delta (same offset as its
+    first)."""
+    joined: list[StreamEvent] = []
+    for delta in deltas:
+        last = joined[-1] if joined else None
+        if (
+            last is not None
+            and last["message_id"] == delta["message_id"]
+            and last["offset"] + len(last["content"]) == delta["offset"]
+        ):
+            joined[-1] = {**last, "content": last["content"] + delta["content"]}
+        else:
+            joined.append(delta)
+    return joined
 
 
 def _text(value: bytes | str) -> str:
