@@ -175,3 +175,28 @@ async def test_a_failed_send_is_raised_once_to_the_next_add_or_drain_of_its_key(
     await coalescer.drain("a")
     assert lanes.sends[-1] == ("a", [5])
     assert coalescer._lanes == {}
+
+
+async def test_a_lingering_key_sends_at_most_once_per_linger_and_a_drain_ends_the_wait() -> None:
+    lanes = Lanes()
+    coalescer: OrderedCoalescer[str, int] = OrderedCoalescer(lanes.send, linger_seconds=60)
+    coalescer.add("a", 1)
+    await asyncio.sleep(0.01)
+    assert lanes.sends == [("a", [1])]  # the first goes at once
+    coalescer.add("a", 2)
+    coalescer.add("a", 3)
+    await asyncio.sleep(0.05)
+    assert lanes.sends == [("a", [1])]  # the rest wait for the linger…
+    await asyncio.wait_for(coalescer.drain("a"), 1)  # …or a drain
+    assert lanes.sends == [("a", [1]), ("a", [2, 3])]
+    await asyncio.wait_for(coalescer.close(), 1)  # nothing waits: closing is prompt too
+
+    short: OrderedCoalescer[str, int] = OrderedCoalescer(lanes.send, linger_seconds=0.02)
+    short.add("b", 1)
+    await asyncio.sleep(0)
+    short.add("b", 2)
+    for _ in range(100):  # a short linger passes by itself
+        if ("b", [2]) in lanes.sends:
+            break
+        await asyncio.sleep(0.01)
+    assert lanes.sends[-2:] == [("b", [1]), ("b", [2])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -89,6 +89,9 @@ class _Lane(Generic[Item]):
         self.waiting: list[Item] = []
         self.sender: asyncio.Task[None] | None = None
         self.failure: Exception | None = None
+        # Set while the lane lingers between sends; `drain` sets it to end the wait.
+        self.hurry: asyncio.Future[None] | None = None
+        self.drains = 0  # drains waiting: no lingering meanwhile
 
 
 class OrderedCoalescer(Generic[Key, Item]):
@@ -96,13 +99,18 @@ class OrderedCoalescer(Generic[Key, Item]):
     flight per key, and whatever is added meanwhile goes together in the next (`send` gets the
     key and every item since the last send).
 
-    A lone item goes at once; under load each round trip carries what piled up during the last
-    one, so a fast producer costs fewer round trips instead of waiting on each. A failed send is
-    raised to the next `add` or `drain` of its key (the items it carried are lost with it).
+    A lone item goes at once. Without `linger`, each round trip carries what piled up during the
+    last one, so a fast producer costs fewer round trips instead of waiting on each. With
+    `linger`, a key's sends start at least that far apart (the first at once): at most one send
+    per linger per busy key, each item later by at most the linger; `drain` ends the wait. A
+    failed send is raised to the next `add` or `drain` of its key (its items are lost with it).
     """
 
-    def __init__(self, send: Callable[[Key, list[Item]], Awaitable[None]]) -> None:
+    def __init__(
+        self, send: Callable[[Key, list[Item]], Awaitable[None]], *, linger_seconds: float = 0.0
+    ) -> None:
         self._send = send
+        self._linger_seconds = linger_seconds
         self._lanes: dict[Key, _Lane[Item]] = {}
 
     def add(self, key: Key, item: Item) -> None:
@@ -122,29 +130,57 @@ class OrderedCoalescer(Generic[Key, Item]):
         if lane is None:
             return
         if lane.sender is not None:
-            await asyncio.shield(lane.sender)
+            lane.drains += 1
+            _hurry(lane)
+            try:
+                await asyncio.shield(lane.sender)
+            finally:
+                lane.drains -= 1
         if lane.failure is not None:
             self._report(key, lane)
 
     async def close(self) -> None:
         """Wait for every key's items to be sent."""
+        self._linger_seconds = 0.0
+        for lane in self._lanes.values():
+            _hurry(lane)
         senders = [lane.sender for lane in self._lanes.values() if lane.sender is not None]
         await asyncio.gather(*senders, return_exceptions=True)
 
     async def _send_all(self, key: Key, lane: _Lane[Item]) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while lane.waiting:
+                started = loop.time()
                 items, lane.waiting = lane.waiting, []
                 try:
                     await self._send(key, items)
                 except Exception as error:
                     lane.failure = error
                     lane.waiting.clear()
+                    return
+                if self._linger_seconds > 0 and not lane.drains:
+                    await self._linger(lane, started + self._linger_seconds)
         finally:
             lane.sender = None
             # An idle lane is forgotten, unless it still has a failure to report.
             if not lane.waiting and lane.failure is None and self._lanes.get(key) is lane:
                 del self._lanes[key]
+
+    @staticmethod
+    async def _linger(lane: _Lane[Item], until: float) -> None:
+        """Wait until `until` (loop time) or until someone drains the lane."""
+        loop = asyncio.get_running_loop()
+        delay = until - loop.time()
+        if delay <= 0:
+            return
+        lane.hurry = loop.create_future()
+        timer = loop.call_later(delay, _hurry, lane)
+        try:
+            await lane.hurry
+        finally:
+            timer.cancel()
+            lane.hurry = None
 
     def _report(self, key: Key, lane: _Lane[Item]) -> None:
         """Raise the lane's failure once, and forget the lane (it is idle: the send failed)."""
@@ -153,3 +189,8 @@ class OrderedCoalescer(Generic[Key, Item]):
             del self._lanes[key]
         assert failure is not None
         raise failure
+
+
+def _hurry(lane: _Lane[Any]) -> None:
+    if lane.hurry is not None and not lane.hurry.done():
+        lane.hurry.set_result(None)

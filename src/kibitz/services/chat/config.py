@@ -23,6 +23,11 @@ class ChatSettings(ServiceSettings):
     # 0.5 s: how often partial reply content is written, so a crash keeps what streamed. It is
     # the bound on how far a follower can be ahead of the database: at most this much streaming.
     persist_interval_seconds: PositiveFloat = 0.5
+    # 15 ms, about a frame of a 60 Hz screen: with Redis, how long a chat's deltas after the
+    # first may wait to go joined in one message (Redis, each replica and each stream pay per
+    # message). Followers see the text at most this much later, never the first token; 0: each
+    # goes as soon as the last is out.
+    delta_linger_seconds: NonNegativeFloat = 0.015
     # 5 s: a reply's lease (the `reply_jobs` row); renewed every second while it streams, so a
     # crashed generator's reply is reclaimed within about this long (plus one sweep).
     reply_lease_seconds: PositiveFloat = 5.0

@@ -94,7 +94,9 @@ def chat_parts(
 ) -> ChatService:
     """One of each part chat's steps use, wired for this deployment."""
     outbox = Outbox(outbox_table)
-    fanout = create_fanout(platform.settings.redis_url)
+    fanout = create_fanout(
+        platform.settings.redis_url, linger_seconds=settings.delta_linger_seconds
+    )
     agents = platform.client_or_absent("agents")
     quota = QuotaGate(platform.client("tenants") if platform.has_service("tenants") else None)
     titles = TitleProposer(

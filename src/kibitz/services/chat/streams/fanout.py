@@ -192,9 +192,9 @@ class RedisFanout:
 
     Every replica holds one pattern subscription to all chat channels and dispatches to its own
     subscribers, so subscribing a client costs no round trip to Redis. A reply's deltas do not
-    wait for Redis: one script call per chat is in flight, and the deltas that come meanwhile go
-    joined in the next (a reply streams at the model's pace; Redis and every replica's reader
-    pay per message).
+    wait for Redis: a chat's first goes at once, the next ones at most one script call per
+    `linger_seconds`, joined (Redis, every replica's reader and each stream pay per message,
+    not per character); the chat's other events go at once, after its deltas.
     """
 
     _PREFIX = "kibitz:chat:"
@@ -202,12 +202,14 @@ class RedisFanout:
     _STOP = _PREFIX + "stop"
     _SNAPSHOT = "kibitz:chat-snapshot:"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, linger_seconds: float = 0.0) -> None:
         # kit's one Redis client (lazy, retried after a cut connection); raw bytes: snapshots
         # are decoded whole, never a UTF-8 sequence split in two.
         self._redis = redis_client(url)
         self._append_and_publish = self._redis.register_script(_APPEND_AND_PUBLISH)
-        self._deltas: OrderedCoalescer[str, StreamEvent] = OrderedCoalescer(self._send_deltas)
+        self._deltas: OrderedCoalescer[str, StreamEvent] = OrderedCoalescer(
+            self._send_deltas, linger_seconds=linger_seconds
+        )
         self._pubsub = self._redis.pubsub()
         self._local = _LocalSubscribers()
         self._reader: asyncio.Task[None] | None = None
@@ -321,8 +323,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def create_fanout(redis_url: str | None) -> Fanout:
-    """Redis pub/sub when a Redis URL is configured, in-process otherwise."""
+def create_fanout(redis_url: str | None, *, linger_seconds: float = 0.0) -> Fanout:
+    """Redis pub/sub when a Redis URL is configured (a chat's deltas joined per
+    `linger_seconds`), in-process otherwise."""
     if redis_url:
-        return RedisFanout(redis_url)
+        return RedisFanout(redis_url, linger_seconds=linger_seconds)
     return InProcessFanout()
