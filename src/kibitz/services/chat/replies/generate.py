@@ -25,12 +25,8 @@ from kibitz.services.chat.replies.agent_stream import (
     ask_agent,
     read_reply,
 )
-from kibitz.services.chat.replies.delegation import (
-    Delegate,
-    DelegateDescriptions,
-    Orchestration,
-    TurnBudget,
-)
+from kibitz.services.chat.replies.delegates import Delegate, DelegateDescriptions
+from kibitz.services.chat.replies.delegation import Orchestration, TurnBudget
 from kibitz.services.chat.replies.finish import ended_after_crash, finish_reply
 from kibitz.services.chat.replies.orders import ReplyOrder, new_holder
 from kibitz.services.chat.replies.repository import ReplyJobRepository
