@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from tests.fixtures.stack import postgres_databases
 
 from kibitz.kit.db.migrations import upgrade_to_head_async
@@ -173,15 +173,13 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
     empty_chat = await new_chat(chat_db, 0)
     owner = {"tenant_id": TENANT, "user_id": USER, "since": since}
     async with chat_db.read_connection() as connection:
+        statement = select(Message.content, Message.id).where(Message.chat_id == chat_id)
+        id_of = {content: id_ for content, id_ in (await connection.execute(statement)).all()}
         reads = SendReads(connection)
         view = await reads.existing_chat(chat_id, **owner, placement=NEWEST_LEAF, limit=4)
         empty = await reads.existing_chat(empty_chat, **owner, placement=NEWEST_LEAF, limit=4)
-        earlier = (
-            await reads.existing_chat(
-                chat_id, **owner, placement=Placement(parent_id=view.history[2].id), limit=4
-            )
-            if view
-            else None
+        earlier = await reads.existing_chat(
+            chat_id, **owner, placement=Placement(parent_id=id_of["4"]), limit=4
         )
         root = await reads.existing_chat(chat_id, **owner, placement=Placement(root=True), limit=4)
         strangers = [
@@ -208,12 +206,14 @@ async def test_a_send_reads_owner_in_flight_replies_and_recent_messages_in_one_g
         ("user", "4", "complete"),
         ("agent", "3", "complete"),
     ]
-    ids = [message.id for message in view.history]
-    assert ids == sorted(ids, reverse=True)
+    # Only the parent's id is read: the new message's parent.
+    assert [message.id for message in view.history] == [id_of["6"], None, None, None]
+    assert view.parent_id == id_of["6"]
     assert (empty.history, empty.in_flight) == ([], 1)
     # From an earlier message: the branch up from it; a new root continues nothing.
     assert earlier is not None and root is not None
     assert [message.content for message in earlier.history] == ["4", "3", "2", "1"]
+    assert earlier.parent_id == id_of["4"]
     assert (root.history, root.parent_id) == ([], None)
     assert strangers == [None, None]
     assert (in_flight, none_recent) == (1, 0)

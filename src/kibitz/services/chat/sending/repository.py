@@ -58,17 +58,27 @@ _RECENT = (
     .join(_BRANCH, _BRANCH.c.id == _MESSAGES.c.id)
     .subquery("recent_messages")
 )
+# Whether a row is the view's first (the parent's, or the only one of a chat without messages):
+# the chat's columns and the message's id are read from it alone, so the other rows carry NULLs
+# that cost no conversion (the ids and JSON of 20 rows were a third of the statement's time).
+_FIRST_ROW = or_(_RECENT.c.step == 0, _RECENT.c.step.is_(None))
+
+
+def _first_row_only(column: Any) -> Any:
+    return case((_FIRST_ROW, column)).label(column.name)
+
+
 # A send to an existing chat: the owner's view of the chat, the user's replies in flight and the
 # branch it continues, newest first: one row per message (one with empty message columns when
 # there is none), none when the chat is not the caller's.
 _SEND_VIEW = (
     select(
-        _CHATS.c.agent_id,
-        _CHATS.c.title,
-        _CHATS.c.agent_ids,
-        _CHATS.c.mode,
+        _first_row_only(_CHATS.c.agent_id),
+        _first_row_only(_CHATS.c.title),
+        _first_row_only(_CHATS.c.agent_ids),
+        _first_row_only(_CHATS.c.mode),
         _IN_FLIGHT_COUNT.scalar_subquery().label("in_flight"),
-        _RECENT.c.id,
+        _first_row_only(_RECENT.c.id),
         _RECENT.c.sender,
         _RECENT.c.content,
         _RECENT.c.status,
@@ -84,9 +94,9 @@ _SEND_VIEW = (
 
 
 class RecentMessage(NamedTuple):
-    """What a reply's context needs of one message."""
+    """What a reply's context needs of one message (and the id of the newest, the parent)."""
 
-    id: uuid.UUID
+    id: uuid.UUID | None
     sender: str
     content: str
     status: str
