@@ -25,6 +25,7 @@ from tests.services.chat.world import (
 from kibitz.kit.events import EventEnvelope
 from kibitz.kit.ids import new_id
 from kibitz.services.chat.models import Message, utcnow
+from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.service import ChatService
 from kibitz.services.chat.tree.repository import TreeRepository
@@ -585,3 +586,23 @@ async def test_a_reply_failed_after_some_tokens_meters_them_and_keeps_its_messag
     after = await settled_usage(world, alice, lambda c: c["tokens"] > before["tokens"])
     assert after["tokens"] > before["tokens"]
     assert after["messages"] == before["messages"] + 1
+
+
+async def test_a_send_whose_store_fails_after_its_reservation_gives_the_message_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await world.member()
+    chat_id = await world.new_chat(alice)
+    before = await settled_usage(world, alice, lambda c: c["tokens"] > 0)
+
+    async def failing_add(self: ReplyJobRepository, **_: Any) -> None:
+        await asyncio.sleep(0.3)  # the reservation is granted meanwhile
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(ReplyJobRepository, "add", failing_add)
+    failed = await world.send(alice, "never stored", chat_id=chat_id)
+    monkeypatch.undo()
+    assert failed.status_code == 500, failed.text
+    assert await message_count(world, alice, chat_id) == 2  # the first exchange only
+    after = await settled_usage(world, alice, lambda c: c["messages"] == before["messages"])
+    assert after == before

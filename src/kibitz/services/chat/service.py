@@ -36,7 +36,12 @@ from kibitz.services.chat.schemas import ChatSend
 from kibitz.services.chat.sending.checks import check_content
 from kibitz.services.chat.sending.idempotency import checked_key, claim_key, released_on_failure
 from kibitz.services.chat.sending.quota import QuotaGate
-from kibitz.services.chat.sending.store import SendIds, StoredSend, store_send
+from kibitz.services.chat.sending.store import (
+    SendIds,
+    StoredSend,
+    give_back_unstored,
+    store_send,
+)
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.streams.cursor import CREATED, Batch
 from kibitz.services.chat.streams.fanout import Fanout
@@ -188,6 +193,7 @@ async def send(
         # while the reservation and the commit finish; its deltas wait for the commit. Others
         # wait for the reservation's answer and go through the queue.
         early: list[EarlyStart] = []
+        granted: list[SendIds] = []  # reserved: given back if the store then fails
 
         def ask_early(order: ReplyOrder) -> None:
             early.append(chat.generator.start(order, holder=holder))
@@ -204,6 +210,7 @@ async def send(
                 await chat.quota.reserve(
                     principal.tenant_id, user_message_id=ids.user_message, messages=messages
                 )
+                granted.append(ids)
 
             try:
                 stored = await store_send(
@@ -237,6 +244,16 @@ async def send(
             except BaseException:
                 for started in early:
                     started.abandon()
+                for reserved in granted:
+                    await asyncio.shield(
+                        give_back_unstored(
+                            chat.database,
+                            chat.outbox,
+                            principal=principal,
+                            chat_id=body.chat_id or reserved.chat,
+                            ids=reserved,
+                        )
+                    )
                 raise
     frames: AsyncIterator[Batch | None] | None = None
     if stream:  # subscribed before the reply is announced: the stream misses nothing

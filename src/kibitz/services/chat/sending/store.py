@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 
+from kibitz.contracts.events import MessageCompleted
+from kibitz.kit.events import Outbox
 from kibitz.kit.jwt import Principal
 from kibitz.services.chat.config import ChatSettings
 from kibitz.services.chat.errors import ChatNotFound, MessageNotFound, TooManyGenerations
@@ -21,10 +24,13 @@ from kibitz.services.chat.replies.repository import ReplyJobRepository
 from kibitz.services.chat.repository import ChatRepository
 from kibitz.services.chat.schemas import ChatSend, MessageRead, SendResult
 from kibitz.services.chat.sending.context import default_title, reply_context
+from kibitz.services.chat.sending.quota import reservation_key
 from kibitz.services.chat.sending.repository import IdempotencyRepository, SendReads, SendView
 from kibitz.services.chat.storage import ChatDatabase
 from kibitz.services.chat.tree.placement import NEWEST_LEAF, Placement
 from kibitz.services.chat.turns.turn import PlannedTurn, checked_turn
+
+logger = structlog.get_logger("kibitz.chat")
 
 
 @dataclass(frozen=True)
@@ -253,3 +259,31 @@ async def _insert(
         agent_message=shown[0],
         agent_messages=shown,
     ).model_dump(mode="json")
+
+
+async def give_back_unstored(
+    database: ChatDatabase,
+    outbox: Outbox,
+    *,
+    principal: Principal,
+    chat_id: uuid.UUID,
+    ids: SendIds,
+) -> None:
+    """Give back what a send reserved when its store failed after the grant (nothing was
+    stored, so no reply will): through the event that gives back a failed reply's message,
+    naming the reply that never was. Logged, never raised: the send's own error is the answer."""
+    try:
+        async with database.transaction() as session:
+            await outbox.add(
+                session,
+                MessageCompleted(
+                    message_id=ids.reply,
+                    chat_id=chat_id,
+                    tenant_id=principal.tenant_id,
+                    user_id=principal.user_id,
+                    status=MessageStatus.FAILED.value,
+                    refunded_reservation=reservation_key(ids.user_message),
+                ),
+            )
+    except Exception:
+        logger.warning("chat_reservation_not_given_back", message_id=str(ids.reply), exc_info=True)
