@@ -18,6 +18,11 @@ CPU the stack's processes spent per reply, and errors. Targets (issue 5; all-in-
 2 cores, simulator 50 ms TTFT, 20 tokens 5 ms apart): at most 5 ms added at p50 at
 concurrency 1; at concurrency 16 at most 93 ms added at p50 and at least 48 completed replies/s.
 
+`--distributed` runs the same against the distributed stack (kibitz serve per service, two chat
+replicas, PostgreSQL, Redis queue, bus and fan-out) and prints each process's CPU per reply;
+`--compare-modes N` alternates both stacks N times and prints the distributed stack's CPU per
+reply against all-in-one's (issue 17's target: at most 1.3x).
+
 The plans file raises the Basic plan's limits so the benchmark measures streaming, not quotas.
 """
 
@@ -72,7 +77,9 @@ async def bench(
     urls: dict[str, str],
     stack_pids: list[int],
     names: list[str] | None = None,
-) -> None:
+) -> dict[int, float]:
+    """Print each level's figures; the stack's CPU per reply (ms) by level."""
+    cpu_per_reply: dict[int, float] = {}
     gateway = urls["gateway"]
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     timeout = httpx.Timeout(120)
@@ -216,6 +223,7 @@ async def bench(
                 for pid, before in zip(stack_pids, cpu_before, strict=True)
             ]
             stack_cpu = sum(cpu_spent)
+            cpu_per_reply[level] = stack_cpu * 1000 / max(1, len(c_samples))
             d_ok = [s for s in d_samples if s[2]]
             c_ok = [s for s in c_samples if s[2]]
             errors = len(c_samples) - len(c_ok)
@@ -227,7 +235,7 @@ async def bench(
                 f"{level:>3} | {d50:>10.1f} / {d99:>9.1f} | {c50:>10.1f} / {c99:>9.1f} | "
                 f"{c50 - d50:>8.1f} / {c99 - d99:>6.1f} | {len(d_ok) / d_wall:>16.1f} | "
                 f"{len(c_ok) / c_wall:>14.1f} | "
-                f"{stack_cpu * 1000 / max(1, len(c_samples)):>12.1f} | {errors}"
+                f"{cpu_per_reply[level]:>12.1f} | {errors}"
                 + (f" ({', '.join(f'{k}: {v}' for k, v in ERRORS.items())})" if ERRORS else "")
             )
             if names:  # where the CPU went, per process (ms per reply)
@@ -239,6 +247,8 @@ async def bench(
                         for spent, name in shares
                     )
                 )
+        if args.compare_modes:
+            return cpu_per_reply
         # Where the added time goes at concurrency 1: each layer's first token, alone.
         layers = [
             ("simulator", direct),
@@ -251,6 +261,31 @@ async def bench(
             samples, _ = await run_level([one], 30)
             ttft = statistics.median(s[0] * 1000 for s in samples if s[2])
             print(f"  {name:<28} {ttft:6.1f} ms")
+    return cpu_per_reply
+
+
+def compare_modes(args: argparse.Namespace) -> None:
+    """All-in-one and distributed alternated `args.compare_modes` times: the distributed stack's
+    CPU per reply against all-in-one's of the same alternation (issue 17's target: <= 1.3x)."""
+    ratios: dict[int, list[float]] = {level: [] for level in args.levels}
+    for alternation in range(1, args.compare_modes + 1):
+        figures: dict[bool, dict[int, float]] = {}
+        for distributed in (False, True):
+            print(f"-- alternation {alternation}: {'distributed' if distributed else 'all-in-one'}")
+            with simulated_stack(
+                ttft_ms=args.ttft_ms,
+                gap_ms=args.gap_ms,
+                tokens=args.tokens,
+                distributed=distributed,
+            ) as stack:
+                figures[distributed] = asyncio.run(
+                    bench(args, stack.sim_url, stack.urls, stack.pids, stack.names)
+                )
+        for level in args.levels:
+            ratios[level].append(figures[True][level] / figures[False][level])
+    for level, found in ratios.items():
+        shown = " / ".join(f"{ratio:.2f}x" for ratio in found)
+        print(f"K={level}: distributed CPU per reply against all-in-one: {shown}")
 
 
 def main() -> None:
@@ -265,7 +300,18 @@ def main() -> None:
         action="store_true",
         help="kibitz serve per service, 2 chat replicas, PostgreSQL, Redis queue/bus/fan-out",
     )
+    parser.add_argument(
+        "--compare-modes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run all-in-one and distributed N times each, alternating, and print the ratio of "
+        "their CPU per reply",
+    )
     args = parser.parse_args()
+    if args.compare_modes:
+        compare_modes(args)
+        return
     with simulated_stack(
         ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, tokens=args.tokens, distributed=args.distributed
     ) as stack:
