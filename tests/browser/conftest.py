@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -26,6 +19,7 @@ from playwright.sync_api import (
 )
 
 from tests.browser.kibitz_app import Kibitz
+from tests.fixtures.all_in_one import kibitz_up
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_DIST = REPO / "web" / "dist"
@@ -44,12 +38,6 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def run_kibitz(
     data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None
@@ -59,53 +47,16 @@ def run_kibitz(
         pytest.fail(
             "web/dist is not built: run `cd web && npm ci && npm run build` (make web) first"
         )
-    port = port or _free_port()
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("KIBITZ_")},
-        "KIBITZ_DATA_DIR": str(data_dir),
         "KIBITZ_WEB_DIST": str(WEB_DIST),
-        "KIBITZ_LOG_LEVEL": "WARNING",
         # Many users register from one IP in a test run.
         "KIBITZ_GATEWAY_AUTH_IP_REQUESTS_PER_MINUTE": "10000",
         # 60 ms per echoed word: slow enough to watch a reply grow, fast enough for a test.
         "KIBITZ_AGENTS_ECHO_WORD_DELAY_MS": "60",
         **(extra_env or {}),
     }
-    venv_kibitz = REPO / ".venv" / "bin" / "kibitz"
-    command = [str(venv_kibitz)] if venv_kibitz.exists() else [sys.executable, "-m", "kibitz"]
-    log_path = data_dir / "kibitz.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*command, "up", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=data_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"kibitz up exited early:\n{log_path.read_text()[-4000:]}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"kibitz up did not become healthy:\n{log_path.read_text()[-4000:]}"
-                    )
-                time.sleep(0.2)
-            yield Kibitz(url=url, data_dir=data_dir)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with kibitz_up(data_dir, env, port=port) as url:
+        yield Kibitz(url=url, data_dir=data_dir)
 
 
 @pytest.fixture(scope="package")

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import DESKTOP, REPO, Console, _free_port, run_kibitz
+from tests.browser.conftest import DESKTOP, REPO, Console, run_kibitz
 from tests.browser.kibitz_app import Account, Kibitz
 from tests.browser.ui import agent_messages, login, navigate, send_message
+from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -227,7 +228,7 @@ def test_a_direct_chat_completes_mentions_and_the_named_agent_answers(
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`kibitz simulate-llm` in a process of its own: the OpenAI API the agents below call."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("simulator") / "simulator.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -15,9 +15,10 @@ import pytest
 from joserfc.jwk import RSAKey
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from tests.browser.conftest import DESKTOP, _free_port, run_kibitz
+from tests.browser.conftest import DESKTOP, run_kibitz
 from tests.browser.kibitz_app import PASSWORD, Kibitz
 from tests.fixtures.oidc_provider import OidcClient, OidcUser, node_oidc_provider
+from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +47,7 @@ class SsoSite:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoSite]:
     work_dir = tmp_path_factory.mktemp("sso-browser")
-    port, idp_port = _free_port(), _free_port()
+    port, idp_port = free_port(), free_port()
     url, issuer = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{idp_port}"
     client = OidcClient("kibitz-web", "web-secret-123", [f"{url}/auth/sso/corp/callback"])
     with node_oidc_provider(

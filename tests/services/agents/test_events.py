@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from kibitz.runtime.databases import database_url_of
-from tests.fixtures.stack import DEFAULT_PASSWORD, Account, Stack, start_stack
+from tests.fixtures.stack import Account, Stack, start_stack
 
 MODULES = ["auth", "tenants", "agents"]
 
@@ -62,13 +62,7 @@ async def test_a_deleted_accounts_agents_are_erased(
         kept = await _create_agent(stack, staying, "Mine")
         assert await _agents_of(stack, leaving) == 2
 
-        deleted = await stack.http.request(
-            "DELETE",
-            f"{stack.url('auth')}/auth/account",
-            headers=leaving.headers,
-            json={"password": DEFAULT_PASSWORD},
-        )
-        assert deleted.status_code == 204, deleted.text
+        await stack.delete_account(leaving)
 
         # A few hundred ms on the bus; 10 s is a consumer that never heard it.
         for _ in range(200):
@@ -93,13 +87,7 @@ async def test_an_account_deleted_while_the_child_restarts_is_erased_by_the_new_
         assert first is not None
         os.kill(first, signal.SIGKILL)
 
-        deleted = await stack.http.request(
-            "DELETE",
-            f"{stack.url('auth')}/auth/account",
-            headers=leaving.headers,
-            json={"password": DEFAULT_PASSWORD},
-        )
-        assert deleted.status_code == 204, deleted.text
+        await stack.delete_account(leaving)
         # A restart takes the child's start-up (imports, migrations): seconds, not minutes.
         for _ in range(600):
             if await _agents_of(stack, leaving) == 0:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from kibitz.runtime.databases import database_url_of
-from tests.fixtures.stack import DEFAULT_PASSWORD, Account, start_stack
+from tests.fixtures.stack import Account, start_stack
 from tests.services.knowledge.conftest import KNOWLEDGE_ENV, KnowledgeApi
 
 MODULES = ["auth", "tenants", "knowledge"]
@@ -62,13 +62,7 @@ async def test_a_deleted_accounts_private_collections_are_erased(
         if not apart:
             assert await knowledge.point_count(owner.tenant_id, collection_id=private) > 0
 
-        deleted = await stack.http.request(
-            "DELETE",
-            f"{stack.url('auth')}/auth/account",
-            headers=leaving.headers,
-            json={"password": DEFAULT_PASSWORD},
-        )
-        assert deleted.status_code == 204, deleted.text
+        await stack.delete_account(leaving)
 
         # A few hundred ms on the bus; 10 s is a consumer that never heard it.
         for _ in range(200):

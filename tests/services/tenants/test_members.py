@@ -157,13 +157,7 @@ async def test_leaving_travels_on_the_bus_to_every_consumer(tmp_path: Path, bus:
             await stack.http.get(f"{users}/users/me", headers=member.headers)
         ).status_code == 200
         assert await remove(tenants, owner, str(member.user["id"])) == 204
-        deleted = await stack.http.request(
-            "DELETE",
-            f"{stack.url('auth')}/auth/account",
-            headers=admin.headers,
-            json={"password": DEFAULT_PASSWORD},
-        )
-        assert deleted.status_code == 204, deleted.text
+        await stack.delete_account(admin)
 
         async def gone() -> bool:
             statuses = [
