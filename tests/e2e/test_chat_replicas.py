@@ -126,7 +126,9 @@ async def test_a_client_on_one_replica_sees_a_reply_generated_on_the_other(
         events = await read_sse(stream, until=reply_finished(reply_id))
     assert [e.event for e in events[:2]] == ["message.created", "message.created"]
     assert events[-1].event == "message.completed"
-    assert len([e for e in events if e.event == "message.delta"]) == 40
+    # Streamed live, piece by piece: 40 tokens 25 ms apart are 40 deltas, fewer when a busy
+    # replica joins those that came within its linger (KIBITZ_CHAT_DELTA_LINGER_SECONDS).
+    assert 1 < len([e for e in events if e.event == "message.delta"]) <= 40
     assert streamed_text(events, reply_id) == events[-1].data["content"]
 
 

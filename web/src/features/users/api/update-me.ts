@@ -14,6 +14,9 @@ export function useUpdateMe() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: updateMe,
+    // A read of the profile still on its way (the page's own load) would answer after the save
+    // and put the old preferences back: it is called off, and the saved profile stands.
+    onMutate: () => queryClient.cancelQueries({ queryKey: meQueryKey }),
     onSuccess: (profile) => queryClient.setQueryData(meQueryKey, profile),
   });
 }
